@@ -1,0 +1,263 @@
+"""The one place images enter and leave faceprint.
+
+Every entry point (CLI, Python API, HTTP server) decodes through :func:`load_image`, so they all
+agree on what a valid image is and every stage downstream can assume an ``HxWx3`` ``uint8`` RGB,
+C-contiguous array, the right way up.
+
+Decisions, so callers need not guess:
+
+* **Alpha** is composited onto white, not dropped: the colour under fully transparent pixels is
+  often junk (black, or leftovers of an editor), while white is what a viewer shows and what
+  cut-out portraits and ID photos are usually placed on.
+* **16-bit** samples are rescaled to 8 bits (greyscale: ``round(v * 255 / 65535)``; colour PNGs:
+  the high byte, which is how Pillow hands them over), never clipped at 255.
+* **Size limit**: images with more than ``max_pixels`` pixels (argument, else the
+  ``FACEPRINT_MAX_PIXELS`` environment variable, else 40 megapixels) are refused from the header,
+  before any pixel is decoded. Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``) still applies
+  beneath ours; raising our limit above ~179 megapixels also needs that one raised.
+* **Truncated or corrupt files** are refused, never returned half-grey:
+  ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is left False and the pixels are decoded here, inside
+  the error handling, not lazily later.
+* **EXIF orientation** (all eight values) is applied, so a phone photo comes out upright.
+* Only ordinary raster formats are opened (JPEG/MPO, PNG, WebP, BMP, TIFF, GIF, PNM; AVIF where
+  Pillow has it): Pillow plugins such as EPS would hand untrusted input to Ghostscript.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from .errors import FaceprintError, ImageError
+from .types import Image as ImageArray
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+
+DEFAULT_MAX_PIXELS = 40_000_000
+MAX_PIXELS_ENV = "FACEPRINT_MAX_PIXELS"
+
+Image.init()
+#: Pillow formats we are willing to parse (those this Pillow build can read).
+FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF", "GIF", "PPM", "AVIF") if f in Image.OPEN)
+
+_SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "PNG": {"compress_level": 6}, "WEBP": {"quality": 95, "method": 4}}
+_EXIF_ORIENTATION = 0x0112
+
+
+def load_image(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> ImageArray:
+    """Decode ``source`` (a path, encoded bytes, or an array) into an upright ``HxWx3`` uint8 RGB array.
+
+    Arrays are validated and converted (grey, ``HxWx1``, RGBA, uint16, float in [0, 1], any integer
+    dtype within 0..255) and assumed to be RGB, not OpenCV's BGR. A uint8 ``HxWx3`` C-contiguous
+    array is returned as is, without a copy. Any failure raises :class:`ImageError` with one line
+    naming the input (``name`` if given, e.g. the file bytes came from; else the path, ``<bytes>``
+    or ``<array>``) and the problem.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name or "<array>")
+    limit = _pixel_limit(max_pixels)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = name or "<bytes>"
+        data = bytes(source)
+        if not data:
+            raise ImageError(f"{name}: empty input, no image data")
+        return _decode(io.BytesIO(data), name, limit)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = name or str(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ImageError(f"{name}: no such file") from None
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot access file: {_one_line(exc.strerror or exc)}") from None
+        if path.is_dir():
+            raise ImageError(f"{name}: is a directory, not an image file")
+        if st.st_size == 0:
+            raise ImageError(f"{name}: empty file, no image data")
+        try:
+            fp = open(path, "rb")
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot open file: {_one_line(exc.strerror or exc)}") from None
+        with fp:
+            return _decode(fp, name, limit)
+    raise ImageError(f"<{type(source).__name__}>: not an image source (expected a path, bytes or a numpy array)")
+
+
+def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
+    """Write an RGB image to ``path`` in the format its extension names (.jpg/.jpeg, .png, .webp).
+
+    The file is written beside its destination and renamed into place, so a crash never leaves a
+    half-written image under the final name. Returns the path written.
+    """
+    path = Path(path)
+    fmt = _SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(_SAVE_FORMATS))
+        raise ImageError(f"{path}: cannot save with extension {path.suffix or '(none)'!r}; use one of {known}")
+    pixels = _from_array(np.asarray(image), "<array>")
+    tmp_name = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fp:
+            Image.fromarray(pixels).save(fp, fmt, **_SAVE_OPTIONS[fmt])
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write image: {_one_line(exc.strerror or exc)}") from None
+    finally:
+        if tmp_name is not None:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+    return path
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    if max_pixels is None:
+        raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_PIXELS
+        try:
+            max_pixels = int(raw)
+        except ValueError:
+            raise FaceprintError(f"{MAX_PIXELS_ENV} must be a positive integer, got {raw!r}") from None
+    if max_pixels <= 0:
+        raise FaceprintError(f"max_pixels must be a positive integer, got {max_pixels}")
+    return int(max_pixels)
+
+
+def _decode(fp, name: str, limit: int) -> ImageArray:
+    # Never let a truncated file decode into grey padding, even if someone flipped the global.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise ImageError(f"{name}: refusing to decode while PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True")
+    try:
+        with Image.open(fp, formats=FORMATS) as im:
+            # Image.open has only parsed the header: check the size before decoding pixels.
+            width, height = im.size
+            if width <= 0 or height <= 0:
+                raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+            if width * height > limit:
+                raise ImageError(
+                    f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, "
+                    f"over the limit of {limit / 1e6:.1f} (set max_pixels or {MAX_PIXELS_ENV})"
+                )
+            im.load()  # decode now, inside this try, so truncation and corruption surface here
+            orientation = _orientation(im)
+            pixels = _to_rgb(im, name)
+    except ImageError:
+        raise
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{name}: not a recognised image format (supported: {', '.join(FORMATS)})") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: too many pixels: {_one_line(exc)}") from None
+    except MemoryError:
+        raise ImageError(f"{name}: out of memory while decoding") from None
+    except Exception as exc:  # Pillow reports corruption as OSError, SyntaxError, ValueError, EOFError, ...
+        raise ImageError(f"{name}: corrupt or truncated image: {_one_line(exc)}") from None
+    pixels = _orient(pixels, orientation)
+    # Pillow hands pixels over as read-only bytes; callers (drawing, in-place preprocessing) need to write.
+    return pixels if pixels.flags.writeable else pixels.copy()
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag, or 1; a malformed EXIF block is no reason to refuse the pixels."""
+    try:
+        value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn the stored pixels upright as EXIF orientation 1..8 says (views, then one copy)."""
+    if orientation == 2:  # mirrored horizontally
+        a = a[:, ::-1]
+    elif orientation == 3:  # rotated 180
+        a = a[::-1, ::-1]
+    elif orientation == 4:  # mirrored vertically
+        a = a[::-1]
+    elif orientation == 5:  # transposed (mirror about the main diagonal)
+        a = a.transpose(1, 0, 2)
+    elif orientation == 6:  # needs a 90 degree clockwise turn
+        a = a.transpose(1, 0, 2)[:, ::-1]
+    elif orientation == 7:  # transversed (mirror about the anti-diagonal)
+        a = a[::-1, ::-1].transpose(1, 0, 2)
+    elif orientation == 8:  # needs a 90 degree counter-clockwise turn
+        a = a.transpose(1, 0, 2)[::-1]
+    return np.ascontiguousarray(a)
+
+
+def _to_rgb(im: Image.Image, name: str) -> np.ndarray:
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return np.asarray(im)
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        # High bit depth greyscale: scale numerically, Pillow's convert("L") would clip "I".
+        return _from_array(np.asarray(im), name, bits16=mode != "F")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        return _composite_white(np.asarray(im.convert("RGBA")))
+    if mode == "L":
+        return np.repeat(np.asarray(im)[:, :, None], 3, axis=2)
+    # P, 1, CMYK (Adobe's inverted CMYK JPEGs are un-inverted by Pillow's decoder), YCbCr, LAB, ...
+    return np.asarray(im.convert("RGB"))
+
+
+def _composite_white(rgba: np.ndarray) -> np.ndarray:
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    out = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def _from_array(a: np.ndarray, name: str, *, bits16: bool = False) -> np.ndarray:
+    """Validate and convert an in-memory array; the rules are in :func:`load_image`'s docstring."""
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageError(f"{name}: expected an HxW, HxWx1, HxWx3 or HxWx4 array, got shape {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise ImageError(f"{name}: array has no pixels (shape {a.shape})")
+
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16 or bits16:
+        if a.dtype.kind not in "ui":
+            raise ImageError(f"{name}: expected integer 16-bit samples, got dtype {a.dtype}")
+        if a.dtype != np.uint16 and (a.min() < 0 or a.max() > 65535):
+            raise ImageError(f"{name}: 16-bit samples outside 0..65535")
+        a = ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ImageError(f"{name}: float array contains NaN or infinity")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ImageError(f"{name}: float arrays must hold values in [0, 1], got [{lo:.3g}, {hi:.3g}]")
+        a = np.rint(a.astype(np.float32) * 255.0).astype(np.uint8)
+    elif a.dtype.kind in "ui":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(f"{name}: {a.dtype} samples must lie in 0..255 (or use uint16), got [{lo}, {hi}]")
+        a = a.astype(np.uint8)
+    else:
+        raise ImageError(f"{name}: unsupported array dtype {a.dtype}")
+
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    elif a.shape[2] == 4:
+        a = _composite_white(a)
+    return np.ascontiguousarray(a)
+
+
+def _one_line(exc: object) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
