@@ -21,6 +21,22 @@ ARCFACE_112 = {
     "mouth_left": (41.5493, 92.3655),
     "mouth_right": (70.7299, 92.2041),
     "mouth": (56.1396, 92.2848),
+    # dlib's 5-point model marks the base of the nose, not its tip; placed by mapping the
+    # measured dlib chip (below) onto this template through the eyes.
+    "nose_base": (55.68, 79.03),
+}
+
+#: dlib's 150x150 chip (``get_face_chip(..., padding=0.25)``). Eyes and nose base are where
+#: dlib's own chip puts its 5-point landmarks (mean over 200 LFW faces, eye centre = mean of
+#: the two corners); the other points come from ARCFACE_112 mapped through the eyes.
+DLIB_150 = {
+    "left_eye": (47.22, 46.62),
+    "right_eye": (99.93, 46.41),
+    "nose_base": (73.24, 87.54),
+    "nose": (73.76, 76.6),
+    "mouth_left": (52.1, 107.5),
+    "mouth_right": (95.8, 107.2),
+    "mouth": (73.9, 107.3),
 }
 
 

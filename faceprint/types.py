@@ -11,7 +11,9 @@ Image = np.ndarray
 
 #: Names of the landmark points any stage may use. Detectors fill what they can; alignment
 #: uses the points a detector and an embedder's template have in common.
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right", "mouth")
+LANDMARK_NAMES = (
+    "left_eye", "right_eye", "nose", "mouth_left", "mouth_right", "mouth", "nose_base", "left_ear", "right_ear",
+)
 
 
 @dataclass(frozen=True)

