@@ -1,0 +1,96 @@
+"""The ONNX embedders on real faces: shapes, unit length, batching, and identity separation on LFW."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceprint import zoo
+from faceprint.alignment import align
+
+PEOPLE = ("George_W_Bush", "Colin_Powell", "Ariel_Sharon", "Serena_Williams", "Gerhard_Schroeder")
+
+
+def _embedder(name: str, **kw):
+    spec = zoo.get(name)
+    if not spec.cached:
+        pytest.skip(f"model {name} is not in the cache (run `faceprint models fetch {name}`)")
+    if name == "mobilefacenet":
+        from faceprint.embedding.mobilefacenet import MobileFaceNet
+        return MobileFaceNet(**kw)
+    from faceprint.embedding.facenet import FaceNet
+    return FaceNet(**kw)
+
+
+@pytest.fixture(scope="module")
+def lfw_faces(lfw_dir):
+    """Two photos each of five people with detected landmarks: (images, faces, person ids).
+
+    LFW photos of one person vary in age, pose and light; these five pairs are ordinary ones
+    (not the hardest), so an embedder that fails here is broken rather than merely weak.
+    """
+    from .conftest import lfw_image
+    from PIL import Image
+
+    from faceprint.detection import get_detector
+
+    try:  # MTCNN's five points when its detector is available, else dlib's eyes and nose base
+        det = get_detector("mtcnn")
+    except Exception:  # noqa: BLE001 - any failure to load it just means the fallback
+        det = get_detector("dlib-hog")
+    images, faces, ids = [], [], []
+    for pid, name in enumerate(PEOPLE):
+        for n in (1, 2):
+            img = np.asarray(Image.open(lfw_image(lfw_dir, name, n)).convert("RGB"))
+            found = det.detect(img)
+            assert found, f"dlib found no face in {name} {n}"
+            images.append(img)
+            faces.append(min(found, key=lambda f: abs((f.box[0] + f.box[2]) / 2 - 125) + abs((f.box[1] + f.box[3]) / 2 - 125)))
+            ids.append(pid)
+    return images, faces, np.array(ids)
+
+
+@pytest.mark.parametrize("name,dims,size", [("mobilefacenet", 256, 112), ("facenet", 512, 160)])
+def test_embedder_contract(name, dims, size, astronaut):
+    emb = _embedder(name)
+    assert (emb.name, emb.size, emb.dims) == (name, size, dims)
+    rng = np.random.default_rng(0)
+    crops = np.stack([rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(2)]
+                     + [np.ascontiguousarray(astronaut[:size, 150:150 + size])])
+    out = emb.embed_crops(crops)
+    assert out.shape == (3, dims) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    # one call per batch must equal one call per crop
+    single = np.concatenate([emb.embed_crops(c[None]) for c in crops])
+    np.testing.assert_allclose(out, single, atol=1e-4)
+    assert emb.embed_crops(np.zeros((0, size, size, 3), np.uint8)).shape == (0, dims)
+    with pytest.raises(ValueError):
+        emb.embed_crops(np.zeros((1, size + 1, size, 3), np.uint8))
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "facenet"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_same_person_closer_than_different_people(name, flip, lfw_faces):
+    images, faces, ids = lfw_faces
+    emb = _embedder(name, flip=flip)
+    crops = np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)])
+    vecs = emb.embed_crops(crops)
+    sims = vecs @ vecs.T
+    same = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
+    diff = ids[:, None] != ids[None, :]
+    # every photo's nearest other photo is the same person
+    nearest = np.where(np.eye(len(ids), dtype=bool), -np.inf, sims).argmax(1)
+    assert (ids[nearest] == ids).all(), sims.round(2)
+    assert sims[same].min() > sims[diff].mean() + 0.2
+
+
+def test_prewhiten_is_per_image_standardisation():
+    from faceprint.embedding.facenet import prewhiten
+
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(0, 256, (4, 4, 3)), np.full((4, 4, 3), 7)]).astype(np.uint8)
+    out = prewhiten(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[0].mean(), 0, atol=1e-5)
+    np.testing.assert_allclose(out[0].std(), 1, atol=1e-5)
+    np.testing.assert_array_equal(out[1], 0)  # a flat image: std floors at 1/sqrt(n), no division by zero
