@@ -10,12 +10,10 @@ keep-the-best variant and returns only indices, so the blending loop lives here)
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 
-from .. import zoo
+from .. import runtime, zoo
 from ..errors import ModelError
 from ..types import Face, Image
 from . import Detector
@@ -91,8 +89,6 @@ class BlazeFace(Detector):
 
     def __init__(self, score_threshold: float = 0.5, iou_threshold: float = 0.3, tiles: int = 0,
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         from ..zoo.tflite import tflite_to_onnx
 
         if not 0.0 <= score_threshold <= 1.0:
@@ -101,16 +97,7 @@ class BlazeFace(Detector):
         self.iou_threshold = float(iou_threshold)
         self.tiles = int(tiles)  # 0 or 1: whole image only
         path = zoo.get(self.name).converted("model", tflite_to_onnx)
-        opts = ort.SessionOptions()
-        # One pass is ~2 ms of small convolutions: extra threads mostly add synchronisation, so
-        # two at most (the 2-core machines this targets); the graph is a chain, so one inter-op.
-        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ModelError(f"could not load BlazeFace ONNX model {path}: {e}") from e
+        self._session = runtime.onnx_session(path, threads)
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self._nchw = inp.shape[1] == 3

@@ -196,8 +196,7 @@ class MTCNN(Detector):
     ``thresholds`` are the face probabilities each stage (PNet, RNet, ONet) needs to pass a
     candidate on; the final ``score`` is ONet's. The defaults are the paper's. ``threads`` is
     onnxruntime's intra-op thread count (default: ``runtime.threads()``, i.e. ``FACEPRINT_THREADS``
-    or the cores, at most 4). Sessions are made here rather than by ``runtime.onnx_session`` to
-    turn off thread spinning (see below) and to honour ``threads``.
+    or the cores, at most 4).
     """
 
     name = "mtcnn"
@@ -219,23 +218,11 @@ class MTCNN(Detector):
             raise ValueError("thresholds needs one value per stage (PNet, RNet, ONet)")
         self.min_face_size = float(min_face_size)
         self.thresholds = tuple(float(t) for t in thresholds)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or runtime.threads()
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        # Idle workers must not spin: these nets run in short bursts between numpy/cv2 work, and on
-        # a busy 2-core box spinning threads made 2 threads 5x slower than 1 (measured).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         spec = zoo.get(self.name)
         self._sessions = {}
         for key in ("pnet", "rnet", "onet"):
             path = spec.converted(key, lambda p, key=key: _convert(key, p))
-            try:
-                self._sessions[key] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            except Exception as e:
-                raise ModelError(f"cannot load converted MTCNN {key} ({path}): {e}") from e
+            self._sessions[key] = runtime.onnx_session(path, threads)
 
     # -- the cascade --------------------------------------------------------------------------
 

@@ -50,7 +50,13 @@ class ModelSpec:
     licence: str
     summary: str
     input: str
-    threshold: float | None = None  # cosine distance; embedders only
+    #: cosine distance; embedders only. The median of the ten fold thresholds of
+    #: `faceprint eval lfw --lfw DIR --detector mtcnn --embedder NAME` (docs/models.md).
+    threshold: float | None = None
+    #: cosine distance for 1:N identification: the threshold at FAR = 1e-4 over every cross-identity
+    #: pair of LFW's pair images (`faceprint eval thresholds`), so a stranger rarely matches anyone
+    #: in a gallery of many people. Stricter than ``threshold``, which suits 1:1 checks.
+    identify_threshold: float | None = None
     dims: int | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
@@ -72,12 +78,16 @@ class ModelSpec:
         """Local path of one weight file, fetched on first use."""
         return fetch([self.files[key]], progress=progress)[0]
 
-    def converted(self, key: str, convert: Callable[[Path], bytes], progress: bool = True) -> Path:
-        """Path of an ONNX conversion of ``files[key]``, made once and cached by source hash."""
+    def converted(self, key: str, convert: Callable[[Path], bytes], revision: int = 1, progress: bool = True) -> Path:
+        """Path of an ONNX conversion of ``files[key]``, made once and cached by source hash.
+
+        Bump ``revision`` when the converter changes, so caches made by the old one are not reused.
+        """
         file = self.files[key]
-        out = converted_path(f"{self.name}-{key}", file.sha256)
+        name = f"{self.name}-{key}-r{revision}"
+        out = converted_path(name, file.sha256)
         if not out.is_file():
-            out = write_converted(f"{self.name}-{key}", file.sha256, convert(self.path(key, progress)))
+            out = write_converted(name, file.sha256, convert(self.path(key, progress)))
         return out
 
 
@@ -128,6 +138,8 @@ _SPECS = [
         summary="dlib ResNet-29, 128-d",
         input="150x150 RGB chip, dlib 5-point alignment",
         dims=128,
+        threshold=0.0900,
+        identify_threshold=0.0591,
     ),
     ModelSpec(
         name="facenet",
@@ -138,6 +150,8 @@ _SPECS = [
         summary="FaceNet Inception-ResNet-v1, 512-d",
         input="160x160 RGB, per-image standardisation",
         dims=512,
+        threshold=0.5439,
+        identify_threshold=0.2857,
     ),
     ModelSpec(
         name="mobilefacenet",
@@ -152,6 +166,21 @@ _SPECS = [
         summary="MobileFaceNet (ArcFace-trained), 256-d, TF.js graph converted to ONNX",
         input="112x112 RGB 0..255, ArcFace 5-point template",
         dims=256,
+        threshold=0.7899,
+        identify_threshold=0.5478,
+    ),
+    ModelSpec(
+        name="faceplugin",
+        kind="embedder",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_feature.onnx",
+                           "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581")},
+        licence="MIT per its package.json; the package README markets the models as a commercial SDK",
+        summary="Faceplugin recognition net (PReLU CNN, ArcFace-style), 512-d, ready ONNX",
+        input="112x112 BGR, (x - 127.5) / 128, ArcFace 5-point template",
+        dims=512,
+        threshold=0.7131,
+        identify_threshold=0.5882,
+        notes="Provenance: npm faceplugin-face-recognition-js@0.0.1. Check the licence for your use.",
     ),
 ]
 
