@@ -1,0 +1,20 @@
+"""faceprint: face recognition that does the whole job, each stage real and swappable.
+
+Stages, one module each: ``imageio`` (decode) -> ``detection`` -> ``alignment`` -> ``embedding``
+-> ``matching`` / ``gallery``; ``zoo`` fetches the pretrained models; ``cli`` is the command line.
+"""
+
+from .api import detect, embed, verify
+from .errors import FaceprintError, GalleryError, ImageError, ModelError, NoFaceError
+from .gallery import Gallery, Match
+from .imageio import load_image
+from .matching import Verification, cosine_distance
+from .pipeline import Pipeline
+from .types import AlignedFace, Embedding, Face
+
+__all__ = [
+    "detect", "embed", "verify", "load_image", "Gallery", "Match", "Pipeline", "Verification", "cosine_distance",
+    "Face", "AlignedFace", "Embedding",
+    "FaceprintError", "GalleryError", "ImageError", "ModelError", "NoFaceError",
+]
+__version__ = "0.1.0"

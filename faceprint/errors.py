@@ -19,3 +19,10 @@ class NoFaceError(FaceprintError):
 
 class GalleryError(FaceprintError):
     """A gallery operation was refused (unknown person, mixed embedders, ...)."""
+
+
+def about(source: object, error: FaceprintError) -> FaceprintError:
+    """``error`` with its message prefixed by the input it concerns (once), for one-line reports."""
+    message = str(error)
+    prefix = f"{source}:"
+    return type(error)(message if message.startswith(prefix) else f"{prefix} {message}")

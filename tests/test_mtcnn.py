@@ -16,7 +16,7 @@ from faceprint.detection._nms import nms
 from faceprint.detection.mtcnn import MTCNN
 from faceprint.errors import ImageError
 
-from conftest import lfw_image
+from .conftest import lfw_image
 
 SURE = 0.9
 

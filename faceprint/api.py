@@ -1,0 +1,50 @@
+"""The beginner's API: a handful of plain functions over the pipeline.
+
+    import faceprint
+    faces = faceprint.detect("group.jpg")
+    result = faceprint.verify("me.jpg", "passport.jpg")
+    gallery = faceprint.Gallery("people.db"); gallery.enroll("Ada", "ada.jpg"); gallery.identify("door.jpg")
+
+Every function takes a path, encoded bytes or an RGB array, and models by name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .detection import DEFAULT_DETECTOR
+from .embedding import DEFAULT_EMBEDDER
+from .errors import FaceprintError, about
+from .matching import Metric, Verification, verify_vectors
+from .pipeline import get_pipeline
+from .types import Embedding, Face
+
+ImageLike = str | Path | bytes | np.ndarray
+
+
+def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR) -> list[Face]:
+    """Every face in the image, most confident first."""
+    return get_pipeline(detector).detect(image)
+
+
+def embed(image: ImageLike, detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER) -> list[Embedding]:
+    """A faceprint for every face in the image (each carries its ``face``)."""
+    return get_pipeline(detector, embedder).embed(image)
+
+
+def verify(a: ImageLike, b: ImageLike, *, detector: str = DEFAULT_DETECTOR, embedder: str = DEFAULT_EMBEDDER,
+           threshold: float | None = None, metric: Metric = "cosine") -> Verification:
+    """Is the largest face in ``a`` the same person as the largest face in ``b``?
+
+    ``threshold`` is a cosine distance; by default the embedder's LFW-calibrated one.
+    """
+    pipe = get_pipeline(detector, embedder)
+    vectors = []
+    for label, img in (("first image", a), ("second image", b)):
+        try:
+            vectors.append(pipe.embed_one(img).vector)
+        except FaceprintError as e:
+            raise about(img if isinstance(img, (str, Path)) else label, e) from None
+    return verify_vectors(*vectors, pipe.threshold if threshold is None else threshold, pipe.embedder.name, metric)

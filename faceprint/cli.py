@@ -1,0 +1,422 @@
+"""The ``faceprint`` command: enrol, verify, identify and detect from the shell.
+
+Every command prints for people by default and JSON with ``--json``. Batch commands carry on past
+bad files, list them at the end and exit 1; nothing stored is lost if a run is killed mid-way,
+because each enrolment is its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import zoo
+from .detection import DEFAULT_DETECTOR, detector_names
+from .embedding import DEFAULT_EMBEDDER, embedder_names
+from .errors import FaceprintError, about
+from .gallery import Gallery
+from .imageio import load_image, save_image
+from .matching import verify_vectors
+from .pipeline import get_pipeline
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+app = typer.Typer(help="Face recognition: detect, align, embed, match.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+models_app = typer.Typer(help="List, fetch and verify pretrained models.", no_args_is_help=True)
+people_app = typer.Typer(help="Manage enrolled people.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(people_app, name="people")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Gallery database (default $FACEPRINT_DB or user data dir).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+DetOpt = Annotated[str, typer.Option("--detector", "-d", help=f"One of: {', '.join(detector_names())}.")]
+EmbOpt = Annotated[str, typer.Option("--embedder", "-e", help=f"One of: {', '.join(embedder_names())}.")]
+GalleryEmbOpt = Annotated[Optional[str], typer.Option(
+    "--embedder", "-e", help="Embedder (default: the one the gallery was built with).")]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _run(fn: Callable[[], None]) -> None:
+    """Turn faceprint's own errors into one line and exit 1; anything else is a bug and shows a traceback."""
+    try:
+        fn()
+    except FaceprintError as e:
+        _fail(str(e))
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _progress(json_mode: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err, transient=True, disable=json_mode or not err.is_terminal)
+
+
+def _report_failures(failures: list[tuple[str, str]], json_mode: bool) -> None:
+    if failures:
+        if not json_mode:
+            err.print(f"[bold red]{len(failures)} file(s) failed:[/]")
+            for path, why in failures:
+                err.print(f"  {path}: {why}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _each_image(items: Iterable[T], fn: Callable[[T], R], json_mode: bool, what: str,
+                path: Callable[[T], Path] = lambda item: item) -> tuple[list[tuple[T, R]], list[tuple[str, str]]]:
+    """Apply ``fn`` to every item, carrying on past failures, which come back as (path, reason)."""
+    items = list(items)
+    done, failures = [], []
+    with _progress(json_mode) as bar:
+        task = bar.add_task(what, total=len(items))
+        for item in items:
+            try:
+                done.append((item, fn(item)))
+            except FaceprintError as e:
+                failures.append((str(path(item)), _strip_path(str(e), path(item))))
+            bar.advance(task)
+    return done, failures
+
+
+def _strip_path(message: str, path: Path) -> str:
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _draw_target(out_arg: Path, source: Path, many: bool) -> Path:
+    if not many and out_arg.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
+        return out_arg
+    out_arg.mkdir(parents=True, exist_ok=True)
+    return out_arg / f"{source.stem}.jpg"
+
+
+# -- models ---------------------------------------------------------------------------------
+@models_app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """Every model in the zoo: kind, size, licence, source, cached or not."""
+    rows = [
+        {"name": s.name, "kind": s.kind, "cached": s.cached, "size_bytes": s.size, "licence": s.licence,
+         "summary": s.summary, "input": s.input, "threshold": s.threshold, "sources": s.sources}
+        for s in zoo.specs()
+    ]
+    if json_out:
+        return _print_json(rows)
+    t = Table("name", "kind", "size", "licence", "cached", "what")
+    for r in rows:
+        size = f"{r['size_bytes'] / 1e6:.1f} MB" if r["size_bytes"] else "-"
+        t.add_row(r["name"], r["kind"], size, r["licence"], "yes" if r["cached"] else "no", r["summary"])
+    out.print(t)
+
+
+@models_app.command("fetch")
+def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default all).")] = None
+                 ) -> None:
+    """Download and verify model files into the cache (then everything works offline)."""
+    def go() -> None:
+        specs = [zoo.get(n) for n in names] if names else zoo.specs()
+        zoo.fetch([f for s in specs for f in s.files.values()], progress=err.is_terminal)
+        for s in specs:
+            out.print(f"{s.name}: cached ({', '.join(s.sources)})", highlight=False)
+    _run(go)
+
+
+@models_app.command("verify")
+def models_verify(json_out: JsonOpt = False) -> None:
+    """Re-hash every cached model file against its pinned SHA-256."""
+    results = []
+    for s in zoo.specs():
+        for key, f in s.files.items():
+            ok = zoo.verify(f)
+            results.append({"model": s.name, "file": f.member, "status": {None: "missing", True: "ok", False: "CORRUPT"}[ok]})
+    if json_out:
+        _print_json(results)
+    else:
+        for r in results:
+            out.print(f"{r['status']:8} {r['model']:14} {r['file']}", highlight=False)
+    if any(r["status"] == "CORRUPT" for r in results):
+        err.print("corrupt files found: delete them or run `faceprint models fetch` after removing them")
+        raise typer.Exit(1)
+
+
+# -- one-shot commands ----------------------------------------------------------------------
+@app.command()
+def detect(images: Annotated[list[Path], typer.Argument(help="Image files.")],
+           draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
+           detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """Find every face: box, score, landmarks."""
+    def go() -> None:
+        pipe = get_pipeline(detector)
+
+        def one(path: Path) -> list:
+            image = load_image(path)
+            faces = pipe.detect(image)
+            if draw:
+                from .draw import draw_faces
+                save_image(_draw_target(draw, path, len(images) > 1), draw_faces(image, faces))
+            return faces
+
+        done, failures = _each_image(images, one, json_out, "detecting")
+        if json_out:
+            _print_json([{"path": str(p), "faces": [f.to_dict() for f in faces]} for p, faces in done]
+                        + [{"path": p, "error": e} for p, e in failures])
+        else:
+            for p, faces in done:
+                out.print(f"{p}: {len(faces)} face(s)", highlight=False)
+                for f in faces:
+                    x1, y1, x2, y2 = f.box
+                    out.print(f"  box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={f.score:.3f}", highlight=False)
+        _report_failures(failures, json_out)
+    _run(go)
+
+
+@app.command()
+def verify(image_a: Path, image_b: Path, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+           threshold: Annotated[Optional[float], typer.Option(help="Cosine-distance threshold (default: calibrated).")] = None,
+           json_out: JsonOpt = False) -> None:
+    """Are the (largest) faces in two photos the same person?"""
+    def go() -> None:
+        pipe = get_pipeline(detector, embedder)
+        a, b = (_embed_one(pipe, p) for p in (image_a, image_b))
+        v = verify_vectors(a, b, pipe.threshold if threshold is None else threshold, pipe.embedder.name)
+        if json_out:
+            return _print_json({k: v.to_dict()[k] for k in ("same", "distance", "threshold", "embedder")})
+        verdict = "[green]same person[/]" if v.same else "[yellow]different people[/]"
+        out.print(f"{verdict} (cosine distance {v.distance:.3f}, threshold {v.threshold:.3f}, {v.embedder})")
+    _run(go)
+
+
+def _embed_one(pipe, path: Path):
+    try:
+        return pipe.embed_one(load_image(path)).vector
+    except FaceprintError as e:
+        raise about(path, e) from None
+
+
+@app.command()
+def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")], db: DbOpt = None,
+             draw: Annotated[Optional[Path], typer.Option(help="Write image(s) with boxes and names here.")] = None,
+             detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
+             threshold: Annotated[Optional[float], typer.Option(
+                 help="Cosine-distance threshold (default: the embedder's identification threshold).")] = None,
+             json_out: JsonOpt = False) -> None:
+    """Name every face in each image against the gallery (null/unknown when nobody is close enough)."""
+    def go() -> None:
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold) as gallery:
+            def one(path: Path) -> list:
+                image = load_image(path)
+                matches = gallery.identify(image)
+                if draw:
+                    from .draw import draw_faces
+                    labels = [m.name or "unknown" for m in matches]
+                    save_image(_draw_target(draw, path, len(images) > 1),
+                               draw_faces(image, [m.face for m in matches], labels))
+                return matches
+
+            done, failures = _each_image(images, one, json_out, "identifying")
+        if json_out:
+            _print_json([{"path": str(p), "faces": [m.to_dict() for m in ms]} for p, ms in done]
+                        + [{"path": p, "error": e} for p, e in failures])
+        else:
+            for p, ms in done:
+                out.print(f"{p}: {len(ms)} face(s)", highlight=False)
+                for m in ms:
+                    d = "-" if m.distance is None else f"{m.distance:.3f}"
+                    out.print(f"  {m.name or 'unknown':24} distance={d} box={[round(v) for v in m.face.box]}",
+                              highlight=False)
+        _report_failures(failures, json_out)
+    _run(go)
+
+
+# -- gallery --------------------------------------------------------------------------------
+def _enrol_jobs(paths: list[Path], name: Optional[str]) -> list[tuple[str, Path]]:
+    if name:
+        return [(name, p) for p in paths]
+    jobs = []
+    for root in paths:
+        if not root.is_dir():
+            raise FaceprintError(f"{root}: not a folder of PERSON/ subfolders (use --name NAME for single images)")
+        for person in sorted(d for d in root.iterdir() if d.is_dir()):
+            jobs += [(person.name, f) for f in sorted(person.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return jobs
+
+
+@app.command()
+def enroll(paths: Annotated[list[Path], typer.Argument(help="Folders of PERSON/*.jpg, or images with --name.")],
+           name: Annotated[Optional[str], typer.Option(help="Enrol the given images as this person.")] = None,
+           db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
+           json_out: JsonOpt = False) -> None:
+    """Add people to the gallery from photos (the largest face in each photo)."""
+    def go() -> None:
+        jobs = _enrol_jobs(paths, name)
+        with Gallery(db, detector=detector, embedder=embedder) as gallery:
+            done, failures = _each_image(jobs, lambda job: gallery.enroll(*job), json_out, "enrolling",
+                                         path=lambda job: job[1])
+            added = sum(1 for _, fid in done if fid is not None)
+            summary = {"enrolled": added, "already_enrolled": len(done) - added,
+                       "people": len({n for (n, _), _ in done}),
+                       "failed": [{"path": p, "error": e} for p, e in failures], "db": str(gallery.path)}
+        if json_out:
+            _print_json(summary)
+        else:
+            out.print(f"enrolled {added} face(s) of {summary['people']} people into {summary['db']}"
+                      + (f" ({summary['already_enrolled']} already there)" if summary["already_enrolled"] else ""),
+                      highlight=False)
+        _report_failures(failures, json_out)
+    _run(go)
+
+
+@app.command()
+def reindex(embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embedder to switch the gallery to.")],
+            db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Re-embed every stored face with another embedder (all faces or none)."""
+    def go() -> None:
+        with Gallery(db) as gallery, _progress(json_out) as bar:
+            task = bar.add_task("re-embedding", total=None)
+            n = gallery.reindex(embedder, lambda i, total: bar.update(task, completed=i, total=total))
+        if json_out:
+            _print_json({"faces": n, "embedder": embedder})
+        else:
+            out.print(f"re-embedded {n} face(s) with {embedder}")
+    _run(go)
+
+
+@people_app.command("list")
+def people_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Everyone enrolled, with face counts."""
+    def go() -> None:
+        with Gallery(db) as g:
+            people = [{"name": p["name"], "faces": p["faces"]} for p in g.people()]
+        if json_out:
+            return _print_json(people)
+        t = Table("name", "faces")
+        for p in people:
+            t.add_row(p["name"], str(p["faces"]))
+        out.print(t)
+        out.print(f"{len(people)} people")
+    _run(go)
+
+
+@people_app.command("show")
+def people_show(name: str, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """One person's enrolled faces."""
+    def go() -> None:
+        with Gallery(db) as g:
+            faces = [{"id": f.id, "source": f.source, "image_sha256": f.image_sha256, "box": f.box,
+                      "detector": f.detector} for f in g.faces(name)]
+        if json_out:
+            return _print_json({"name": name, "faces": faces})
+        out.print(f"{name}: {len(faces)} face(s)", highlight=False)
+        for f in faces:
+            out.print(f"  #{f['id']} {f['source']} box={[round(v) for v in f['box']]}", highlight=False)
+    _run(go)
+
+
+@people_app.command("rename")
+def people_rename(old: str, new: str, db: DbOpt = None) -> None:
+    """Rename a person."""
+    def go() -> None:
+        with Gallery(db) as g:
+            g.rename(old, new)
+        out.print(f"renamed {old} -> {new}", highlight=False)
+    _run(go)
+
+
+@people_app.command("remove")
+def people_remove(name: str, db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Delete a person and every face and embedding stored for them."""
+    def go() -> None:
+        with Gallery(db) as g:
+            n = g.remove(name)
+        if json_out:
+            return _print_json({"removed": name, "faces": n})
+        out.print(f"removed {name} and {n} face(s)", highlight=False)
+    _run(go)
+
+
+# -- evaluation -----------------------------------------------------------------------------
+eval_app = typer.Typer(help="Measure accuracy on standard benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("lfw")
+def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")],
+             detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+             folds: Annotated[Optional[int], typer.Option(help="Use only the first N folds.")] = None,
+             workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
+             json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None
+             ) -> None:
+    """LFW View 2: 10-fold accuracy with the threshold chosen on the other folds."""
+    from . import evaluation as ev
+
+    def go() -> None:
+        if not (lfw / "pairs.txt").is_file():
+            raise FaceprintError(f"{lfw}: no pairs.txt here (point --lfw at the LFW folder)")
+        pairs = ev.read_pairs(lfw, folds)
+        images = {p for pair in pairs for p in (pair.a, pair.b)}
+        with _progress(False) as bar:
+            task = bar.add_task("embedding", total=len(images))
+            vectors, per_image = ev.embed_images(list(images), detector, embedder, workers,
+                                                 lambda n: bar.advance(task, n))
+        d = ev.pair_distances(pairs, vectors)
+        res = ev.ten_fold(pairs, d)
+        no_face = sorted(p for p, v in vectors.items() if v is None)
+        report = {
+            "detector": detector, "embedder": embedder, "pairs": len(pairs), "folds": len(res.accuracies),
+            "accuracy_mean": res.mean, "accuracy_std": res.std, "fold_accuracies": res.accuracies,
+            "fold_thresholds": res.thresholds, "threshold": res.threshold,
+            "images": len(images), "no_face_images": no_face, "no_face_policy": "pair distance set to 2.0",
+            "seconds_per_image": per_image,
+        }
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(report, indent=2) + "\n")
+        out.print(f"{detector} + {embedder}: {len(pairs)} pairs, accuracy {res.mean * 100:.2f}% ± "
+                  f"{res.std * 100:.2f}, threshold {res.threshold:.4f}, no face in {len(no_face)} of "
+                  f"{len(images)} images, {per_image * 1000:.0f} ms/image", highlight=False)
+    _run(go)
+
+
+@eval_app.command("thresholds")
+def eval_thresholds(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")],
+                    detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                    workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
+                    json_out: JsonOpt = False) -> None:
+    """The threshold that holds each false-accept rate, and the true-accept rate it leaves."""
+    from . import evaluation as ev
+
+    def go() -> None:
+        if not (lfw / "pairs.txt").is_file():
+            raise FaceprintError(f"{lfw}: no pairs.txt here (point --lfw at the LFW folder)")
+        images = list({p for pair in ev.read_pairs(lfw) for p in (pair.a, pair.b)})
+        with _progress(json_out) as bar:
+            task = bar.add_task("embedding", total=len(images))
+            vectors, _ = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n))
+        points, n_imp, n_gen = ev.operating_points(vectors)
+        if json_out:
+            return _print_json({"detector": detector, "embedder": embedder, "impostor_pairs": n_imp,
+                                "genuine_pairs": n_gen, "points": [p.__dict__ for p in points]})
+        t = Table("FAR", "threshold (cosine)", "TAR", title=f"{detector} + {embedder}: {n_imp:,} impostor, "
+                  f"{n_gen:,} genuine pairs")
+        for p in points:
+            t.add_row(f"{p.far:g}", f"{p.threshold:.4f}", f"{p.tar * 100:.2f}%")
+        out.print(t)
+    _run(go)

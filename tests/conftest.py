@@ -1,0 +1,30 @@
+"""Shared fixtures: real faces from LFW (skipped with a reason when absent) and a portrait from scikit-image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+LFW = Path(os.environ.get("FACEPRINT_LFW", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "lfw"))
+
+
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    if not (LFW / "pairs.txt").is_file():
+        pytest.skip(f"LFW not found at {LFW} (set FACEPRINT_LFW to its folder)")
+    return LFW
+
+
+def lfw_image(lfw: Path, name: str, n: int) -> Path:
+    return lfw / "images" / name / f"{name}_{n:04d}.jpg"
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """Eileen Collins' portrait, shipped inside scikit-image's wheel: one real face, always present."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())

@@ -1,0 +1,111 @@
+"""The command line as a user runs it: real processes, real models, real LFW faces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceprint.imageio import load_image, save_image
+
+from .conftest import lfw_image
+
+FACEPRINT = [sys.executable, "-m", "faceprint"]
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(FACEPRINT + list(args), capture_output=True, text=True, timeout=600)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_verify_json(lfw_dir):
+    a, b = lfw_image(lfw_dir, "Aaron_Peirsol", 1), lfw_image(lfw_dir, "Aaron_Peirsol", 2)
+    c = lfw_image(lfw_dir, "Colin_Powell", 1)
+    same = json.loads(run("verify", str(a), str(b), "--json").stdout)
+    assert set(same) == {"same", "distance", "threshold", "embedder"}
+    assert same["same"] is True and same["distance"] < same["threshold"]
+    diff = json.loads(run("verify", str(a), str(c), "--json").stdout)
+    assert diff["same"] is False and diff["distance"] > diff["threshold"]
+    assert "same person" in run("verify", str(a), str(b)).stdout
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, lfw_dir):
+    good = lfw_image(lfw_dir, "Aaron_Peirsol", 1)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    blank = tmp_path / "blank.png"
+    save_image(blank, np.full((200, 200, 3), 128, np.uint8))
+    for bad, why in [(empty, "empty"), (text, ""), (blank, "no face"), (tmp_path / "missing.jpg", "")]:
+        p = run("verify", str(good), str(bad), ok=False)
+        assert p.returncode == 1
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(bad) in lines[0] and why in lines[0], p.stderr
+    p = run("verify", str(good), str(good), "--embedder", "nope", ok=False)
+    assert p.returncode == 1 and "unknown embedder" in p.stderr
+
+
+def test_detect_counts_faces_on_a_tiled_image_and_draws(tmp_path, lfw_dir):
+    names = ["Aaron_Peirsol", "Colin_Powell", "Serena_Williams", "Tony_Blair", "Gloria_Macapagal_Arroyo",
+             "Vladimir_Putin"]
+    tiles = [load_image(lfw_image(lfw_dir, n, 1))[40:210, 40:210] for n in names]  # crop to the subject
+    grid = np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:])])
+    path = tmp_path / "group.png"
+    save_image(path, grid)
+    report = json.loads(run("detect", str(path), "--json", "--draw", str(tmp_path / "drawn.jpg")).stdout)
+    assert report[0]["path"] == str(path) and len(report[0]["faces"]) == 6
+    drawn = load_image(tmp_path / "drawn.jpg")
+    assert drawn.shape == grid.shape and np.abs(drawn.astype(int) - grid).mean() > 0.5
+
+
+def test_enroll_identify_people_roundtrip(tmp_path, lfw_dir):
+    db = str(tmp_path / "g.db")
+    root = tmp_path / "people"
+    for name in ("Colin_Powell", "Serena_Williams"):
+        (root / name).mkdir(parents=True)
+        for i in (1, 2):
+            (root / name / f"{i}.jpg").write_bytes(lfw_image(lfw_dir, name, i).read_bytes())
+    (root / "Colin_Powell" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    p = run("enroll", str(root), "--db", db, "--json", ok=False)
+    assert p.returncode == 1  # the bad file is reported, the rest enrolled
+    summary = json.loads(p.stdout)
+    assert summary["enrolled"] == 4 and summary["people"] == 2
+    assert [f["path"] for f in summary["failed"]] == [str(root / "Colin_Powell" / "broken.jpg")]
+    run("enroll", "--name", "Tony Blair", str(lfw_image(lfw_dir, "Tony_Blair", 1)), "--db", db)
+
+    probe = lfw_image(lfw_dir, "Serena_Williams", 5)
+    stranger = lfw_image(lfw_dir, "Aaron_Peirsol", 1)
+    out = json.loads(run("identify", str(probe), str(stranger), "--db", db, "--json",
+                         "--draw", str(tmp_path / "drawn")).stdout)
+    assert [r["path"] for r in out] == [str(probe), str(stranger)]
+    for r, expected in zip(out, ["Serena_Williams", None]):
+        subject = min(r["faces"], key=lambda f: abs((f["box"][0] + f["box"][2]) / 2 - 125))
+        assert set(subject) == {"box", "name", "distance"} and len(subject["box"]) == 4
+        assert subject["name"] == expected
+    assert (tmp_path / "drawn" / f"{probe.stem}.jpg").is_file()
+
+    people = json.loads(run("people", "list", "--db", db, "--json").stdout)
+    assert {p["name"]: p["faces"] for p in people} == {"Colin_Powell": 2, "Serena_Williams": 2, "Tony Blair": 1}
+    show = json.loads(run("people", "show", "Colin_Powell", "--db", db, "--json").stdout)
+    assert len(show["faces"]) == 2 and all(len(f["image_sha256"]) == 64 for f in show["faces"])
+    run("people", "rename", "Tony Blair", "Tony_Blair", "--db", db)
+    assert json.loads(run("people", "remove", "Tony_Blair", "--db", db, "--json").stdout)["faces"] == 1
+    p = run("people", "show", "Tony_Blair", "--db", db, ok=False)
+    assert p.returncode == 1 and "no person named" in p.stderr
+
+
+def test_models_list_and_verify():
+    rows = json.loads(run("models", "list", "--json").stdout)
+    names = {r["name"] for r in rows}
+    assert {"mtcnn", "blazeface", "dlib-hog", "dlib-resnet", "facenet", "mobilefacenet"} <= names
+    assert all(r["licence"] and r["sources"] for r in rows)
+    assert all(r["threshold"] for r in rows if r["kind"] == "embedder")
+    p = run("models", "verify", "--json")
+    assert all(r["status"] in {"ok", "missing"} for r in json.loads(p.stdout))
