@@ -41,6 +41,7 @@ def verify(a: ImageLike, b: ImageLike, *, detector: str = DEFAULT_DETECTOR, embe
     ``threshold`` is a cosine distance; by default the embedder's LFW-calibrated one.
     """
     pipe = get_pipeline(detector, embedder)
+    pipe.embedder  # load the model first, so a bad model name is not blamed on an image
     vectors = []
     for label, img in (("first image", a), ("second image", b)):
         try:

@@ -195,6 +195,7 @@ def verify(image_a: Path, image_b: Path, detector: DetOpt = DEFAULT_DETECTOR, em
     """Are the (largest) faces in two photos the same person?"""
     def go() -> None:
         pipe = get_pipeline(detector, embedder)
+        pipe.embedder  # load the model first, so a bad model name is not blamed on an image
         a, b = (_embed_one(pipe, p) for p in (image_a, image_b))
         v = verify_vectors(a, b, pipe.threshold if threshold is None else threshold, pipe.embedder.name)
         if json_out:
@@ -378,13 +379,14 @@ def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.tx
                                                  lambda n: bar.advance(task, n))
         d = ev.pair_distances(pairs, vectors)
         res = ev.ten_fold(pairs, d)
-        no_face = sorted(p for p, v in vectors.items() if v is None)
+        no_face = sorted(str(Path(p).relative_to(lfw)) for p, v in vectors.items() if v is None)
         report = {
             "detector": detector, "embedder": embedder, "pairs": len(pairs), "folds": len(res.accuracies),
             "accuracy_mean": res.mean, "accuracy_std": res.std, "fold_accuracies": res.accuracies,
             "fold_thresholds": res.thresholds, "threshold": res.threshold,
             "images": len(images), "no_face_images": no_face, "no_face_policy": "pair distance set to 2.0",
             "seconds_per_image": per_image,
+            "command": "faceprint " + " ".join(sys.argv[1:]),
         }
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
 
 from faceprint.imageio import load_image, save_image
 
 from .conftest import lfw_image
+from .test_imageio import raw_png
 
 FACEPRINT = [sys.executable, "-m", "faceprint"]
 
@@ -109,3 +108,37 @@ def test_models_list_and_verify():
     assert all(r["threshold"] for r in rows if r["kind"] == "embedder")
     p = run("models", "verify", "--json")
     assert all(r["status"] in {"ok", "missing"} for r in json.loads(p.stdout))
+
+
+def test_every_format_reaches_the_detector_and_bad_ones_fail_cleanly(tmp_path, astronaut):
+    from PIL import Image
+
+    img = Image.fromarray(astronaut)
+    rotated = img.transpose(Image.Transpose.ROTATE_90)  # stored sideways, EXIF says turn it upright
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    files = {
+        "a.webp": lambda p: img.save(p, quality=90),
+        "a.gif": lambda p: img.convert("P").save(p),
+        "cmyk.jpg": lambda p: img.convert("CMYK").save(p, quality=95),
+        "a.tiff": lambda p: img.save(p),
+        "grey.png": lambda p: img.convert("L").save(p),
+        "exif.jpg": lambda p: rotated.save(p, exif=exif, quality=95),
+    }
+    for name, write in files.items():
+        write(tmp_path / name)
+    huge = tmp_path / "huge.png"  # a header claiming 100000 x 100000 pixels
+    huge.write_bytes(raw_png(100_000, 100_000, 8, 2, b"\x00" * 64))
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes((tmp_path / "exif.jpg").read_bytes()[:3000])
+    paths = [str(tmp_path / n) for n in files] + [str(huge), str(truncated)]
+    p = run("detect", *paths, "--json", ok=False)
+    assert p.returncode == 1
+    report = {r["path"]: r for r in json.loads(p.stdout)}
+    for name in files:
+        faces = report[str(tmp_path / name)]["faces"]
+        assert len(faces) == 1, name
+        x1, y1, x2, y2 = faces[0]["box"]
+        assert 150 < (x1 + x2) / 2 < 280 and 50 < (y1 + y2) / 2 < 200, name  # upright: the face is top-centre
+    assert "pixels" in report[str(huge)]["error"]
+    assert report[str(truncated)]["error"]

@@ -6,12 +6,11 @@ imported only when asked for, so a user of one never pays for loading another's 
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from functools import cache
 from typing import ClassVar
 
-from ..errors import ModelError
+from ..zoo.plugins import instantiate
 from ..types import Face, Image
 
 _DETECTORS = {
@@ -40,8 +39,4 @@ def detector_names() -> list[str]:
 @cache
 def get_detector(name: str = DEFAULT_DETECTOR) -> Detector:
     """The shared instance of a detector, loading (and fetching) its model on first use."""
-    try:
-        module, cls = _DETECTORS[name].split(":")
-    except KeyError:
-        raise ModelError(f"unknown detector {name!r}; choose one of: {', '.join(_DETECTORS)}") from None
-    return getattr(importlib.import_module(module), cls)()
+    return instantiate(_DETECTORS, name, "detector")

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import zoo
 from ..alignment import ARCFACE_112, scaled_template
-from ..runtime import onnx_session
-from . import Embedder
+from . import OnnxEmbedder
 
 #: FaceNet saw MTCNN boxes plus a margin, not 5-point-aligned crops, so the face sits a little
 #: smaller in the frame than on the ArcFace template. LFW fold 1, dlib eye alignment, best-threshold
@@ -40,7 +38,7 @@ def prewhiten(x: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-class FaceNet(Embedder):
+class FaceNet(OnnxEmbedder):
     """160x160 RGB crops, prewhitened here.
 
     ``flip`` averages each crop's embedding with its mirror image's. On by default: on LFW folds
@@ -52,11 +50,8 @@ class FaceNet(Embedder):
     size = 160
     template = scaled_template(ARCFACE_112, 112, 160, zoom=ZOOM)
     dims = 512
+    flip = True
+    convert = staticmethod(convert_facenet)
 
-    def __init__(self, flip: bool = True) -> None:
-        self.flip = flip
-        self._session = onnx_session(zoo.get(self.name).converted("model", convert_facenet))
-        self._input = self._session.get_inputs()[0].name
-
-    def _forward(self, crops: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: prewhiten(crops)})[0]
+    def _prepare(self, crops: np.ndarray) -> np.ndarray:
+        return prewhiten(crops)

@@ -12,10 +12,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .. import zoo
 from ..alignment import ARCFACE_112
-from ..runtime import onnx_session
-from . import Embedder
+from . import OnnxEmbedder
 
 
 def free_batch(path: Path) -> bytes:
@@ -34,7 +32,7 @@ def free_batch(path: Path) -> bytes:
     return model.SerializeToString()
 
 
-class FacePlugin(Embedder):
+class FacePlugin(OnnxEmbedder):
     """112x112 crops on the ArcFace template, fed as BGR, ``(x - 127.5) / 128``, NCHW.
 
     BGR because the network was evidently trained on OpenCV-decoded images. LFW 10-fold with
@@ -46,12 +44,8 @@ class FacePlugin(Embedder):
     size = 112
     template = ARCFACE_112
     dims = 512
+    flip = False
+    convert = staticmethod(free_batch)
 
-    def __init__(self, flip: bool = False) -> None:
-        self.flip = flip
-        self._session = onnx_session(zoo.get(self.name).converted("model", free_batch))
-        self._input = self._session.get_inputs()[0].name
-
-    def _forward(self, crops: np.ndarray) -> np.ndarray:
-        x = (crops[..., ::-1].astype(np.float32) - 127.5) / 128.0
-        return self._session.run(None, {self._input: np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    def _prepare(self, crops: np.ndarray) -> np.ndarray:
+        return ((crops[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)

@@ -10,8 +10,7 @@ import numpy as np
 
 from .. import zoo
 from ..alignment import ARCFACE_112
-from ..runtime import onnx_session
-from . import Embedder
+from . import OnnxEmbedder
 
 
 def convert_mobilefacenet(graph_json: Path) -> bytes:
@@ -25,7 +24,7 @@ def convert_mobilefacenet(graph_json: Path) -> bytes:
     return convert_tfjs(model, weights_dir=weights.parent, output_names=["embedding"])
 
 
-class MobileFaceNet(Embedder):
+class MobileFaceNet(OnnxEmbedder):
     """Takes 112x112 RGB 0..255 crops on the ArcFace template (mean/scale happen inside the graph).
 
     ``flip`` adds each crop's mirror image to the same batch and sums the two embeddings. Off by
@@ -37,12 +36,9 @@ class MobileFaceNet(Embedder):
     size = 112
     template = ARCFACE_112
     dims = 256
+    flip = False
+    source = "graph"
+    convert = staticmethod(convert_mobilefacenet)
 
-    def __init__(self, flip: bool = False) -> None:
-        self.flip = flip
-        path = zoo.get(self.name).converted("graph", convert_mobilefacenet)
-        self._session = onnx_session(path)
-        self._input = self._session.get_inputs()[0].name
-
-    def _forward(self, crops: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: crops.astype(np.float32)})[0]
+    def _prepare(self, crops: np.ndarray) -> np.ndarray:
+        return crops.astype(np.float32)
