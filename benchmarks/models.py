@@ -38,6 +38,16 @@ def _median_ms(fn, items) -> float:
     return statistics.median(times) * 1000
 
 
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lfw", type=Path, required=True)
@@ -48,7 +58,7 @@ def main() -> None:
     images = [load_image(p) for p in paths]
     report = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.system()}",
         "threads": runtime.threads(),
         "images": len(images),
         "detectors": {},

@@ -191,17 +191,20 @@ def detect(images: Annotated[list[Path], typer.Argument(help="Image files.")],
 @app.command()
 def verify(image_a: Path, image_b: Path, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
            threshold: Annotated[Optional[float], typer.Option(help="Cosine-distance threshold (default: calibrated).")] = None,
+           metric: Annotated[str, typer.Option(help="Report distances as 'cosine' or 'euclidean'.")] = "cosine",
            json_out: JsonOpt = False) -> None:
     """Are the (largest) faces in two photos the same person?"""
     def go() -> None:
         pipe = get_pipeline(detector, embedder)
         pipe.embedder  # load the model first, so a bad model name is not blamed on an image
         a, b = (_embed_one(pipe, p) for p in (image_a, image_b))
-        v = verify_vectors(a, b, pipe.threshold if threshold is None else threshold, pipe.embedder.name)
+        if metric not in ("cosine", "euclidean"):
+            raise FaceprintError(f"unknown metric {metric!r}; use cosine or euclidean")
+        v = verify_vectors(a, b, pipe.threshold if threshold is None else threshold, pipe.embedder.name, metric)
         if json_out:
             return _print_json({k: v.to_dict()[k] for k in ("same", "distance", "threshold", "embedder")})
         verdict = "[green]same person[/]" if v.same else "[yellow]different people[/]"
-        out.print(f"{verdict} (cosine distance {v.distance:.3f}, threshold {v.threshold:.3f}, {v.embedder})")
+        out.print(f"{verdict} ({metric} distance {v.distance:.3f}, threshold {v.threshold:.3f}, {v.embedder})")
     _run(go)
 
 

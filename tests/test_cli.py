@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from faceprint.imageio import load_image, save_image
 
@@ -32,6 +33,9 @@ def test_verify_json(lfw_dir):
     diff = json.loads(run("verify", str(a), str(c), "--json").stdout)
     assert diff["same"] is False and diff["distance"] > diff["threshold"]
     assert "same person" in run("verify", str(a), str(b)).stdout
+    euclid = json.loads(run("verify", str(a), str(b), "--metric", "euclidean", "--json").stdout)
+    assert euclid["distance"] == pytest.approx((2 * same["distance"]) ** 0.5, abs=1e-5)
+    assert euclid["threshold"] == pytest.approx((2 * same["threshold"]) ** 0.5, abs=1e-5)
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, lfw_dir):
@@ -94,6 +98,10 @@ def test_enroll_identify_people_roundtrip(tmp_path, lfw_dir):
     assert {p["name"]: p["faces"] for p in people} == {"Colin_Powell": 2, "Serena_Williams": 2, "Tony Blair": 1}
     show = json.loads(run("people", "show", "Colin_Powell", "--db", db, "--json").stdout)
     assert len(show["faces"]) == 2 and all(len(f["image_sha256"]) == 64 for f in show["faces"])
+    reindexed = json.loads(run("reindex", "--embedder", "dlib-resnet", "--db", db, "--json").stdout)
+    assert reindexed == {"faces": 5, "embedder": "dlib-resnet"}
+    out = json.loads(run("identify", str(probe), "--db", db, "--json").stdout)
+    assert "Serena_Williams" in [f["name"] for f in out[0]["faces"]]
     run("people", "rename", "Tony Blair", "Tony_Blair", "--db", db)
     assert json.loads(run("people", "remove", "Tony_Blair", "--db", db, "--json").stdout)["faces"] == 1
     p = run("people", "show", "Tony_Blair", "--db", db, ok=False)

@@ -110,6 +110,11 @@ def test_embedders_are_never_mixed_and_reindex_switches(tmp_path, lfw_dir, known
         assert g.pipeline.embedder.name == "dlib-resnet"
         m = min(g.identify(lfw_image(lfw_dir, known[1], 2)), key=lambda m: _off_centre(m.face.box))
         assert m.name == known[1]
+        g.remove(known[0])
+        g.remove(known[1])
+    with Gallery(db, embedder="facenet") as g:  # emptied, it may start over with another model
+        g.enroll(known[0], lfw_image(lfw_dir, known[0], 1))
+        assert g.store.get_meta("embedder") == "facenet"
 
 
 def _layout(root: Path, lfw: Path, names: list[str], per_person: int) -> Path:

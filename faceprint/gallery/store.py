@@ -140,8 +140,8 @@ class Store:
 
     def _check_embedder(self, db: sqlite3.Connection, embedder: str) -> None:
         current = self.get_meta("embedder")
-        if current is None:
-            self.set_meta(db, "embedder", embedder)
+        if current is None or (current != embedder and not self.count_faces()):
+            self.set_meta(db, "embedder", embedder)  # an empty gallery takes the embedder of its first face
         elif current != embedder:
             raise GalleryError(
                 f"this gallery holds {current} embeddings; embeddings of different models are never mixed "
