@@ -361,49 +361,95 @@ eval_app = typer.Typer(help="Measure accuracy on standard benchmarks.", no_args_
 app.add_typer(eval_app, name="eval")
 
 
+PairsOpt = Annotated[Optional[int], typer.Option(
+    "--pairs-per-fold", help="Use only the first N same and N different pairs of each fold (quick checks).")]
+FoldsOpt = Annotated[Optional[int], typer.Option(help="Use only the first N folds.")]
+
+#: Version of the `eval lfw` JSON report; bump only when a key changes meaning or goes away
+#: (docs/benchmarks.md, "Report schema", lists every key).
+LFW_REPORT_SCHEMA = "faceprint.eval.lfw/1"
+
+
 @eval_app.command("lfw")
 def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")],
              detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
-             folds: Annotated[Optional[int], typer.Option(help="Use only the first N folds.")] = None,
+             folds: FoldsOpt = None, pairs_per_fold: PairsOpt = None,
              workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
-             json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None
+             json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None,
+             plots: Annotated[Optional[Path], typer.Option(help="Write roc.png and distances.png here.")] = None,
+             no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")] = False,
              ) -> None:
-    """LFW View 2: 10-fold accuracy with the threshold chosen on the other folds."""
+    """LFW View 2: 10-fold accuracy with the threshold chosen on the other folds, AUC, TAR@FAR."""
+    import numpy as np
+
     from . import evaluation as ev
 
     def go() -> None:
         if not (lfw / "pairs.txt").is_file():
             raise FaceprintError(f"{lfw}: no pairs.txt here (point --lfw at the LFW folder)")
-        pairs = ev.read_pairs(lfw, folds)
+        pairs = ev.read_pairs(lfw, folds, pairs_per_fold)
         images = {p for pair in pairs for p in (pair.a, pair.b)}
+        cached = not no_cache and ev.is_cached(list(images), detector, embedder)
         with _progress(False) as bar:
-            task = bar.add_task("embedding", total=len(images))
+            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
             vectors, per_image = ev.embed_images(list(images), detector, embedder, workers,
-                                                 lambda n: bar.advance(task, n))
+                                                 lambda n: bar.advance(task, n), cache=not no_cache)
         d = ev.pair_distances(pairs, vectors)
+        same = np.array([p.same for p in pairs])
         res = ev.ten_fold(pairs, d)
-        no_face = sorted(str(Path(p).relative_to(lfw)) for p, v in vectors.items() if v is None)
+        missing = {p for p, v in vectors.items() if v is None}
+        no_face = sorted(_rel(Path(p), lfw) for p in missing)
+        n_diff = int((~same).sum())
+        tars = [ev.tar_at_far(d, same, far) for far in (1e-2, 1e-3)]
         report = {
+            "schema": LFW_REPORT_SCHEMA,
             "detector": detector, "embedder": embedder, "pairs": len(pairs), "folds": len(res.accuracies),
+            "pairs_per_fold": pairs_per_fold or (len(pairs) // max(len(res.accuracies), 1) // 2),
             "accuracy_mean": res.mean, "accuracy_std": res.std, "fold_accuracies": res.accuracies,
             "fold_thresholds": res.thresholds, "threshold": res.threshold,
-            "images": len(images), "no_face_images": no_face, "no_face_policy": "pair distance set to 2.0",
+            "threshold_selection": "on the other folds" if len(res.accuracies) > 1 else "on the same fold (only one)",
+            "auc": ev.auc(d, same),
+            "tar_at_far": tars,
+            "far_resolution": 1 / n_diff,
+            "far_note": f"{n_diff} different-person pairs resolve FAR only down to ~1e-3 (steps of "
+                        f"{1 / n_diff:.1e}: FAR 1e-3 rests on {int(n_diff * 1e-3)} accepted impostor pairs); "
+                        "`faceprint eval thresholds` measures lower FARs over all cross-identity pairs",
+            "images": len(images), "no_face_images": no_face,
+            "no_face_pairs": int(sum(str(p.a) in missing or str(p.b) in missing for p in pairs)),
+            "no_face_policy": "pair distance set to 2.0",
             "seconds_per_image": per_image,
+            "embeddings_cached": cached,
+            "pipeline": ev.fingerprints(detector, embedder),
+            "plots": [],
             "command": "faceprint " + " ".join(sys.argv[1:]),
         }
+        if plots:
+            report["plots"] = [str(p) for p in ev.write_plots(plots, f"{detector} + {embedder}", d, same, res.threshold)]
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(report, indent=2) + "\n")
         out.print(f"{detector} + {embedder}: {len(pairs)} pairs, accuracy {res.mean * 100:.2f}% ± "
-                  f"{res.std * 100:.2f}, threshold {res.threshold:.4f}, no face in {len(no_face)} of "
-                  f"{len(images)} images, {per_image * 1000:.0f} ms/image", highlight=False)
+                  f"{res.std * 100:.2f}, AUC {report['auc']:.5f}, "
+                  + ", ".join(f"TAR {t['tar'] * 100:.2f}% @ FAR {t['far']:g}" for t in tars)
+                  + f", threshold {res.threshold:.4f}, no face in {len(no_face)} of {len(images)} images "
+                  f"(their {report['no_face_pairs']} pairs scored at distance 2.0), "
+                  f"{per_image * 1000:.0f} ms/image{' (cached run)' if cached else ''}", highlight=False)
     _run(go)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 @eval_app.command("thresholds")
 def eval_thresholds(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")],
                     detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                    folds: FoldsOpt = None, pairs_per_fold: PairsOpt = None,
                     workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
+                    no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")] = False,
                     json_out: JsonOpt = False) -> None:
     """The threshold that holds each false-accept rate, and the true-accept rate it leaves."""
     from . import evaluation as ev
@@ -411,17 +457,19 @@ def eval_thresholds(lfw: Annotated[Path, typer.Option(help="LFW folder holding p
     def go() -> None:
         if not (lfw / "pairs.txt").is_file():
             raise FaceprintError(f"{lfw}: no pairs.txt here (point --lfw at the LFW folder)")
-        images = list({p for pair in ev.read_pairs(lfw) for p in (pair.a, pair.b)})
+        images = list({p for pair in ev.read_pairs(lfw, folds, pairs_per_fold) for p in (pair.a, pair.b)})
         with _progress(json_out) as bar:
-            task = bar.add_task("embedding", total=len(images))
-            vectors, _ = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n))
+            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
+            vectors, _ = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n),
+                                         cache=not no_cache)
         points, n_imp, n_gen = ev.operating_points(vectors)
         if json_out:
-            return _print_json({"detector": detector, "embedder": embedder, "impostor_pairs": n_imp,
-                                "genuine_pairs": n_gen, "points": [p.__dict__ for p in points]})
-        t = Table("FAR", "threshold (cosine)", "TAR", title=f"{detector} + {embedder}: {n_imp:,} impostor, "
+            return _print_json({"detector": detector, "embedder": embedder, "images": len(images),
+                                "impostor_pairs": n_imp, "genuine_pairs": n_gen, "far_resolution": 1 / max(n_imp, 1),
+                                "points": [{**p.__dict__, "frr": 1 - p.tar} for p in points]})
+        t = Table("FAR", "threshold (cosine)", "TAR", "FRR", title=f"{detector} + {embedder}: {n_imp:,} impostor, "
                   f"{n_gen:,} genuine pairs")
         for p in points:
-            t.add_row(f"{p.far:g}", f"{p.threshold:.4f}", f"{p.tar * 100:.2f}%")
+            t.add_row(f"{p.far:g}", f"{p.threshold:.4f}", f"{p.tar * 100:.2f}%", f"{(1 - p.tar) * 100:.2f}%")
         out.print(t)
     _run(go)

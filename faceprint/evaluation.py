@@ -35,17 +35,22 @@ class Pair:
     fold: int
 
 
-def read_pairs(lfw: Path, folds: int | None = None) -> list[Pair]:
-    """LFW's ``pairs.txt``: a header ``10 300``, then per fold 300 same and 300 different pairs."""
+def read_pairs(lfw: Path, folds: int | None = None, per_fold: int | None = None) -> list[Pair]:
+    """LFW's ``pairs.txt``: a header ``10 300``, then per fold 300 same and 300 different pairs.
+
+    ``folds`` keeps the first folds, ``per_fold`` the first N same and N different pairs of each:
+    a small subset that still spans the protocol, for quick checks and CI.
+    """
     lines = (lfw / "pairs.txt").read_text().split("\n")
     n_folds, n = (int(v) for v in lines[0].split())
     img = lambda name, i: lfw / "images" / name / f"{name}_{int(i):04d}.jpg"  # noqa: E731
     pairs, rows = [], [line.split() for line in lines[1:] if line.strip()]
     for fold in range(n_folds if folds is None else min(folds, n_folds)):
         chunk = rows[fold * 2 * n:(fold + 1) * 2 * n]
-        for r in chunk[:n]:
+        keep = n if per_fold is None else min(per_fold, n)
+        for r in chunk[:keep]:
             pairs.append(Pair(img(r[0], r[1]), img(r[0], r[2]), True, fold))
-        for r in chunk[n:]:
+        for r in chunk[n:n + keep]:
             pairs.append(Pair(img(r[0], r[1]), img(r[2], r[3]), False, fold))
     return pairs
 
@@ -67,18 +72,57 @@ def _embed_chunk(args: tuple[str, str, list[str]]) -> dict[str, np.ndarray | Non
     return out
 
 
+def cache_path(unique: list[str], detector: str, embedder: str) -> tuple[Path, str]:
+    """Where the embeddings of ``unique`` images by this pipeline are cached, and the fingerprint.
+
+    The key covers the models' weight hashes, code revisions and settings (flip, ...), not only
+    their names, so changed weights or code never reuse stale vectors.
+    """
+    pipe = get_pipeline(detector, embedder)
+    fingerprint = f"{pipe.detector.fingerprint} | {pipe.embedder.fingerprint}"
+    key = hashlib.sha256("\n".join([fingerprint, *unique]).encode()).hexdigest()[:16]
+    return cache_dir() / "eval" / f"{detector}+{embedder}-{key}.npz", fingerprint
+
+
+def part_names(detector: str, embedder: str) -> list[str]:
+    """The embedders whose caches a run reads: a fusion's parts, or the embedder itself."""
+    emb = get_pipeline(detector, embedder).embedder
+    return [p.name for p in emb.parts] if getattr(emb, "parts", None) else [embedder]
+
+
+def is_cached(paths: list[Path], detector: str, embedder: str) -> bool:
+    unique = sorted({str(p) for p in paths})
+    return all(cache_path(unique, detector, e)[0].is_file() for e in part_names(detector, embedder))
+
+
+def fingerprints(detector: str, embedder: str) -> dict[str, str]:
+    """What the cache key covers, for the report: each model's name, revision, settings, weight hashes."""
+    pipe = get_pipeline(detector, embedder)
+    return {"detector": pipe.detector.fingerprint, "embedder": pipe.embedder.fingerprint}
+
+
 def embed_images(paths: list[Path], detector: str, embedder: str, workers: int = 1,
                  progress: Callable[[int], None] | None = None, cache: bool = True
                  ) -> tuple[dict[str, np.ndarray | None], float]:
     """Embeddings of each image's central face (None where no face) and seconds per image.
 
-    With ``cache``, results are kept per pipeline and image set so re-runs are quick.
+    With ``cache``, results are kept per pipeline and image set so re-runs are quick. A fusion
+    embedder (one with ``parts``) is built from its parts' cached embeddings: the vectors are the
+    same as running it whole (``tests/test_eval.py`` checks), and each part's cache is reused.
+    Its time per image is the sum of the parts' (so detection is counted once per part).
     """
     unique = sorted({str(p) for p in paths})
-    key = hashlib.sha256("\n".join([detector, embedder, *unique]).encode()).hexdigest()[:16]
-    saved = cache_dir() / "eval" / f"{detector}+{embedder}-{key}.npz"
+    emb = get_pipeline(detector, embedder).embedder
+    if getattr(emb, "parts", None):
+        runs = [embed_images(paths, detector, part.name, workers, progress, cache) for part in emb.parts]
+        combined = {p: None if any(r[0][p] is None for r in runs) else emb.combine([r[0][p] for r in runs])
+                    for p in unique}
+        return combined, sum(r[1] for r in runs)
+    saved, fingerprint = cache_path(unique, detector, embedder)
     if cache and saved.is_file():
         data = np.load(saved, allow_pickle=False)
+        if str(data["fingerprint"]) != fingerprint:
+            raise FaceprintError(f"{saved}: made by another pipeline version; delete it")
         return _unpack(data, unique), float(data["seconds_per_image"])
     chunks = [unique[i:i + 64] for i in range(0, len(unique), 64)]
     result: dict[str, np.ndarray | None] = {}
@@ -102,7 +146,8 @@ def embed_images(paths: list[Path], detector: str, embedder: str, workers: int =
     matrix = np.stack([result[p] if result[p] is not None else np.zeros(dims, np.float32) for p in unique])
     found = np.array([result[p] is not None for p in unique])
     tmp = saved.with_suffix(".tmp.npz")
-    np.savez(tmp, paths=np.array(unique), matrix=matrix, found=found, seconds_per_image=per_image)
+    np.savez(tmp, paths=np.array(unique), matrix=matrix, found=found, seconds_per_image=per_image,
+             fingerprint=fingerprint)
     os.replace(tmp, saved)
     return result, per_image
 
@@ -194,3 +239,74 @@ def operating_points(vectors: dict[str, np.ndarray | None], fars: tuple[float, .
         t = float(impostor[min(int(far * len(impostor)), len(impostor) - 1)])
         points.append(OperatingPoint(far, t, float((genuine <= t).mean())))
     return points, len(impostor), len(genuine)
+
+
+def auc(distances: np.ndarray, same: np.ndarray) -> float:
+    """Area under the ROC curve: the chance a same pair is closer than a different pair (ties half)."""
+    _, inverse, counts = np.unique(distances, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    mid_rank = (ends - (counts - 1) / 2)[inverse]  # 1-based average rank, small distance first
+    n_same, n_diff = int(same.sum()), int((~same).sum())
+    # ranks of the different pairs, from the top: how many same pairs each one beats
+    u = mid_rank[~same].sum() - n_diff * (n_diff + 1) / 2
+    return float(u / (n_same * n_diff))
+
+
+def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> dict:
+    """True-accept rate at the largest threshold whose false-accept rate is at most ``far``.
+
+    With N different pairs the FAR moves in steps of 1/N: LFW's 3,000 resolve it only down to
+    ~1e-3, where the TAR rests on the 3 closest impostor pairs.
+    """
+    diff = np.sort(distances[~same])
+    k = int(np.floor(far * len(diff) + 1e-9))  # impostor pairs allowed through
+    t = float(np.nextafter(diff[k], -np.inf)) if k < len(diff) else float(diff[-1])
+    return {"far": far, "threshold": t, "tar": float((distances[same] <= t).mean()),
+            "far_measured": float((diff <= t).mean())}
+
+
+def roc_curve(distances: np.ndarray, same: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """FAR and TAR at every distinct threshold, for plotting."""
+    t = np.unique(distances)
+    s, d = np.sort(distances[same]), np.sort(distances[~same])
+    return np.searchsorted(d, t, side="right") / len(d), np.searchsorted(s, t, side="right") / len(s)
+
+
+def write_plots(out: Path, title: str, distances: np.ndarray, same: np.ndarray, threshold: float) -> list[Path]:
+    """``roc.png`` (log FAR axis, as the field plots it) and ``distances.png`` (same vs different)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise FaceprintError("--plots needs matplotlib: pip install 'faceprint[plots]'") from None
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    far, tar = roc_curve(distances, same)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    keep = far > 0
+    ax.plot(far[keep], tar[keep], lw=1.5)
+    low = float(tar[keep].min()) if keep.any() else 0.0
+    ax.set(xscale="log", xlim=(1 / max((~same).sum(), 1), 1), ylim=(max(0.0, np.floor(low * 50) / 50 - 0.02), 1.002),
+           xlabel="false accept rate (different pairs accepted)", ylabel="true accept rate", title=f"ROC: {title}")
+    ax.grid(True, which="both", alpha=0.3)
+    roc = out / "roc.png"
+    fig.tight_layout()
+    fig.savefig(roc, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    found = distances < MISSING_DISTANCE
+    bins = np.linspace(0, float(distances[found].max()) if found.any() else 2.0, 60)
+    ax.hist(distances[same & found], bins=bins, alpha=0.6, label=f"same person ({int(same.sum())})")
+    ax.hist(distances[~same & found], bins=bins, alpha=0.6, label=f"different people ({int((~same).sum())})")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    missing = f" ({int((~found).sum())} pair(s) with no face, scored 2.0, not shown)" if (~found).any() else ""
+    ax.set(xlabel="cosine distance" + missing, ylabel="pairs", title=f"Pair distances: {title}")
+    ax.legend(fontsize=8)
+    hist = out / "distances.png"
+    fig.tight_layout()
+    fig.savefig(hist, dpi=110)
+    plt.close(fig)
+    return [roc, hist]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from functools import cache
 
-import numpy as np
-
 from .alignment import align
 from .detection import DEFAULT_DETECTOR, Detector, get_detector
 from .embedding import DEFAULT_EMBEDDER, Embedder, get_embedder
@@ -48,8 +46,7 @@ class Pipeline:
         faces = self.detector.detect(image) if faces is None else faces
         if not faces:
             return []
-        crops = np.stack([a.pixels for a in self.align(image, faces)])
-        vectors = self.embedder.embed_crops(crops)
+        vectors = self.embedder.embed_faces(image, faces)
         return [Embedding(vector=v, model=self.embedder.name, face=f) for v, f in zip(vectors, faces)]
 
     def embed_one(self, image: Image | str) -> Embedding:

@@ -26,10 +26,34 @@ class Detector(ABC):
     """Finds faces. Implementations return faces sorted by descending score."""
 
     name: ClassVar[str]
+    #: bump when the code changes what the detector returns, so cached evaluations are redone
+    revision: ClassVar[int] = 1
+
+    @property
+    def fingerprint(self) -> str:
+        """What determines this detector's output: name, revision, settings, weight hashes.
+
+        Evaluation caches are keyed on it, so a new model file or a code change never reuses
+        embeddings made by the old one.
+        """
+        return _fingerprint(self.name, self.revision, {k: v for k, v in vars(self).items()
+                                                       if not k.startswith("_")
+                                                       and isinstance(v, (bool, int, float, str, tuple))})
 
     @abstractmethod
     def detect(self, image: Image) -> list[Face]:
         """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
+
+
+def _fingerprint(name: str, revision: int, settings: dict) -> str:
+    from .. import zoo
+    from ..errors import ModelError
+
+    try:
+        hashes = sorted(f.sha256 for f in zoo.get(name).files.values())
+    except ModelError:  # a model with no zoo entry (tests' stand-ins): name and settings only
+        hashes = []
+    return f"{name} r{revision} {sorted(settings.items())} {' '.join(hashes)}"
 
 
 def detector_names() -> list[str]:

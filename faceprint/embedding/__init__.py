@@ -14,6 +14,8 @@ from typing import ClassVar
 import numpy as np
 
 from .. import zoo
+from ..alignment import align
+from ..errors import ModelError
 from ..zoo.plugins import instantiate
 
 _EMBEDDERS = {
@@ -21,6 +23,7 @@ _EMBEDDERS = {
     "facenet": "faceprint.embedding.facenet:FaceNet",
     "mobilefacenet": "faceprint.embedding.mobilefacenet:MobileFaceNet",
     "faceplugin": "faceprint.embedding.faceplugin:FacePlugin",
+    "faceplugin+dlib-resnet": "faceprint.embedding.fusion:FacePluginDlibResNet",
 }
 
 DEFAULT_EMBEDDER = "faceplugin"
@@ -44,6 +47,31 @@ class Embedder(ABC):
     #: crops per model call: big enough to amortise the call, small enough that a deep model's
     #: activations stay in memory bounds (FaceNet on 3,000 crops at once needs >20 GB)
     batch_size: ClassVar[int] = 32
+    #: bump when the code changes the vectors (preprocessing, channel order), so cached
+    #: evaluations made by the old code are not reused
+    revision: ClassVar[int] = 1
+
+    @property
+    def fingerprint(self) -> str:
+        """What determines this embedder's vectors: name, revision, flip, weight hashes.
+
+        Evaluation caches are keyed on it, so new weights or changed code never reuse old vectors.
+        """
+        try:
+            hashes = sorted(f.sha256 for f in zoo.get(self.name).files.values())
+        except ModelError:  # a model with no zoo entry (tests' stand-ins): name and settings only
+            hashes = []
+        return f"{self.name} r{self.revision} flip={self.flip} {' '.join(hashes)}"
+
+    def embed_faces(self, image: np.ndarray, faces: list) -> np.ndarray:
+        """Vectors of ``faces`` in ``image``: aligned onto this embedder's template, then embedded.
+
+        The pipeline calls this, not ``embed_crops``, so an embedder that needs more than one crop
+        per face (a fusion of models with different templates) can align for itself.
+        """
+        if not faces:
+            return np.zeros((0, self.dims), np.float32)
+        return self.embed_crops(np.stack([align(image, f, self.template, self.size).pixels for f in faces]))
 
     @property
     def threshold(self) -> float:

@@ -166,8 +166,8 @@ _SPECS = [
         summary="MobileFaceNet (ArcFace-trained), 256-d, TF.js graph converted to ONNX",
         input="112x112 RGB 0..255, ArcFace 5-point template",
         dims=256,
-        threshold=0.7899,
-        identify_threshold=0.5478,
+        threshold=0.8045,
+        identify_threshold=0.5567,
     ),
     ModelSpec(
         name="faceplugin",
@@ -183,6 +183,25 @@ _SPECS = [
         notes="Provenance: npm faceplugin-face-recognition-js@0.0.1. Check the licence for your use.",
     ),
 ]
+
+
+
+def _fusion(name: str, parts: tuple[str, ...], threshold: float, identify_threshold: float) -> ModelSpec:
+    """A fusion embedder's entry: its parts' files (so fetch/verify cover them) and its own thresholds."""
+    by_name = {s.name: s for s in _SPECS}
+    return ModelSpec(
+        name=name, kind="embedder",
+        files={f"{p}.{k}": f for p in parts for k, f in by_name[p].files.items()},
+        licence=" / ".join(f"{p}: {by_name[p].licence}" for p in parts),
+        summary="fusion: " + " + ".join(f"{p} ({by_name[p].dims}-d)" for p in parts) + ", weighted cosine",
+        input="each part aligns the face onto its own template",
+        dims=sum(by_name[p].dims for p in parts),
+        threshold=threshold, identify_threshold=identify_threshold,
+        notes="Weights and thresholds: docs/benchmarks.md (Accuracy).",
+    )
+
+
+_SPECS.append(_fusion("faceplugin+dlib-resnet", ("faceplugin", "dlib-resnet"), threshold=0.2163, identify_threshold=0.1779))
 
 _BY_NAME = {s.name: s for s in _SPECS}
 
