@@ -3,12 +3,12 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test models
+.PHONY: setup test models bench-speed
 
 setup:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,plots]'
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(BIN)/faceprint models fetch
@@ -18,3 +18,21 @@ test:
 
 models:
 	$(BIN)/faceprint models fetch
+
+# Speed side by side with face_recognition 1.3.0, which gets its own venv (prebuilt dlib-bin wheel,
+# face_recognition itself with --no-deps so pip never tries to compile dlib). See docs/benchmarks.md.
+FR_VENV := benchmarks/.venv-fr
+BENCH_ARGS ?=
+
+$(FR_VENV)/.done:
+	$(PY) -m venv $(FR_VENV)
+	$(FR_VENV)/bin/pip install -q --upgrade pip
+	$(FR_VENV)/bin/pip install -q --only-binary=dlib-bin dlib-bin numpy Pillow Click face-recognition-models==0.3.0 \
+	  "setuptools<81"  # face_recognition_models needs pkg_resources; venvs on Python 3.12+ have none
+	$(FR_VENV)/bin/pip install -q --no-deps face_recognition==1.3.0
+	$(FR_VENV)/bin/python -c "import face_recognition"
+	touch $@
+
+bench-speed: $(FR_VENV)/.done
+	$(BIN)/python benchmarks/speed.py --lfw ../shared/datasets/lfw --fr-python $(FR_VENV)/bin/python \
+	  --out benchmarks/results/speed.json $(BENCH_ARGS)
