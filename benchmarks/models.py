@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import cpu_model  # beside this script
+
 import numpy as np
 
 from faceprint import runtime
@@ -39,16 +41,6 @@ def _median_ms(fn, items) -> float:
     return statistics.median(times) * 1000
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lfw", type=Path, required=True)
@@ -59,7 +51,7 @@ def main() -> None:
     images = [load_image(p) for p in paths]
     report = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{_cpu()}, {os.cpu_count()} cores, {platform.system()}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()}",
         "threads": runtime.threads(),
         "images": len(images),
         "detectors": {},
@@ -81,7 +73,7 @@ def main() -> None:
         try:  # one model call for 32 aligned crops; a fusion has no single crop to batch
             crops = np.stack([align(im, f, emb.template, emb.size).pixels for im, f in faces])
             batches = [crops[i:i + 32] for i in range(0, len(crops) - 31, 32)]
-            batched = round(_median_ms(emb.embed_crops, batches) / 32, 2)
+            batched = round(_median_ms(emb.embed_crops, batches) / 32, 2) if batches else None
         except TypeError:
             batched = None
         report["embedders"][name] = {"ms_per_face_batch1": round(single, 2), "ms_per_face_batch32": batched,

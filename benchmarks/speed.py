@@ -33,13 +33,14 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _common import cpu_model, serve  # beside this script
 
 HERE = Path(__file__).resolve().parent
 SINGLE_THREAD = {"FACEPRINT_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -89,34 +90,10 @@ def worker(mode: str, detector: str, embedder: str, list_path: str, out_path: st
         t4 = time.perf_counter()
         return {"decode": t1 - t, "detect": t2 - t1, "align": t3 - t2, "embed": t4 - t3, "total": t4 - t, "cpu": time.process_time() - c, "faces": n}
 
-    if mode == "cold":
-        first = one(paths[0])
-        done = time.perf_counter()
-        Path(out_path).write_text(json.dumps({"import_load_s": t_loaded - T0, "first_image_s": first["total"],
-                                              "total_s": done - T0}))
-        return
-    one(paths[0])  # warm-up
-    print("ready", flush=True)
-    sys.stdin.readline()
-    start = time.time()
-    times = {p: one(p) for p in paths}
-    end = time.time()
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(out_path).write_text(json.dumps({"start": start, "end": end, "times": times, "peak_rss_mb": rss_kb / 1024,
-                                          "pipeline": f"{pipe.detector.name}+{embedder_.name}"}))
+    serve(mode, paths, one, out_path, T0, t_loaded, {"pipeline": f"{pipe.detector.name}+{embedder_.name}"})
 
 
 # -- the parent ------------------------------------------------------------------------------------
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def _command(kind: str, model: str | None, embedder: str | None, mode: str, list_path: str, out: str,
              fr_python: str) -> list[str]:
@@ -245,7 +222,7 @@ def main() -> None:
 
     report = {
         "command": " ".join(["python", *(shlex.quote(a) for a in sys.argv)]),
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
                     "python": platform.python_version()},
         "threads_per_worker": SINGLE_THREAD,
         "images": {"all": len(paths), "cnn_sample": len(cnn_paths), "source": "unique images of LFW pairs.txt"},

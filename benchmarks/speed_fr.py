@@ -18,10 +18,10 @@ import time
 
 T0 = time.perf_counter()
 
-import json
-import resource
 import sys
 from pathlib import Path
+
+from _common import serve  # beside this script
 
 
 def main() -> None:
@@ -47,21 +47,7 @@ def main() -> None:
                 "cpu": time.process_time() - c,
                 "faces": len(vectors)}
 
-    if mode == "cold":
-        first = one(paths[0])
-        done = time.perf_counter()
-        Path(out_path).write_text(json.dumps({"import_load_s": t_loaded - T0, "first_image_s": first["total"],
-                                              "total_s": done - T0}))
-        return
-    one(paths[0])  # warm-up, as the faceprint worker does
-    print("ready", flush=True)
-    sys.stdin.readline()
-    start = time.time()
-    times = {p: one(p) for p in paths}
-    end = time.time()
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    Path(out_path).write_text(json.dumps({"start": start, "end": end, "times": times, "peak_rss_mb": rss_kb / 1024}))
-
+    serve(mode, paths, one, out_path, T0, t_loaded)
 
 if __name__ == "__main__":
     main()
