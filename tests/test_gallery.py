@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faceprint import Gallery
-from faceprint.errors import GalleryError, NoFaceError
+from faceprint.errors import GalleryError, ModelError, NoFaceError
 
 from .conftest import lfw_image
 
@@ -105,6 +105,9 @@ def test_embedders_are_never_mixed_and_reindex_switches(tmp_path, lfw_dir, known
     with pytest.raises(GalleryError, match="reindex"):
         Gallery(db, embedder="dlib-resnet")
     with Gallery(db) as g:
+        with pytest.raises(ModelError, match="unknown embedder"):
+            g.reindex("no-such-model")
+        assert g.store.get_meta("embedder") == "mobilefacenet"  # nothing written
         assert g.reindex("dlib-resnet") == 2
     with Gallery(db) as g:  # the gallery now opens with the new embedder by itself
         assert g.pipeline.embedder.name == "dlib-resnet"

@@ -120,6 +120,7 @@ class Gallery:
     def reindex(self, embedder: str, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed every stored face with ``embedder`` from its stored chip; all-or-nothing."""
         pipe = get_pipeline(self.pipeline.detector.name, embedder)
+        pipe.embedder  # load it now: an unknown name must fail before anything is written
         rows = self.store.faces()
         vectors = {}
         for i, row in enumerate(rows):
