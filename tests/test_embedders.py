@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from faceprint import zoo
+from faceprint.embedding import get_embedder
 from faceprint.alignment import align
 
 PEOPLE = ("George_W_Bush", "Colin_Powell", "Ariel_Sharon", "Serena_Williams", "Gerhard_Schroeder")
@@ -15,11 +16,10 @@ def _embedder(name: str, **kw):
     spec = zoo.get(name)
     if not spec.cached:
         pytest.skip(f"model {name} is not in the cache (run `faceprint models fetch {name}`)")
-    if name == "mobilefacenet":
-        from faceprint.embedding.mobilefacenet import MobileFaceNet
-        return MobileFaceNet(**kw)
-    from faceprint.embedding.facenet import FaceNet
-    return FaceNet(**kw)
+    emb = type(get_embedder(name))()  # a fresh instance: the shared one must keep its settings
+    for key, value in kw.items():
+        setattr(emb, key, value)
+    return emb
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +34,22 @@ def lfw_faces(lfw_dir):
 
     from faceprint.detection import get_detector
 
-    try:  # MTCNN's five points when its detector is available, else dlib's eyes and nose base
-        det = get_detector("mtcnn")
-    except Exception:  # noqa: BLE001 - any failure to load it just means the fallback
-        det = get_detector("dlib-hog")
+    det = get_detector("mtcnn")
     images, faces, ids = [], [], []
     for pid, name in enumerate(PEOPLE):
         for n in (1, 2):
             img = np.asarray(Image.open(lfw_image(lfw_dir, name, n)).convert("RGB"))
             found = det.detect(img)
-            assert found, f"dlib found no face in {name} {n}"
+            assert found, f"MTCNN found no face in {name} {n}"
             images.append(img)
             faces.append(min(found, key=lambda f: abs((f.box[0] + f.box[2]) / 2 - 125) + abs((f.box[1] + f.box[3]) / 2 - 125)))
             ids.append(pid)
     return images, faces, np.array(ids)
 
 
-@pytest.mark.parametrize("name,dims,size", [("mobilefacenet", 256, 112), ("facenet", 512, 160)])
+@pytest.mark.parametrize("name,dims,size", [("mobilefacenet", 256, 112), ("facenet", 512, 160),
+                                            ("faceplugin", 512, 112), ("expo-mobilefacenet", 192, 112),
+                                            ("dlib-resnet", 128, 150)])
 def test_embedder_contract(name, dims, size, astronaut):
     emb = _embedder(name)
     assert (emb.name, emb.size, emb.dims) == (name, size, dims)
@@ -68,7 +67,7 @@ def test_embedder_contract(name, dims, size, astronaut):
         emb.embed_crops(np.zeros((1, size + 1, size, 3), np.uint8))
 
 
-@pytest.mark.parametrize("name", ["mobilefacenet", "facenet"])
+@pytest.mark.parametrize("name", ["mobilefacenet", "facenet", "faceplugin", "expo-mobilefacenet", "dlib-resnet"])
 @pytest.mark.parametrize("flip", [False, True])
 def test_same_person_closer_than_different_people(name, flip, lfw_faces):
     images, faces, ids = lfw_faces
@@ -81,7 +80,9 @@ def test_same_person_closer_than_different_people(name, flip, lfw_faces):
     # every photo's nearest other photo is the same person
     nearest = np.where(np.eye(len(ids), dtype=bool), -np.inf, sims).argmax(1)
     assert (ids[nearest] == ids).all(), sims.round(2)
-    assert sims[same].min() > sims[diff].mean() + 0.2
+    # and every same-person pair is closer than every different-person pair (scale-free: dlib's
+    # distances are ~8x tighter than faceplugin's, so no fixed margin fits all)
+    assert sims[same].min() > sims[diff].max()
 
 
 def test_prewhiten_is_per_image_standardisation():

@@ -23,6 +23,7 @@ _EMBEDDERS = {
     "facenet": "faceprint.embedding.facenet:FaceNet",
     "mobilefacenet": "faceprint.embedding.mobilefacenet:MobileFaceNet",
     "faceplugin": "faceprint.embedding.faceplugin:FacePlugin",
+    "expo-mobilefacenet": "faceprint.embedding.expo_mobilefacenet:ExpoMobileFaceNet",
     "faceplugin+dlib-resnet": "faceprint.embedding.fusion:FacePluginDlibResNet",
 }
 

