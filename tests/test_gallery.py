@@ -189,3 +189,29 @@ def test_not_a_database(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(GalleryError, match="not a faceprint gallery"):
         Gallery(bad)
+
+
+def _open_and_write(args):
+    db, start, i = args
+    from faceprint.gallery.store import Store
+
+    while time.time() < start:  # every process opens the new database at the same moment
+        pass
+    store = Store(db)
+    with store.write() as con:
+        store.set_meta(con, f"writer-{i}", "ok")
+    store.close()
+    return i
+
+
+def test_many_processes_creating_one_gallery_at_once(tmp_path):
+    import multiprocessing
+
+    db = tmp_path / "new.db"
+    start = time.time() + 2.0
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        assert sorted(pool.map(_open_and_write, [(db, start, i) for i in range(8)])) == list(range(8))
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM meta WHERE key LIKE 'writer-%'").fetchone()[0] == 8
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()

@@ -74,18 +74,35 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            with self.write() as db:
-                found = self.get_meta("schema")
-                if found is None:
-                    self.set_meta(db, "schema", str(SCHEMA_VERSION))
-                elif int(found) > SCHEMA_VERSION:
-                    raise GalleryError(f"{self.path} was written by a newer faceprint (schema {found})")
-        except sqlite3.DatabaseError as e:
-            raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
+        except sqlite3.Error as e:
+            raise GalleryError(f"{self.path}: cannot open the gallery: {e}") from None
+        # Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite's busy
+        # handler being consulted when several processes open a new gallery at once: retry.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._setup()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
+                if time.monotonic() > deadline:
+                    raise GalleryError(f"{self.path}: gallery stayed locked for {timeout:.0f} s: {e}") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        with self.write() as db:
+            found = self.get_meta("schema")
+            if found is None:
+                self.set_meta(db, "schema", str(SCHEMA_VERSION))
+            elif int(found) > SCHEMA_VERSION:
+                raise GalleryError(f"{self.path} was written by a newer faceprint (schema {found})")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
