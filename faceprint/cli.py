@@ -102,6 +102,12 @@ def _strip_path(message: str, path: Path) -> str:
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
+def _print_per_image(done: list[tuple[Path, list]], failures: list[tuple[str, str]]) -> None:
+    """detect's and identify's --json: one entry per image, its faces or its error."""
+    _print_json([{"path": str(p), "faces": [f.to_dict() for f in found]} for p, found in done]
+                + [{"path": p, "error": e} for p, e in failures])
+
+
 def _draw_target(out_arg: Path, source: Path, many: bool) -> Path:
     if not many and out_arg.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
         return out_arg
@@ -176,8 +182,7 @@ def detect(images: Annotated[list[Path], typer.Argument(help="Image files.")],
 
         done, failures = _each_image(images, one, json_out, "detecting")
         if json_out:
-            _print_json([{"path": str(p), "faces": [f.to_dict() for f in faces]} for p, faces in done]
-                        + [{"path": p, "error": e} for p, e in failures])
+            _print_per_image(done, failures)
         else:
             for p, faces in done:
                 out.print(f"{p}: {len(faces)} face(s)", highlight=False)
@@ -237,8 +242,7 @@ def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")],
 
             done, failures = _each_image(images, one, json_out, "identifying")
         if json_out:
-            _print_json([{"path": str(p), "faces": [m.to_dict() for m in ms]} for p, ms in done]
-                        + [{"path": p, "error": e} for p, e in failures])
+            _print_per_image(done, failures)
         else:
             for p, ms in done:
                 out.print(f"{p}: {len(ms)} face(s)", highlight=False)

@@ -78,8 +78,7 @@ def cache_path(unique: list[str], detector: str, embedder: str) -> tuple[Path, s
     The key covers the models' weight hashes, code revisions and settings (flip, ...), not only
     their names, so changed weights or code never reuse stale vectors.
     """
-    pipe = get_pipeline(detector, embedder)
-    fingerprint = f"{pipe.detector.fingerprint} | {pipe.embedder.fingerprint}"
+    fingerprint = " | ".join(fingerprints(detector, embedder).values())
     key = hashlib.sha256("\n".join([fingerprint, *unique]).encode()).hexdigest()[:16]
     return cache_dir() / "eval" / f"{detector}+{embedder}-{key}.npz", fingerprint
 
@@ -236,9 +235,15 @@ def operating_points(vectors: dict[str, np.ndarray | None], fars: tuple[float, .
     genuine = np.concatenate(genuine_parts)
     points = []
     for far in fars:
-        t = float(impostor[min(int(far * len(impostor)), len(impostor) - 1)])
+        t = _threshold_at_far(impostor, far)
         points.append(OperatingPoint(far, t, float((genuine <= t).mean())))
     return points, len(impostor), len(genuine)
+
+
+def _threshold_at_far(impostor_sorted: np.ndarray, far: float) -> float:
+    """The largest threshold letting through at most ``far`` of the (sorted) impostor distances."""
+    k = int(np.floor(far * len(impostor_sorted) + 1e-9))  # impostor pairs allowed through
+    return float(np.nextafter(impostor_sorted[k], -np.inf)) if k < len(impostor_sorted) else float(impostor_sorted[-1])
 
 
 def auc(distances: np.ndarray, same: np.ndarray) -> float:
@@ -259,8 +264,7 @@ def tar_at_far(distances: np.ndarray, same: np.ndarray, far: float) -> dict:
     ~1e-3, where the TAR rests on the 3 closest impostor pairs.
     """
     diff = np.sort(distances[~same])
-    k = int(np.floor(far * len(diff) + 1e-9))  # impostor pairs allowed through
-    t = float(np.nextafter(diff[k], -np.inf)) if k < len(diff) else float(diff[-1])
+    t = _threshold_at_far(diff, far)
     return {"far": far, "threshold": t, "tar": float((distances[same] <= t).mean()),
             "far_measured": float((diff <= t).mean())}
 
