@@ -17,9 +17,10 @@ _DETECTORS = {
     "blazeface": "faceprint.detection.blazeface:BlazeFace",
     "mtcnn": "faceprint.detection.mtcnn:MTCNN",
     "dlib-hog": "faceprint.detection.dlib_hog:DlibHOG",
+    "blazeface-mtcnn": "faceprint.detection.blazeface_mtcnn:BlazeFaceMTCNN",
 }
 
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_DETECTOR = "blazeface-mtcnn"
 
 
 class Detector(ABC):

@@ -151,7 +151,7 @@ class BlazeFace(Detector):
         points = (points - pad) / scale + offset
         return boxes, scores, points
 
-    def _tile_windows(self, h: int, w: int) -> list[tuple[int, int, int]]:
+    def _tile_windows(self, h: int, w: int, tiles: int) -> list[tuple[int, int, int]]:
         """Square windows (x, y, side): ``tiles`` across the long side, overlapping by a quarter.
 
         The overlap lets a face cut by one tile's edge appear whole in a neighbour; the short
@@ -160,7 +160,7 @@ class BlazeFace(Detector):
         on face parts, so small images get fewer windows (none below ~1.3x the input size).
         """
         step = 0.75
-        n = min(self.tiles, int(1 + (max(h, w) / self.size - 1) / step))
+        n = min(tiles, int(1 + (max(h, w) / self.size - 1) / step))
         if n < 2:
             return []
         side = max(h, w) / (1 + step * (n - 1))
@@ -174,16 +174,18 @@ class BlazeFace(Detector):
 
     # -- public ---------------------------------------------------------------------------
 
-    def detect(self, image: Image) -> list[Face]:
+    def detect(self, image: Image, tiles: int | None = None) -> list[Face]:
         """Faces by descending score. Boxes are clipped to the image so crops stay valid;
-        keypoints are not (an ear of a face at the border may lie outside)."""
+        keypoints are not (an ear of a face at the border may lie outside). ``tiles``
+        overrides the instance's setting for this call."""
         if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
             raise ValueError(f"expected a non-empty HxWx3 RGB image, got shape {image.shape}")
         image = np.ascontiguousarray(image, dtype=np.uint8)
         h, w = image.shape[:2]
         parts = [self._infer(image)]
-        if self.tiles > 1:
-            for x, y, side in self._tile_windows(h, w):
+        tiles = self.tiles if tiles is None else tiles
+        if tiles > 1:
+            for x, y, side in self._tile_windows(h, w, tiles):
                 parts.append(self._infer(image[y:y + side, x:x + side], x, y))
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])

@@ -227,25 +227,21 @@ class MTCNN(Detector):
     # -- the cascade --------------------------------------------------------------------------
 
     def detect(self, image: Image) -> list[Face]:
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ImageError(f"MTCNN needs an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+        image = _check(image)
         boxes = self._propose(image)
         if len(boxes):
             boxes = self._refine(image, boxes)
-        if not len(boxes):
-            return []
-        boxes, scores, points = self._output(image, boxes)
-        faces = [
-            Face(
-                box=tuple(float(v) for v in box),
-                score=float(score),
-                landmarks={n: (float(px), float(py)) for n, px, py in zip(_LANDMARKS, pts[:5], pts[5:])},
-                detector=self.name,
-            )
-            for box, score, pts in zip(boxes, scores, points)
-        ]
-        return faces  # already in descending score order (NMS keeps them so)
+        return self._output(image, boxes) if len(boxes) else []
+
+    def place(self, image: Image, boxes: np.ndarray) -> list[Face]:
+        """Run only the last stage on candidate boxes ``(N, 4)`` found some other way.
+
+        ONet re-scores each candidate (dropping those below ``thresholds[2]``), tightens its box
+        and places the five landmarks, so a faster proposer can borrow MTCNN's landmarks.
+        """
+        image = _check(image)
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        return self._output(image, _square(boxes)) if len(boxes) else []
 
     def _scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales: the first maps ``min_face_size`` onto PNet's 12 px window."""
@@ -296,7 +292,7 @@ class MTCNN(Detector):
         keep = nms(boxes, scores, self.nms_stage)
         return _square(_regress(boxes[keep], reg[keep]))
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
         """Stage 3: ONet scores each face, gives its final box and five landmarks."""
         boxes = _integer_boxes(boxes)
         prob, reg, marks = self._sessions["onet"].run(None, {"image": _normalise(_crops(image, boxes, 48))})
@@ -308,7 +304,22 @@ class MTCNN(Detector):
         boxes = _regress(boxes, reg)
         # "min" overlap also drops a small box nested inside a bigger face's box
         keep = nms(boxes, scores, self.nms_stage, mode="min")
-        return boxes[keep], scores[keep], points[keep]
+        return [  # in descending score order (NMS keeps them so)
+            Face(
+                box=tuple(float(v) for v in box),
+                score=float(score),
+                landmarks={n: (float(px), float(py)) for n, px, py in zip(_LANDMARKS, pts[:5], pts[5:])},
+                detector=self.name,
+            )
+            for box, score, pts in zip(boxes[keep], scores[keep], points[keep])
+        ]
+
+
+def _check(image: Image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ImageError(f"MTCNN needs an HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+    return image
 
 
 __all__ = ["MTCNN"]

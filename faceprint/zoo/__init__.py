@@ -202,22 +202,27 @@ _SPECS = [
 
 
 
-def _fusion(name: str, parts: tuple[str, ...], threshold: float, identify_threshold: float) -> ModelSpec:
-    """A fusion embedder's entry: its parts' files (so fetch/verify cover them) and its own thresholds."""
+def _composite(name: str, kind: str, parts: tuple[str, ...], summary: str, input: str, **extra) -> ModelSpec:
+    """An entry built from other entries: their files (so fetch/verify cover them), its own settings."""
     by_name = {s.name: s for s in _SPECS}
     return ModelSpec(
-        name=name, kind="embedder",
+        name=name, kind=kind,
         files={f"{p}.{k}": f for p in parts for k, f in by_name[p].files.items()},
         licence=" / ".join(f"{p}: {by_name[p].licence}" for p in parts),
-        summary="fusion: " + " + ".join(f"{p} ({by_name[p].dims}-d)" for p in parts) + ", weighted cosine",
-        input="each part aligns the face onto its own template",
-        dims=sum(by_name[p].dims for p in parts),
-        threshold=threshold, identify_threshold=identify_threshold,
-        notes="Weights and thresholds: docs/benchmarks.md (Accuracy).",
+        summary=summary, input=input, **extra,
     )
 
 
-_SPECS.append(_fusion("faceplugin+dlib-resnet", ("faceplugin", "dlib-resnet"), threshold=0.2163, identify_threshold=0.1779))
+_SPECS += [
+    _composite("faceplugin+dlib-resnet", "embedder", ("faceplugin", "dlib-resnet"),
+               summary="fusion: faceplugin (512-d) + dlib-resnet (128-d), weighted cosine",
+               input="each part aligns the face onto its own template", dims=512 + 128,
+               threshold=0.2163, identify_threshold=0.1779,
+               notes="Weights and thresholds: docs/benchmarks.md (Accuracy)."),
+    _composite("blazeface-mtcnn", "detector", ("blazeface", "mtcnn"),
+               summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
+               input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
+]
 
 _BY_NAME = {s.name: s for s in _SPECS}
 

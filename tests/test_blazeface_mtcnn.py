@@ -1,0 +1,94 @@
+"""The hybrid detector on real faces: MTCNN's landmarks, BlazeFace's proposals, MTCNN where BlazeFace misses."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from faceprint.detection import DEFAULT_DETECTOR, get_detector
+from faceprint.detection.blazeface_mtcnn import BlazeFaceMTCNN
+from faceprint.errors import ImageError
+
+from .conftest import lfw_image
+from .test_mtcnn import GRID_PEOPLE, SURE, _check_landmarks, _read
+
+# LFW images where BlazeFace alone finds nothing (the face fills too much of the frame for it)
+BLAZEFACE_MISSES = [("Alex_Barros", 2), ("Colin_Montgomerie", 4), ("Grady_Little", 1)]
+
+
+@pytest.fixture(scope="module")
+def hybrid() -> BlazeFaceMTCNN:
+    return get_detector("blazeface-mtcnn")
+
+
+def test_is_the_default():
+    assert DEFAULT_DETECTOR == "blazeface-mtcnn"
+
+
+def test_landmarks_agree_with_mtcnn(hybrid, lfw_dir):
+    mtcnn = get_detector("mtcnn")
+    worst = []
+    for name in GRID_PEOPLE:
+        image = _read(lfw_image(lfw_dir, name, 1))
+        ours, theirs = hybrid.detect(image)[0], mtcnn.detect(image)[0]
+        assert ours.detector == "blazeface-mtcnn" and ours.score > 0.99
+        _check_landmarks(ours)
+        worst.append(max(np.hypot(*np.subtract(ours.landmarks[k], theirs.landmarks[k])) for k in theirs.landmarks))
+    # ONet sees a slightly different crop, so the points move by a pixel or two on ~100 px faces
+    assert np.median(worst) < 3.0 and max(worst) < 10.0, worst
+
+
+def test_falls_back_to_mtcnn_where_blazeface_misses(hybrid, lfw_dir):
+    blazeface = get_detector("blazeface")
+    for name, n in BLAZEFACE_MISSES:
+        image = _read(lfw_image(lfw_dir, name, n))
+        assert blazeface.detect(image) == []
+        faces = hybrid.detect(image)
+        assert len(faces) == 1 and faces[0].detector == "blazeface-mtcnn"
+        _check_landmarks(faces[0])
+
+
+def test_grid_of_lfw_faces(hybrid, lfw_dir):
+    tiles = [_read(lfw_image(lfw_dir, name, 1)) for name in GRID_PEOPLE]
+    grid = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(3)], axis=0)
+    faces = [f for f in hybrid.detect(grid) if f.score >= SURE]
+    cells = {(int((f.box[1] + f.box[3]) / 2 // 250), int((f.box[0] + f.box[2]) / 2 // 250)) for f in faces}
+    assert len(faces) == len(GRID_PEOPLE) and len(cells) == len(GRID_PEOPLE)
+    for face in faces:
+        _check_landmarks(face)
+
+
+def test_small_faces_in_a_large_image_need_tiles(astronaut):
+    # a large face (which BlazeFace finds in one pass, so no fallback) and a ~55 px one, 1/29 of
+    # the long side, far below one pass's reach: tiled passes down to min_face_size find it
+    canvas = np.full((1200, 1600, 3), 90, np.uint8)
+    canvas[100:700, 100:700] = cv2.resize(astronaut, (600, 600), interpolation=cv2.INTER_AREA)
+    canvas[700:1000, 1100:1400] = cv2.resize(astronaut, (300, 300), interpolation=cv2.INTER_AREA)
+
+    def small(detector):
+        return [f for f in detector.detect(canvas) if f.score >= SURE and f.box[0] > 1000]
+
+    assert len([f for f in BlazeFaceMTCNN(max_tiles=1).detect(canvas) if f.score >= SURE]) == 1
+    assert small(BlazeFaceMTCNN(max_tiles=1)) == []
+    found = small(BlazeFaceMTCNN(min_face_size=40))
+    assert len(found) == 1
+    x1, y1, x2, y2 = found[0].box
+    assert 1100 < x1 < x2 < 1400 and 700 < y1 < y2 < 1000
+    _check_landmarks(found[0])
+
+
+@pytest.mark.parametrize("kind", ["black", "noise"])
+def test_no_faces_in_blank_or_noise(hybrid, kind):
+    rng = np.random.default_rng(7)
+    image = np.zeros((480, 640, 3), np.uint8) if kind == "black" else rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert hybrid.detect(image) == []
+
+
+def test_rejects_bad_input(hybrid):
+    with pytest.raises(ImageError):
+        hybrid.detect(np.zeros((10, 10), np.uint8))
+    with pytest.raises(ImageError):
+        hybrid.detect(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(ValueError):
+        BlazeFaceMTCNN(min_face_size=5)
