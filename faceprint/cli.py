@@ -477,3 +477,45 @@ def eval_thresholds(lfw: Annotated[Path, typer.Option(help="LFW folder holding p
             t.add_row(f"{p.far:g}", f"{p.threshold:.4f}", f"{p.tar * 100:.2f}%", f"{(1 - p.tar) * 100:.2f}%")
         out.print(t)
     _run(go)
+
+
+@eval_app.command("identify")
+def eval_identify(lfw: Annotated[Path, typer.Option(help="LFW folder holding images/PERSON/*.jpg.")],
+                  detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                  workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
+                  limit: Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")] = None,
+                  no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")] = False,
+                  json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None,
+                  ) -> None:
+    """Open-set 1:N on all of LFW: one photo enrolled per person, the rest and strangers as probes."""
+    from . import evaluation as ev
+
+    def go() -> None:
+        people = ev.lfw_people(lfw)
+        people = dict(list(people.items())[:limit]) if limit else people
+        images = [p for paths in people.values() for p in paths]
+        with _progress(False) as bar:
+            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
+            vectors, per_image = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n),
+                                                 cache=not no_cache)
+        emb = get_pipeline(detector, embedder).embedder
+        split = ev.open_set_split(people, vectors)
+        if len(split.gallery) == 0 or len(split.unknown) == 0:
+            raise FaceprintError("too few people for open-set identification (need some with one photo and some with more)")
+        shipped = {"verify": emb.threshold, "identify": emb.identify_threshold}
+        report = {"detector": detector, "embedder": embedder, "people": len(people), "images": len(images),
+                  **ev.open_set_identification(split, vectors, thresholds=shipped),
+                  "seconds_per_image": per_image, "command": "faceprint " + " ".join(sys.argv[1:])}
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(report, indent=2) + "\n")
+        t = Table("operating point", "threshold (cosine)", "DIR", "FAR",
+                  title=f"{detector} + {embedder}: gallery {report['gallery']:,} people, "
+                        f"{report['known_probes']:,} known and {report['unknown_probes']:,} unknown probes; "
+                        f"rank-1 {report['rank1'] * 100:.2f}%")
+        for p in report["dir_at_far"]:
+            t.add_row(f"FAR {p['target_far']:g}", f"{p['threshold']:.4f}", f"{p['dir'] * 100:.2f}%", f"{p['far'] * 100:.2f}%")
+        for name, p in report["at_thresholds"].items():
+            t.add_row(f"shipped {name}", f"{p['threshold']:.4f}", f"{p['dir'] * 100:.2f}%", f"{p['far'] * 100:.2f}%")
+        out.print(t)
+    _run(go)

@@ -62,13 +62,3 @@ def verify_vectors(a: np.ndarray, b: np.ndarray, threshold: float, embedder: str
         embedder=embedder,
         metric=metric,
     )
-
-
-def nearest(queries: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index and cosine distance of each query's nearest gallery row (exact search)."""
-    if len(gallery) == 0:
-        n = len(np.atleast_2d(queries))
-        return np.full(n, -1), np.full(n, np.inf)
-    d = cosine_distance(queries, gallery)
-    idx = d.argmin(axis=1)
-    return idx, d[np.arange(len(idx)), idx]

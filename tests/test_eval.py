@@ -100,3 +100,41 @@ def test_fusion_is_the_weighted_mean_of_its_parts(lfw_dir):
     assert cos(fused)[0, 1] < fusion.threshold < cos(fused)[0, 2]
     with pytest.raises(TypeError):
         fusion.embed_crops(np.zeros((1, 112, 112, 3), np.uint8))
+
+
+def test_eval_identify_report_on_a_subset(lfw_dir, tmp_path):
+    """The first 150 people: open-set rank-1 and DIR@FAR with plausible values and consistent counts."""
+    out = tmp_path / "identify.json"
+    run("eval", "identify", "--lfw", str(lfw_dir), "--limit", "150", "--no-cache", "--json", str(out))
+    r = json.loads(out.read_text())
+    people = dict(list(ev.lfw_people(lfw_dir).items())[:150])
+    singles = sum(len(v) == 1 for v in people.values())
+    assert r["people"] == 150 and r["images"] == sum(len(v) for v in people.values())
+    assert r["unknown_probes"] == singles and r["gallery"] + r["no_face"]["gallery"] == 150 - singles
+    assert r["gallery"] + r["known_probes"] + r["unknown_probes"] == r["images"]
+    assert r["rank1"] > 0.95
+    assert [p["target_far"] for p in r["dir_at_far"]] == [1e-2, 1e-3]
+    assert all(p["far"] <= p["target_far"] and 0.5 < p["dir"] <= r["rank1"] for p in r["dir_at_far"])
+    assert set(r["at_thresholds"]) == {"verify", "identify"}
+
+
+def test_open_set_measures_on_known_vectors():
+    from pathlib import Path
+
+    e = np.eye(8, dtype=np.float32)
+    near = lambda i, d: ((1 - d) * e[i] + np.sqrt(1 - (1 - d) ** 2) * e[7]).astype(np.float32)  # noqa: E731 (cosine distance d from e[i])
+    paths = {name: [Path(f"{name}/{i}.jpg") for i in range(n)] for name, n in
+             [("a", 3), ("b", 2), ("c", 2), ("x", 1), ("y", 1), ("z", 1)]}
+    vec = {str(paths["a"][0]): e[0], str(paths["a"][1]): near(0, 0.1), str(paths["a"][2]): near(1, 0.05),
+           str(paths["b"][0]): e[1], str(paths["b"][1]): near(1, 0.3),
+           str(paths["c"][0]): None, str(paths["c"][1]): e[2],  # c's first photo has no face: the second is enrolled
+           str(paths["x"][0]): near(2, 0.2), str(paths["y"][0]): e[5], str(paths["z"][0]): None}
+    split = ev.open_set_split(paths, vec)
+    assert [n for n, _ in split.gallery] == ["a", "b", "c"] and split.gallery[2][1] == paths["c"][1]
+    r = ev.open_set_identification(split, vec, fars=(0.34,), thresholds={"t": 0.25})
+    # known probes: a1 -> a (0.1), a2 -> b (wrong), b1 -> b (0.3), c0 -> no face
+    assert r["rank1"] == pytest.approx(2 / 4) and r["no_face"] == {"gallery": 0, "known": 1, "unknown": 1}
+    # unknown x is 0.2 from c; y is 1.0 from everyone; z has no face. At t = 0.25: x accepted -> FAR 1/3
+    assert r["at_thresholds"]["t"] == {"threshold": 0.25, "dir": pytest.approx(1 / 4), "far": pytest.approx(1 / 3)}
+    point = r["dir_at_far"][0]  # FAR <= 0.34 allows one of three unknowns through: threshold just under 1.0
+    assert point["far"] == pytest.approx(1 / 3) and point["dir"] == pytest.approx(2 / 4)

@@ -167,7 +167,12 @@ def test_kill_9_mid_enrolment_keeps_every_finished_face(tmp_path, lfw_dir):
     # every stored face has its embedding: nothing half-written
     assert con.execute("SELECT COUNT(*) FROM faces f LEFT JOIN embeddings e ON e.face_id = f.id"
                        " WHERE e.face_id IS NULL").fetchone()[0] == 0
+    stored_faces = con.execute("SELECT p.name, f.source FROM faces f JOIN people p ON p.id = f.person_id").fetchall()
     con.close()
+    # the search index (saved only at a clean exit) is rebuilt or caught up: every stored face is found
+    with Gallery(db) as g:
+        for name, source in stored_faces:
+            assert [m.name for m in g.identify(source)] == [name]
     # running again finishes the job without duplicating what was there
     subprocess.run(FACEPRINT + ["enroll", str(root), "--db", str(db)], check=True)
     assert _count(db) == 40

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from faceprint.matching import cosine_distance, nearest, to_metric, verify_vectors
+from faceprint.index import FaceIndex
+from faceprint.matching import cosine_distance, to_metric, verify_vectors
 
 
 def test_cosine_distance_of_unit_vectors():
@@ -26,8 +27,9 @@ def test_verify_vectors_decides_at_the_threshold():
 
 
 def test_nearest_and_empty_gallery():
-    g = np.eye(3, dtype=np.float32)
-    idx, d = nearest(np.array([[0.0, 0.9, 0.1]]), g)
-    assert idx[0] == 1 and d[0] == pytest.approx(0.1)
-    idx, d = nearest(np.array([[1.0, 0.0]]), np.zeros((0, 0)))
-    assert idx[0] == -1 and np.isinf(d[0])
+    index = FaceIndex(3)
+    index.add(np.array([10, 11, 12]), np.eye(3, dtype=np.float32))
+    keys, d = index.search(np.array([[0.0, 0.6, 0.8]]), 2)
+    assert keys.tolist() == [[12, 11]] and d[0] == pytest.approx([0.2, 0.4])
+    keys, d = FaceIndex(2).search(np.array([[1.0, 0.0]]), 1)
+    assert keys[0, 0] == -1 and np.isinf(d[0, 0])

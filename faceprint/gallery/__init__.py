@@ -1,12 +1,18 @@
-"""The gallery: enrolled people, identified against in one matrix product.
+"""The gallery: enrolled people in a database, searched through a vector index.
 
-The database (``store.py``) is the truth; the in-memory matrix of embeddings is a cache that is
-rebuilt whenever any process has committed a change.
+The database (``store.py``) is the truth. The search index (``faceprint.index``) is a cache of its
+embeddings that follows the database's change log: before every search it applies whatever any
+process has committed since, and it is saved beside the database (``gallery.db.index``) with a
+stamp (gallery id, embedder, last change applied). An index that disagrees with the database
+(after a crash, a copied or restored file, a reindex) is caught up from the log or rebuilt, and
+names are read from the database at answer time, so a removed person is never returned.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +24,7 @@ from platformdirs import user_data_dir
 
 from ..errors import GalleryError, ImageError, NoFaceError
 from ..imageio import load_image
-from ..matching import nearest
+from ..index import APPROX_FROM, FaceIndex
 from ..pipeline import Pipeline, get_pipeline, largest
 from ..types import Face, Image
 from .store import FaceRow, Store
@@ -55,7 +61,7 @@ class Gallery:
     """
 
     def __init__(self, path: str | Path | None = None, *, detector: str | None = None, embedder: str | None = None,
-                 threshold: float | None = None):
+                 threshold: float | None = None, approx_from: int | None = APPROX_FROM):
         self.store = Store(path or default_path())
         stored = self.store.get_meta("embedder")
         if embedder and stored and embedder != stored and self.store.count_faces():
@@ -66,7 +72,11 @@ class Gallery:
         kwargs = {k: v for k, v in (("detector", detector), ("embedder", embedder or stored)) if v}
         self.pipeline: Pipeline = get_pipeline(**kwargs)
         self._threshold = threshold
-        self._cache: tuple[int, list[str], np.ndarray] | None = None
+        self._approx_from = approx_from  # gallery size where search turns approximate (faceprint.index)
+        self._index: FaceIndex | None = None
+        self._index_seq = 0  # last change-log entry the index reflects
+        self._index_version = -1  # store.version when the index was last checked
+        self._index_saved = True
 
     @property
     def path(self) -> Path:
@@ -76,7 +86,13 @@ class Gallery:
     def threshold(self) -> float:
         return self._threshold if self._threshold is not None else self.pipeline.embedder.identify_threshold
 
+    @property
+    def index_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".index")
+
     def close(self) -> None:
+        if self._index is not None and not self._index_saved:
+            self._save_index()
         self.store.close()
 
     def __enter__(self) -> Gallery:
@@ -129,7 +145,7 @@ class Gallery:
                 progress(i + 1, len(rows))
         self.store.replace_embeddings(embedder, vectors)
         self.pipeline = pipe
-        self._cache = None
+        self._index = None
         return len(rows)
 
     # -- reading ----------------------------------------------------------------------------
@@ -141,25 +157,88 @@ class Gallery:
             raise GalleryError(f"no person named {name!r}")
         return self.store.faces(name)
 
-    def _matrix(self) -> tuple[list[str], np.ndarray]:
-        version = self.store.version
-        if self._cache is None or self._cache[0] != version:
-            names, vectors = self.store.embeddings(self.pipeline.embedder.name)
-            self._cache = (version, names, vectors)
-        return self._cache[1], self._cache[2]
+    def search(self, vectors: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
+        """The ``k`` nearest enrolled faces of each vector: ``(name, cosine distance)``, nearest first."""
+        index = self._synced_index()
+        keys, dist = index.search(vectors, k)
+        names = self.store.names_of(keys.ravel().tolist())
+        return [[(names[int(f)], float(d)) for f, d in zip(row_k, row_d) if int(f) in names]
+                for row_k, row_d in zip(keys, dist)]
 
     def identify(self, image: Image | str | Path) -> list[Match]:
         """Every face in ``image``, named by its nearest enrolled face, or unknown past the threshold."""
         embeddings = self.pipeline.embed(load_image(image))
         if not embeddings:
             return []
-        names, matrix = self._matrix()
-        idx, dist = nearest(np.stack([e.vector for e in embeddings]), matrix)
-        return [
-            Match(face=e.face, name=names[i] if d <= self.threshold else None,
-                  distance=None if not np.isfinite(d) else float(d))
-            for e, i, d in zip(embeddings, idx, dist)
-        ]
+        found = self.search(np.stack([e.vector for e in embeddings]))
+        matches = []
+        for e, best in zip(embeddings, found):
+            name, d = best[0] if best else (None, None)
+            matches.append(Match(face=e.face, name=name if d is not None and d <= self.threshold else None,
+                                 distance=d))
+        return matches
+
+    # -- the search index -------------------------------------------------------------------
+    def _synced_index(self) -> FaceIndex:
+        """The index, brought in step with every change committed to the database so far."""
+        version = self.store.version
+        if self._index is not None and version == self._index_version:
+            return self._index
+        embedder = self.pipeline.embedder.name
+        with self.store.snapshot():
+            if self._index is None:
+                self._load_index(embedder)
+            if self._index is not None:
+                changes = self.store.changes_since(self._index_seq)
+                if any(op == "reset" for _, op, _ in changes):
+                    self._index = None
+                elif changes:
+                    self._apply(changes, embedder)
+            if self._index is None or len(self._index) != self.store.count_embeddings(embedder):
+                self._rebuild(embedder)
+        self._index_version = version
+        return self._index
+
+    def _stamp(self, embedder: str) -> dict:
+        return {"gallery_id": self.store.get_meta("gallery_id"), "embedder": embedder}
+
+    def _load_index(self, embedder: str) -> None:
+        """The saved index, if it was made from this database and not from a later state of it."""
+        saved = FaceIndex.load(self.index_path, self._stamp(embedder), approx_from=self._approx_from)
+        if saved is not None and saved[1]["seq"] <= self.store.last_change():
+            self._index, self._index_seq = saved[0], saved[1]["seq"]
+            self._index_saved = True
+
+    def _rebuild(self, embedder: str) -> None:
+        """The index from scratch out of the database (inside the caller's snapshot)."""
+        ids, vectors = self.store.embeddings(embedder)
+        index = FaceIndex(vectors.shape[1] if len(ids) else self.pipeline.embedder.dims, approx_from=self._approx_from)
+        if len(ids):
+            index.add(ids, vectors)
+        self._index, self._index_seq = index, self.store.last_change()
+        self._save_index()
+
+    def _apply(self, changes: list[tuple[int, str, int | None]], embedder: str) -> None:
+        """Replay logged adds and removes; idempotent, so a change seen twice does no harm."""
+        removed = [f for _, op, f in changes if op == "remove"]
+        added = [f for _, op, f in changes if op == "add" and f not in removed]
+        self._index.remove(np.array(removed + added, np.int64))
+        ids, vectors = self.store.vectors_of(embedder, added)
+        if len(ids):
+            self._index.add(ids, vectors)
+        self._index_seq = changes[-1][0]
+        self._index_saved = False
+
+    def _save_index(self) -> None:
+        """Write the index beside the database; a lock keeps two processes' files from mixing."""
+        try:
+            with open(self.index_path.with_name(self.index_path.name + ".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._index.save(self.index_path, dict(self._stamp(self.pipeline.embedder.name),
+                                                       seq=self._index_seq))
+            self._index_saved = True
+        except OSError:
+            self._index_saved = False  # a read-only folder: the index stays in memory, rebuilt next time
 
 
 def _read(path: str | Path) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import numpy as np
 
 from ..errors import GalleryError
 
-SCHEMA_VERSION = 1
+#: 2 added ``changes``, the log the search index follows (a version 1 file is upgraded in place)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +50,11 @@ CREATE TABLE IF NOT EXISTS embeddings (
     PRIMARY KEY (face_id, embedder)
 );
 CREATE INDEX IF NOT EXISTS embeddings_by_embedder ON embeddings(embedder);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('add', 'remove', 'reset')),
+    face_id INTEGER
+);
 """
 
 
@@ -99,10 +106,12 @@ class Store:
         self._db.executescript(_SCHEMA)
         with self.write() as db:
             found = self.get_meta("schema")
-            if found is None:
-                self.set_meta(db, "schema", str(SCHEMA_VERSION))
-            elif int(found) > SCHEMA_VERSION:
+            if found is not None and int(found) > SCHEMA_VERSION:
                 raise GalleryError(f"{self.path} was written by a newer faceprint (schema {found})")
+            if found != str(SCHEMA_VERSION):
+                self.set_meta(db, "schema", str(SCHEMA_VERSION))
+            if self.get_meta("gallery_id") is None:  # ties a saved search index to this database
+                self.set_meta(db, "gallery_id", uuid.uuid4().hex)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -114,6 +123,15 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         else:
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the database, whatever other writers do."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
             self._db.execute("COMMIT")
 
     def close(self) -> None:
@@ -153,6 +171,7 @@ class Store:
             fid = cur.lastrowid
             db.execute("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
                        (fid, embedder, np.asarray(vector, np.float32).tobytes()))
+            db.execute("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (fid,))
             return fid
 
     def _check_embedder(self, db: sqlite3.Connection, embedder: str) -> None:
@@ -196,20 +215,47 @@ class Store:
             row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise GalleryError(f"no person named {name!r}")
-            n = db.execute("SELECT COUNT(*) FROM faces WHERE person_id = ?", (row[0],)).fetchone()[0]
+            ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE person_id = ?", (row[0],))]
+            db.executemany("INSERT INTO changes(op, face_id) VALUES ('remove', ?)", [(i,) for i in ids])
             db.execute("DELETE FROM people WHERE id = ?", (row[0],))
-            return n
+            return len(ids)
 
     # -- embeddings -------------------------------------------------------------------------
-    def embeddings(self, embedder: str) -> tuple[list[str], np.ndarray]:
+    def embeddings(self, embedder: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, vectors)`` of ``embedder``'s embeddings, of faces with id > ``after``."""
         rows = self._db.execute(
-            "SELECT p.name, e.vector FROM embeddings e JOIN faces f ON f.id = e.face_id"
-            " JOIN people p ON p.id = f.person_id WHERE e.embedder = ? ORDER BY e.face_id",
-            (embedder,),
+            "SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id > ? ORDER BY face_id",
+            (embedder, after),
         ).fetchall()
         if not rows:
-            return [], np.zeros((0, 0), np.float32)
-        return [r[0] for r in rows], np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array([r[0] for r in rows], np.int64), np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+
+    def vectors_of(self, embedder: str, face_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, vectors)`` of those of ``face_ids`` that still exist."""
+        found = [(i, np.frombuffer(v, np.float32)) for i in face_ids for (v,) in self._db.execute(
+            "SELECT vector FROM embeddings WHERE embedder = ? AND face_id = ?", (embedder, i))]
+        if not found:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return np.array([i for i, _ in found], np.int64), np.stack([v for _, v in found])
+
+    def names_of(self, face_ids: list[int]) -> dict[int, str]:
+        """Person name per face id, for faces that still exist (a removed face has none)."""
+        ids = sorted({int(i) for i in face_ids if i >= 0})
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self._db.execute(
+            f"SELECT f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", ids))
+
+    def last_change(self) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+
+    def changes_since(self, seq: int) -> list[tuple[int, str, int | None]]:
+        return self._db.execute("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
+
+    def count_embeddings(self, embedder: str) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,)).fetchone()[0]
 
     def count_faces(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
@@ -224,3 +270,4 @@ class Store:
             db.executemany("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
                            [(fid, embedder, np.asarray(v, np.float32).tobytes()) for fid, v in vectors.items()])
             self.set_meta(db, "embedder", embedder)
+            db.execute("INSERT INTO changes(op) VALUES ('reset')")

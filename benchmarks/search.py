@@ -1,0 +1,260 @@
+"""1:N search at scale: the LFW gallery plus synthetic distractors up to a million faces.
+
+    python benchmarks/search.py --lfw ../shared/datasets/lfw                 # -> benchmarks/results/search.json
+    python benchmarks/search.py --lfw ../shared/datasets/lfw --sizes 10000   # quick
+    (pip install -e '.[bench]' adds faiss for the library comparison)
+
+Real faceprints: every LFW image through the default pipeline (cached like `faceprint eval`).
+The gallery is the open-set split of `faceprint eval identify` (one photo per person with two or
+more); queries are 500 known probes (their other photos) and 500 unknown ones (people with a single
+photo). Distractors are synthetic: a Gaussian with the mean and covariance of all real LFW
+faceprints, sampled and L2-normalised, so they spread through the same part of the sphere as real
+faces (their distances to real faces are reported beside real-to-real ones). They are generated in
+seeded chunks, so no process ever holds a million float32 vectors.
+
+Each size runs in a fresh process (for its RSS; BLAS single-threaded, the index on 2 threads to build and
+one to answer a single query): build the index chunk by chunk, time single
+queries (p50/p99) and one batch, then regenerate the chunks for the exact answer (one matrix
+product per chunk) and report recall@1 of the index against it, and the open-set identification
+with the distractors in the gallery (a distractor as nearest face is a wrong answer). The exact
+search's latency at small sizes is what sets `faceprint.index.APPROX_FROM`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 100_000
+QUERIES = 500  # of each kind
+
+
+# -- data ------------------------------------------------------------------------------------------
+def real_data(lfw: Path, workers: int) -> dict:
+    from faceprint import evaluation as ev
+    from faceprint.detection import DEFAULT_DETECTOR
+    from faceprint.embedding import DEFAULT_EMBEDDER
+
+    people = ev.lfw_people(lfw)
+    vectors, _ = ev.embed_images([p for v in people.values() for p in v], DEFAULT_DETECTOR, DEFAULT_EMBEDDER, workers)
+    split = ev.open_set_split(people, vectors)
+    gallery = [(n, p) for n, p in split.gallery if vectors[str(p)] is not None]
+    rng = np.random.default_rng(0)
+    known = [split.known[i] for i in rng.permutation(len(split.known)) if vectors[str(split.known[i][1])] is not None]
+    unknown = [p for p in (split.unknown[i] for i in rng.permutation(len(split.unknown))) if vectors[str(p)] is not None]
+    known, unknown = known[:QUERIES], unknown[:QUERIES]
+    everything = np.stack([v for v in vectors.values() if v is not None])
+    names = [n for n, _ in gallery]
+    return {
+        "gallery": np.stack([vectors[str(p)] for _, p in gallery]),
+        "gallery_names": np.array(names),
+        "queries": np.stack([vectors[str(p)] for _, p in known] + [vectors[str(p)] for p in unknown]),
+        "query_names": np.array([n for n, _ in known] + [""] * len(unknown)),
+        "mean": everything.mean(0),
+        "cov": np.cov(everything, rowvar=False),
+        "real": everything,
+        "pipeline": f"{DEFAULT_DETECTOR} + {DEFAULT_EMBEDDER}",
+    }
+
+
+def distractors(mean: np.ndarray, cov: np.ndarray, count: int, seed: int = 1):
+    """Seeded chunks of synthetic faceprints: the same chunks every time they are asked for."""
+    factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(cov)))
+    for i, start in enumerate(range(0, count, CHUNK)):
+        n = min(CHUNK, count - start)
+        z = np.random.default_rng([seed, i]).standard_normal((n, len(mean)), dtype=np.float32)
+        x = mean + z @ factor.T.astype(np.float32)
+        yield start, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def distance_check(data: dict) -> dict:
+    """How the synthetic faces sit among real ones: nearest-neighbour and random-pair distances."""
+    real = data["real"]
+    rng = np.random.default_rng(2)
+    a = real[rng.choice(len(real), 2000, replace=False)]
+    fake = next(distractors(data["mean"], data["cov"], 2000))[1]
+    def stats(x: np.ndarray) -> dict:
+        return {"mean": round(float(x.mean()), 4), "std": round(float(x.std()), 4), "p1": round(float(np.percentile(x, 1)), 4)}
+    rr, rf = 1 - a @ real.T, 1 - fake @ real.T
+    rr[rr < 1e-4] = np.inf  # an image against itself
+    return {"real_to_real_random_pair": stats((1 - a @ a.T)[np.triu_indices(2000, 1)]),
+            "synthetic_to_real_random_pair": stats(rf[:, :2000].ravel()),
+            "real_to_nearest_other_real": stats(rr.min(1)),
+            "synthetic_to_nearest_real": stats(rf.min(1))}
+
+
+# -- one size, in its own process -----------------------------------------------------------------
+def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
+    from faceprint.index import FaceIndex
+
+    d = np.load(data_path)
+    gallery, queries, gnames, qnames = d["gallery"], d["queries"], d["gallery_names"], d["query_names"]
+    n_fake = size - len(gallery)
+    base_rss = _rss_mb()
+    os.environ["FACEPRINT_THREADS"] = "2"
+    start = time.perf_counter()
+    if library == "faiss":
+        index = _FaissHNSW(gallery.shape[1])
+    else:
+        index = FaceIndex(gallery.shape[1], approx_from=0 if library == "usearch" else None, dtype=dtype)
+    index.add(np.arange(len(gallery)), gallery)
+    for s, chunk in distractors(d["mean"], d["cov"], n_fake):
+        index.add(len(gallery) + s + np.arange(len(chunk)), chunk)
+    build = time.perf_counter() - start
+    rss = _rss_mb()
+    os.environ["FACEPRINT_THREADS"] = "1"
+    for q in queries[:20]:
+        index.search(q, 1)  # warm-up
+    lat = []
+    found = np.empty(len(queries), np.int64)
+    dist = np.empty(len(queries), np.float32)
+    for i, q in enumerate(queries):
+        t = time.perf_counter()
+        k, dd = index.search(q, 1)
+        lat.append((time.perf_counter() - t) * 1000)
+        found[i], dist[i] = k[0, 0], dd[0, 0]
+    os.environ["FACEPRINT_THREADS"] = "2"
+    t = time.perf_counter()
+    index.search(queries, 1)
+    batch_qps = len(queries) / (time.perf_counter() - t)
+
+    # exact answer: running best over the gallery and regenerated chunks
+    best_d = 1 - queries @ gallery.T
+    best_k, best_v = best_d.argmin(1), best_d.min(1)
+    for s, chunk in distractors(d["mean"], d["cov"], n_fake):
+        cd = 1 - queries @ chunk.T
+        better = cd.min(1) < best_v
+        best_k = np.where(better, len(gallery) + s + cd.argmin(1), best_k)
+        best_v = np.minimum(best_v, cd.min(1))
+    lat = np.array(lat)
+    return {
+        "size": size, "library": library, "dtype": dtype if library != "exact" else "f32",
+        "build_s": round(build, 2), "rss_mb": round(rss, 1), "rss_over_baseline_mb": round(rss - base_rss, 1),
+        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 4), "p99": round(float(np.percentile(lat, 99)), 4),
+                       "mean": round(float(lat.mean()), 4)},
+        "batch_queries_per_s": round(batch_qps, 1),
+        "recall_at_1": float((found == best_k).mean()),
+        "identification": _identification(found, dist, gnames, qnames, len(gallery)),
+        "identification_exact": _identification(best_k, best_v, gnames, qnames, len(gallery)),
+    }
+
+
+def _identification(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, qnames: np.ndarray, n_gallery: int) -> dict:
+    from faceprint.evaluation import _threshold_at_far
+
+    name = np.where(found < n_gallery, gnames[np.minimum(found, n_gallery - 1)], "<distractor>")
+    known = qnames != ""
+    right = (name == qnames) & known
+    out = {"rank1": float(right[known].mean())}
+    for far in (1e-2, 1e-3):
+        t = _threshold_at_far(np.sort(dist[~known]), far)
+        out[f"dir_at_far_{far:g}"] = float((right & (dist <= t))[known].mean())
+    return out
+
+
+class _FaissHNSW:
+    """faiss's HNSW with float16 scalar quantisation, for the library comparison only."""
+
+    def __init__(self, dims: int) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(2)
+        self._index = faiss.IndexHNSWSQ(dims, faiss.ScalarQuantizer.QT_fp16, 16, faiss.METRIC_INNER_PRODUCT)
+        self._index.hnsw.efConstruction = 128
+        self._index.hnsw.efSearch = 64
+        self._ids: list[np.ndarray] = []
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self._index.add(np.ascontiguousarray(vectors, np.float32))
+        self._ids.append(np.asarray(keys))
+
+    def search(self, q: np.ndarray, k: int):
+        import faiss
+
+        faiss.omp_set_num_threads(int(os.environ.get("FACEPRINT_THREADS", "1")))
+        d, i = self._index.search(np.ascontiguousarray(np.atleast_2d(q), np.float32), k)
+        ids = np.concatenate(self._ids)
+        return ids[i], 1 - d
+
+
+def _rss_mb() -> float:
+    """Peak RSS of this process since its exec (VmHWM; ru_maxrss would include the parent's at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--crossover", type=int, nargs="*", default=[2_000, 5_000, 10_000, 20_000, 50_000],
+                    help="sizes where exact and graph search are both timed (sets APPROX_FROM)")
+    ap.add_argument("--compare", type=int, default=100_000, help="size for the dtype / library comparison (0: skip)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search.json")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        path, size, dtype, library = args.child
+        print(json.dumps(run_size(Path(path), int(size), dtype, library)))
+        return
+    from faceprint.index import APPROX_FROM, CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH
+
+    os.environ.setdefault("FACEPRINT_THREADS", "1")
+    data = real_data(args.lfw, args.workers)
+    tmp = ROOT / "benchmarks" / ".search-data.npz"
+    np.savez(tmp, **{k: v for k, v in data.items() if k not in ("real", "pipeline")})
+
+    def child(size: int, dtype: str = "f16", library: str = "usearch") -> dict:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        p = subprocess.run([sys.executable, __file__, "--child", str(tmp), str(size), dtype, library],
+                           capture_output=True, text=True, check=True, env=env)
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"{library:8} {r['dtype']:5} {size:>9,}: build {r['build_s']:7.1f} s  RSS {r['rss_mb']:7.1f} MB  "
+              f"p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
+              f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f}", flush=True)
+        return r
+
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python benchmarks/search.py " + " ".join(sys.argv[1:]),
+        "pipeline": data["pipeline"],
+        "index": {"approx_from": APPROX_FROM, "connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD,
+                  "expansion_search": EXPANSION_SEARCH},
+        "gallery": len(data["gallery"]), "queries": {"known": int((data["query_names"] != "").sum()),
+                                                     "unknown": int((data["query_names"] == "").sum())},
+        "distractors": "Gaussian with the mean and covariance of all real LFW faceprints, L2-normalised",
+        "distance_check": distance_check(data),
+        "crossover": [child(n, library=lib) for n in args.crossover for lib in ("exact", "usearch")],
+        "compare": ([child(args.compare, dt) for dt in ("f16", "bf16", "i8")]
+                    + ([child(args.compare, "f16", "faiss")] if importlib.util.find_spec("faiss") else [])
+                    if args.compare else []),
+        "sizes": [child(n) for n in args.sizes],
+    }
+    tmp.unlink()
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _cpu() -> str:
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The search index on real faceprints: exact and approximate agree, and the gallery's index never
+disagrees with its database (removals, a crash before the index is saved, torn or foreign files)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceprint import Gallery
+from faceprint.evaluation import central
+from faceprint.gallery.store import Store
+from faceprint.imageio import load_image
+from faceprint.index import FaceIndex, knn_graph
+from faceprint.pipeline import get_pipeline
+
+from .conftest import lfw_image
+from .test_gallery import _people
+
+EMBEDDER = "faceplugin"
+
+
+@pytest.fixture(scope="module")
+def faces(lfw_dir) -> dict[str, list[np.ndarray]]:
+    """Real faceprints: four photos each of 40 LFW people."""
+    pipe = get_pipeline(embedder=EMBEDDER)
+    out = {}
+    for name in _people(lfw_dir, 4, 40, skip=100):
+        vecs = []
+        for i in range(1, 5):
+            image = load_image(lfw_image(lfw_dir, name, i))
+            vecs.append(pipe.embed(image, [central(pipe.detector.detect(image), image.shape)])[0].vector)
+        out[name] = vecs
+    return out
+
+
+def test_exact_and_approximate_agree(faces):
+    vectors = np.stack([v for vecs in faces.values() for v in vecs])
+    exact_keys, exact_d = knn_graph(vectors, 5, approx_from=None)
+    approx_keys, approx_d = knn_graph(vectors, 5, approx_from=0)
+    assert (exact_keys[:, 0] == approx_keys[:, 0]).mean() >= 0.99
+    same = exact_keys == approx_keys
+    assert np.abs(exact_d[same] - approx_d[same]).max() < 2e-3  # float16 storage in the graph
+    # the nearest other photo is the same person for nearly everyone (a real-embedding sanity check)
+    person = np.repeat(np.arange(len(faces)), 4)
+    assert (person[exact_keys[:, 0]] == person).mean() > 0.95
+
+
+def test_index_add_remove_save_load(tmp_path, faces):
+    vectors = np.stack([v for vecs in faces.values() for v in vecs])
+    for approx_from in (None, 0):
+        index = FaceIndex(vectors.shape[1], approx_from=approx_from)
+        index.add(np.arange(len(vectors)) * 10, vectors)
+        index.remove(np.arange(0, 40) * 10)
+        keys, _ = index.search(vectors[:40], 3)
+        assert not np.isin(keys, np.arange(0, 40) * 10).any() and len(index) == len(vectors) - 40
+        index.save(tmp_path / "i", {"seq": 7})
+        loaded, meta = FaceIndex.load(tmp_path / "i", {"seq": 7}, approx_from=approx_from)
+        assert meta["seq"] == 7 and loaded.approximate == index.approximate
+        assert (loaded.search(vectors, 1)[0] == index.search(vectors, 1)[0]).all()
+        assert FaceIndex.load(tmp_path / "i", {"seq": 8}) is None
+    empty = FaceIndex(4)
+    keys, dist = empty.search(np.ones((2, 4)), 3)
+    assert (keys == -1).all() and np.isinf(dist).all()
+
+
+def _add(store: Store, name: str, vector: np.ndarray, tag: int) -> int:
+    return store.add_face(name, EMBEDDER, vector, source=None, image_sha256=hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
+                          box=[0, 0, 1, 1], landmarks={}, detector="test", chip=b"", chip_face={})
+
+
+def _fill(db: Path, faces: dict, photos: range) -> None:
+    store = Store(db)
+    for name, vecs in faces.items():
+        for i in photos:
+            _add(store, name, vecs[i], i)
+    store.close()
+
+
+def _top_names(gallery: Gallery, faces: dict, photo: int) -> dict[str, str | None]:
+    names = list(faces)
+    found = gallery.search(np.stack([faces[n][photo] for n in names]), 1)
+    return {n: (hit[0][0] if hit else None) for n, hit in zip(names, found)}
+
+
+@pytest.mark.parametrize("approx_from", [None, 0], ids=["exact", "approximate"])
+def test_gallery_index_follows_the_database(tmp_path, faces, approx_from):
+    db = tmp_path / "g.db"
+    _fill(db, faces, range(3))
+    with Gallery(db, approx_from=approx_from) as g:
+        hits = _top_names(g, faces, 3)  # each person's held-back 4th photo
+        assert sum(hits[n] == n for n in faces) >= 38
+        assert g.index_path.is_file()
+
+        # another process removes two people and enrols one more photo: this open gallery sees both
+        other = Store(db)
+        gone = list(faces)[:2]
+        for name in gone:
+            other.remove(name)
+        _add(other, list(faces)[2], faces[list(faces)[2]][3], 3)
+        other.close()
+        hits = _top_names(g, faces, 3)
+        assert not set(hits.values()) & set(gone)
+        assert g.search(faces[list(faces)[2]][3][None], 1)[0][0][1] < 1e-3  # the new photo itself
+
+    # a crash: changes committed after the index file was last saved are caught up from the log
+    before = (g.index_path.read_bytes(), (g.index_path.parent / (g.index_path.name + ".json")).read_text())
+    other = Store(db)
+    for name in gone:
+        _add(other, name, faces[name][0], 0)
+    other.close()
+    with Gallery(db, approx_from=approx_from) as g2:
+        assert (g2.index_path.read_bytes(), (g2.index_path.parent / (g2.index_path.name + ".json")).read_text()) == before
+        hits = _top_names(g2, faces, 3)
+        assert all(hits[n] == n for n in gone)
+        assert len(g2._synced_index()) == Store(db).count_embeddings(EMBEDDER)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign", "newer"])
+def test_a_bad_index_file_is_rebuilt(tmp_path, faces, damage):
+    db = tmp_path / "g.db"
+    _fill(db, faces, range(2))
+    if damage == "newer":  # an older backup of the database restored beside a newer index
+        shutil.copy(db, tmp_path / "backup.db")
+    with Gallery(db) as g:
+        _top_names(g, faces, 3)
+        index = g.index_path
+    if damage == "truncated":
+        index.write_bytes(index.read_bytes()[:100])
+    elif damage == "garbage":
+        index.write_bytes(b"\0" * 5000)
+    elif damage == "foreign":  # another gallery's index (same people, other ids) copied here
+        other = tmp_path / "other.db"
+        _fill(other, dict(reversed(list(faces.items()))), range(2))
+        with Gallery(other) as g:
+            _top_names(g, faces, 3)
+        shutil.copy(g.index_path, index)
+        shutil.copy(g.index_path.parent / (g.index_path.name + ".json"), index.parent / (index.name + ".json"))
+    elif damage == "newer":
+        with Gallery(db) as g:  # the index moves ahead: two more photos each
+            store = Store(db)
+            for name, vecs in faces.items():
+                _add(store, name, vecs[2], 2)
+            store.close()
+            _top_names(g, faces, 3)
+        shutil.copy(tmp_path / "backup.db", db)
+    with Gallery(db) as g:
+        hits = _top_names(g, faces, 3)
+        assert sum(hits[n] == n for n in faces) >= 37
+        assert len(g._synced_index()) == 2 * len(faces)
