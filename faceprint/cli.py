@@ -360,6 +360,97 @@ def people_remove(name: str, db: DbOpt = None, json_out: JsonOpt = False) -> Non
     _run(go)
 
 
+# -- clustering -----------------------------------------------------------------------------
+MethodOpt = Annotated[Optional[str], typer.Option(help="Clustering method: average (default) or chinese-whispers.")]
+ClusterThresholdOpt = Annotated[Optional[float], typer.Option(
+    help="Cosine-distance threshold of the method (default: calibrated on LFW, docs/benchmarks.md).")]
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The given files, and every image file under the given folders (recursively, sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()) \
+            if p.is_dir() else [p]
+    return files
+
+
+@app.command()
+def cluster(paths: Annotated[list[Path], typer.Argument(help="Images, or folders searched recursively.")],
+            json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the clusters here.")] = None,
+            html_dir: Annotated[Optional[Path], typer.Option(
+                "--html", help="Write a contact sheet here: index.html and faces/*.jpg.")] = None,
+            method: MethodOpt = None, threshold: ClusterThresholdOpt = None,
+            detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER) -> None:
+    """Group every face in a photo collection by person, unnamed, biggest group first."""
+    import numpy as np
+
+    from .clustering import DEFAULT_METHOD, make_estimator, write_contact_sheet
+
+    def go() -> None:
+        pipe = get_pipeline(detector, embedder)
+        name = method or DEFAULT_METHOD
+        estimator = make_estimator(name, threshold, pipe.embedder.name)  # bad names fail before any work
+        done, failures = _each_image(_image_files(paths), lambda p: pipe.embed(load_image(p)), False, "embedding")
+        embedded = [(p, e) for p, found in done for e in found]
+        faces = [{"path": str(p.absolute()), "box": [round(float(v), 1) for v in e.face.box]} for p, e in embedded]
+        labels = estimator.fit_predict(np.stack([e.vector for _, e in embedded])) if faces else np.zeros(0, int)
+        clusters = [[faces[i] for i in np.flatnonzero(labels == c)] for c in range(labels.max(initial=-1) + 1)]
+        alone = [faces[i] for i in np.flatnonzero(labels < 0)]
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps({"clusters": clusters, "noise": alone}, indent=2) + "\n")
+        if html_dir:
+            write_contact_sheet(html_dir, clusters, alone)
+        t = Table("cluster", "faces", "first face", title=f"{len(faces)} face(s) in {len(done)} image(s): "
+                  f"{len(clusters)} cluster(s), {len(alone)} face(s) alone ({name})")
+        for i, c in enumerate(clusters[:20]):
+            t.add_row(str(i), str(len(c)), c[0]["path"])
+        if len(clusters) > 20:
+            t.add_row("...", str(sum(map(len, clusters[20:]))), f"in {len(clusters) - 20} more clusters")
+        out.print(t)
+        _report_failures(failures, False)
+    _run(go)
+
+
+@people_app.command("from-cluster")
+def people_from_cluster(
+        clusters_json: Annotated[Path, typer.Option("--json", help="A file written by `faceprint cluster --json`.")],
+        index: Annotated[int, typer.Option("--cluster", help="Which cluster: 0 is the biggest.")],
+        name: Annotated[str, typer.Option(help="Enrol its faces as this person.")],
+        db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None) -> None:
+    """Enrol the faces of one cluster as a person (each cropped from its photo, so the right face is taken)."""
+    from .clustering import ENROL_MARGIN, crop_face
+
+    def go() -> None:
+        faces = _cluster_faces(clusters_json, index)
+        with Gallery(db, detector=detector, embedder=embedder) as gallery:
+            def one(face: dict) -> int | None:
+                crop = crop_face(load_image(face["path"]), face["box"], ENROL_MARGIN)
+                return gallery.enroll(name, crop, source=face["path"])
+
+            done, failures = _each_image(faces, one, False, "enrolling", path=lambda face: face["path"])
+            where = gallery.path
+        added = sum(1 for _, fid in done if fid is not None)
+        out.print(f"enrolled {added} of {len(faces)} face(s) of cluster {index} as {name} into {where}"
+                  + (f"; {len(done) - added} already there" if len(done) > added else "")
+                  + (f"; {len(failures)} skipped" if failures else ""), highlight=False)
+        _report_failures(failures, False)
+    _run(go)
+
+
+def _cluster_faces(path: Path, index: int) -> list[dict]:
+    try:
+        clusters = json.loads(path.read_text())["clusters"]
+    except OSError as e:
+        raise FaceprintError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError):
+        raise FaceprintError(f"{path}: not a `faceprint cluster --json` file") from None
+    if not 0 <= index < len(clusters):
+        raise FaceprintError(f"{path}: no cluster {index} (it has {len(clusters)}, numbered from 0)")
+    return clusters[index]
+
+
 # -- evaluation -----------------------------------------------------------------------------
 eval_app = typer.Typer(help="Measure accuracy on standard benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
@@ -446,6 +537,91 @@ def _rel(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+@eval_app.command("cluster")
+def eval_cluster(lfw: Annotated[Path, typer.Option(help="LFW folder holding images/PERSON/*.jpg.")],
+                 method: Annotated[Optional[list[str]], typer.Option(
+                     help="Method to score; repeat for several (default: every method).")] = None,
+                 threshold: ClusterThresholdOpt = None,
+                 detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                 workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
+                 limit: Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")] = None,
+                 json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None,
+                 ) -> None:
+    """Cluster every LFW image (its central face) and score the clusters against the people's names."""
+    import platform
+    import time
+
+    import numpy as np
+
+    from . import evaluation as ev
+    from .clustering import METHODS, make_estimator
+
+    def go() -> None:
+        methods = method or list(METHODS)
+        if threshold is not None and len(methods) != 1:
+            raise FaceprintError("--threshold needs exactly one --method")
+        estimators = {m: make_estimator(m, threshold, embedder) for m in methods}
+        people = ev.lfw_people(lfw)
+        people = dict(list(people.items())[:limit]) if limit else people
+        images = [p for paths in people.values() for p in paths]
+        truth = np.array([n for n, paths in people.items() for _ in paths])
+        cached = ev.is_cached(images, detector, embedder)
+        with _progress(False) as bar:
+            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
+            vectors, per_image = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n))
+        found = np.array([vectors[str(p)] is not None for p in images])
+        if not found.any():
+            raise FaceprintError(f"{lfw}: no face found in any image")
+        X = np.stack([vectors[str(p)] for p, f in zip(images, found) if f])
+        runs = []
+        for name, estimator in estimators.items():
+            start = time.perf_counter()
+            labels = estimator.fit_predict(X)
+            seconds = time.perf_counter() - start
+            pred = np.full(len(images), -1)
+            pred[found] = labels
+            clusters = int(pred.max(initial=-1) + 1)
+            runs.append({"method": name, "params": estimator.get_params(),
+                         "bcubed": dict(zip(("precision", "recall", "f1"), ev.bcubed_prf(truth, pred))),
+                         "pairwise": dict(zip(("precision", "recall", "f1"), ev.pairwise_prf(truth, pred))),
+                         "clusters": clusters + int((pred < 0).sum()), "clusters_2plus": clusters,
+                         "faces_alone": int((pred < 0).sum()), "cluster_seconds": seconds})
+        sizes = np.array([len(paths) for paths in people.values()])
+        report = {"detector": detector, "embedder": embedder, "images": len(images), "people": len(people),
+                  "people_2plus": int((sizes > 1).sum()),
+                  "no_face_images": [_rel(p, lfw) for p, f in zip(images, found) if not f],
+                  "no_face_policy": "kept in the ground truth, each as a face alone (a cluster of its own)",
+                  "runs": runs, "seconds_per_image": per_image, "embeddings_cached": cached,
+                  "pipeline": ev.fingerprints(detector, embedder), "machine": _machine(),
+                  "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+                  "command": "faceprint " + " ".join(sys.argv[1:])}
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(report, indent=2) + "\n")
+        out.print(f"{detector} + {embedder}: {len(images):,} images of {len(people):,} people "
+                  f"({report['people_2plus']:,} with 2 or more), {len(report['no_face_images'])} without a face "
+                  "(each counted as a face alone)", highlight=False)
+        for r in runs:
+            b, p = r["bcubed"], r["pairwise"]
+            out.print(f"  {r['method']}: BCubed P {b['precision']:.4f} R {b['recall']:.4f} F1 {b['f1']:.4f}, "
+                      f"pairwise P {p['precision']:.4f} R {p['recall']:.4f} F1 {p['f1']:.4f}, "
+                      f"{r['clusters']:,} clusters ({r['clusters_2plus']:,} of 2 or more faces), "
+                      f"clustering {r['cluster_seconds']:.1f} s", highlight=False)
+    _run(go)
+
+
+def _machine() -> str:
+    """CPU model, cores and system, for benchmark reports."""
+    import os
+    import platform
+
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}"
 
 
 @eval_app.command("thresholds")

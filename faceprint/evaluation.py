@@ -316,6 +316,52 @@ def write_plots(out: Path, title: str, distances: np.ndarray, same: np.ndarray, 
     return [roc, hist]
 
 
+# -- clustering ------------------------------------------------------------------------------------
+def pairwise_prf(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall, F1 over pairs of items: of the pairs put together, how many are one
+    person; of one person's pairs, how many were put together. ``pred`` -1 is an item alone.
+
+    Dominated by the biggest people (pairs grow with the square of their size); 1.0 where nothing
+    is to be counted (no pair put together, or no person with two items).
+    """
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
+    c = pair_confusion_matrix(np.asarray(truth), _alone_apart(pred))
+    return _prf(c[1, 1], c[1, 1] + c[0, 1], c[1, 1], c[1, 1] + c[1, 0])
+
+
+def bcubed_prf(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
+    """BCubed precision, recall, F1 (Bagga & Baldwin): per item, the share of its cluster that is its
+    person and of its person that is in its cluster, averaged over items. ``pred`` -1 is an item alone.
+
+    Every face weighs the same, so people seen once count as much as the famous ones.
+    """
+    from sklearn.metrics.cluster import contingency_matrix
+
+    table = contingency_matrix(np.asarray(truth), _alone_apart(pred), sparse=True).tocsr()
+    people, clusters = np.asarray(table.sum(axis=1)).ravel(), np.asarray(table.sum(axis=0)).ravel()
+    cells = table.tocoo()
+    together = cells.data.astype(np.float64) ** 2
+    n = table.sum()
+    return _prf(float((together / clusters[cells.col]).sum()), n, float((together / people[cells.row]).sum()), n)
+
+
+def _alone_apart(pred: np.ndarray) -> np.ndarray:
+    """``pred`` with every -1 given a label of its own."""
+    pred = np.array(pred, dtype=np.int64)
+    alone = pred < 0
+    pred[alone] = pred.max(initial=-1) + 1 + np.arange(alone.sum())
+    return pred
+
+
+def _prf(precision_hits: float, claimed: float, recall_hits: float, relevant: float) -> tuple[float, float, float]:
+    """Precision, recall (1.0 where nothing was claimed / there was nothing to find) and their F1."""
+    precision = precision_hits / claimed if claimed else 1.0
+    recall = recall_hits / relevant if relevant else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return float(precision), float(recall), float(f1)
+
+
 # -- open-set identification (1:N) -----------------------------------------------------------------
 def lfw_people(lfw: Path) -> dict[str, list[Path]]:
     """Every LFW image, by person (folder name), in file order."""
