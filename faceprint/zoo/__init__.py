@@ -55,7 +55,7 @@ class ModelSpec:
     summary: str
     input: str
     #: cosine distance; embedders only. The median of the ten fold thresholds of
-    #: `faceprint eval lfw --lfw DIR --detector mtcnn --embedder NAME` (docs/models.md).
+    #: `faceprint eval lfw --lfw DIR --embedder NAME` with the default detector (docs/models.md).
     threshold: float | None = None
     #: cosine distance for 1:N identification: the threshold at FAR = 1e-4 over every cross-identity
     #: pair of LFW's pair images (`faceprint eval thresholds`), so a stranger rarely matches anyone
@@ -142,8 +142,8 @@ _SPECS = [
         summary="dlib ResNet-29, 128-d",
         input="150x150 RGB chip, dlib 5-point alignment",
         dims=128,
-        threshold=0.0900,
-        identify_threshold=0.0591,
+        threshold=0.0930,
+        identify_threshold=0.0593,
     ),
     ModelSpec(
         name="facenet",
@@ -154,8 +154,8 @@ _SPECS = [
         summary="FaceNet Inception-ResNet-v1, 512-d",
         input="160x160 RGB, per-image standardisation",
         dims=512,
-        threshold=0.5439,
-        identify_threshold=0.2857,
+        threshold=0.5329,
+        identify_threshold=0.2847,
     ),
     ModelSpec(
         name="mobilefacenet",
@@ -170,8 +170,8 @@ _SPECS = [
         summary="MobileFaceNet (ArcFace-trained), 256-d, TF.js graph converted to ONNX",
         input="112x112 RGB 0..255, ArcFace 5-point template",
         dims=256,
-        threshold=0.8045,
-        identify_threshold=0.5567,
+        threshold=0.7969,
+        identify_threshold=0.5584,
     ),
     ModelSpec(
         name="faceplugin",
@@ -182,8 +182,8 @@ _SPECS = [
         summary="Faceplugin recognition net (PReLU CNN, ArcFace-style), 512-d, ready ONNX",
         input="112x112 BGR, (x - 127.5) / 128, ArcFace 5-point template",
         dims=512,
-        threshold=0.7131,
-        identify_threshold=0.5882,
+        threshold=0.7229,
+        identify_threshold=0.5887,
         notes="Provenance: npm faceplugin-face-recognition-js@0.0.1. Check the licence for your use.",
     ),
     ModelSpec(
@@ -195,8 +195,8 @@ _SPECS = [
         summary="MobileFaceNet, 192-d, TFLite converted to ONNX, batch freed",
         input="112x112 RGB, (x - 127.5) / 128, ArcFace 5-point template",
         dims=192,
-        threshold=0.6073,
-        identify_threshold=0.4689,
+        threshold=0.5915,
+        identify_threshold=0.4685,
     ),
 ]
 
@@ -217,7 +217,7 @@ _SPECS += [
     _composite("faceplugin+dlib-resnet", "embedder", ("faceplugin", "dlib-resnet"),
                summary="fusion: faceplugin (512-d) + dlib-resnet (128-d), weighted cosine",
                input="each part aligns the face onto its own template", dims=512 + 128,
-               threshold=0.2163, identify_threshold=0.1779,
+               threshold=0.2131, identify_threshold=0.1780,
                notes="Weights and thresholds: docs/benchmarks.md (Accuracy)."),
     _composite("blazeface-mtcnn", "detector", ("blazeface", "mtcnn"),
                summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
