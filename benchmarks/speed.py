@@ -10,7 +10,7 @@ which runs
 
 Pipelines: face_recognition's HOG detector (all images) and its ``cnn`` detector (``--cnn-images``,
 an evenly spaced sample, it is ~30x slower on a CPU); faceprint's default (``get_pipeline()``) and
-its fastest (blazeface + mobilefacenet). Each image is processed end to end (decode -> detect ->
+its fast ones (BlazeFace short range with MobileFace, and with the MobileFaceNet from expo). Each image is processed end to end (decode -> detect ->
 align/landmarks -> embed every face found) by ``--workers`` fresh processes, one per core, each
 single-threaded (``FACEPRINT_THREADS=1``, ``OMP/OPENBLAS/MKL_NUM_THREADS=1``), on interleaved
 halves of the list. The workers load their models, warm up on one image, and start together, so
@@ -50,7 +50,8 @@ PIPELINES = {
     "face_recognition-hog": ("fr", "hog", "dlib-resnet"),
     "face_recognition-cnn": ("fr", "cnn", "dlib-resnet"),
     "faceprint-default": ("fp", None, None),  # whatever get_pipeline() gives
-    "faceprint-fast": ("fp", "blazeface", "mobilefacenet"),
+    "faceprint-fast": ("fp", "blazeface-short", "mobilefacenet"),
+    "faceprint-fast-expo": ("fp", "blazeface-short", "expo-mobilefacenet"),
 }
 BASELINE = "face_recognition-hog"
 

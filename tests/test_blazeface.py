@@ -145,13 +145,16 @@ def test_weighted_nms_blends_overlaps() -> None:
     assert np.allclose(pts[0], [0.25, 0.25]) and np.allclose(box2, boxes[2])
 
 
-def test_conversion_matches_tflite_interpreter(detector: BlazeFace, astronaut: np.ndarray, lfw_dir: Path) -> None:
+@pytest.mark.parametrize("name", ["blazeface", "blazeface-short"])
+def test_conversion_matches_tflite_interpreter(name: str, astronaut: np.ndarray, lfw_dir: Path) -> None:
     """The cached ONNX model and MediaPipe's .tflite, run by LiteRT, agree on real inputs."""
     litert = pytest.importorskip(
         "ai_edge_litert.interpreter", reason="ai-edge-litert (reference TFLite interpreter) is not installed")
     from faceprint import zoo
+    from faceprint.detection import get_detector
 
-    interpreter = litert.Interpreter(model_path=str(zoo.get("blazeface").path("model")))
+    detector = get_detector(name)
+    interpreter = litert.Interpreter(model_path=str(zoo.get(name).path("model")))
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     outs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
@@ -164,7 +167,7 @@ def test_conversion_matches_tflite_interpreter(detector: BlazeFace, astronaut: n
         ref = [interpreter.get_tensor(outs[name]) for name in detector._outputs]
         feed = x.transpose(0, 3, 1, 2) if detector._nchw else x
         got = detector._session.run(detector._outputs, {detector._input: np.ascontiguousarray(feed)})
-        # regressor is in input pixels (0..192), classifier in logits
+        # regressor is in input pixels (0..192 or 0..128), classifier in logits
         assert np.abs(got[0] - ref[0]).max() < 5e-3
         assert np.abs(got[1] - ref[1]).max() < 5e-4
 
@@ -192,3 +195,24 @@ def test_no_tiles_on_small_images(astronaut: np.ndarray) -> None:
     windows = detector._tile_windows(512, 512, 4)  # 3 across: 205 px windows, still >= 192
     assert len(windows) == 9 and all(side >= 192 for *_, side in windows)
     assert len(detector.detect(astronaut)) == 1
+
+
+def test_short_range_finds_faces_that_fill_the_frame(lfw_dir: Path) -> None:
+    """The short-range model finds the LFW faces the full-range one misses, with sane keypoints,
+    and its anchors follow MediaPipe's two-map layout (16x16 x 2 + 8x8 x 6 = 896)."""
+    from faceprint.detection import get_detector
+    from faceprint.detection.blazeface import BlazeFaceShort, _anchors
+
+    short = get_detector("blazeface-short")
+    assert isinstance(short, BlazeFaceShort) and short.size == 128 and len(short._anchors) == 896
+    centres = _anchors(896, 128)
+    assert np.allclose(centres[:2], [[0.5 / 16, 0.5 / 16]] * 2) and np.allclose(centres[512], [0.5 / 8, 0.5 / 8])
+    full = BlazeFace()
+    for name, n in [("Alex_Barros", 2), ("Colin_Montgomerie", 4), ("Grady_Little", 1)]:
+        image = _read(lfw_dir / "images" / name / f"{name}_{n:04d}.jpg")
+        assert full.detect(image) == []
+        faces = short.detect(image)
+        assert len(faces) == 1 and faces[0].detector == "blazeface-short" and faces[0].score > 0.7
+        _check_geometry(faces[0])
+        x1, y1, x2, y2 = faces[0].box
+        assert 60 < (x1 + x2) / 2 < 190 and 60 < (y1 + y2) / 2 < 190  # LFW centres the face

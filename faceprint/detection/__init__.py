@@ -15,6 +15,7 @@ from ..types import Face, Image
 
 _DETECTORS = {
     "blazeface": "faceprint.detection.blazeface:BlazeFace",
+    "blazeface-short": "faceprint.detection.blazeface:BlazeFaceShort",
     "mtcnn": "faceprint.detection.mtcnn:MTCNN",
     "dlib-hog": "faceprint.detection.dlib_hog:DlibHOG",
     "blazeface-mtcnn": "faceprint.detection.blazeface_mtcnn:BlazeFaceMTCNN",

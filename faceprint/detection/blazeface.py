@@ -25,18 +25,25 @@ KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth", "left_ear", "right_ear")
 _RAW_SCORE_CLIP = 100.0  # MediaPipe clips logits to +-100 before the sigmoid
 
 
-def _anchors(count: int, size: int) -> np.ndarray:
-    """``(count, 2)`` anchor centres in [0, 1], row-major over a square feature map.
+#: SSD anchor layouts of MediaPipe's BlazeFace graphs, by output count: (stride, anchors per cell)
+#: per feature map. Full range: one 48x48 map at stride 4. Short range: 16x16 at stride 8 with 2
+#: anchors per cell, then 8x8 at stride 16 with 6 (MediaPipe's four layers, the last three
+#: sharing one stride). All anchors are fixed-size (1x1), so only their centres matter.
+_ANCHOR_LAYOUTS = {2304: ((4, 1),), 896: ((8, 2), (16, 6))}
 
-    The full-range graph uses one SSD layer with one fixed-size (1x1) anchor per cell, so the
-    grid side follows from the number of outputs: 2304 anchors -> 48x48 -> stride 4 at 192.
-    """
-    side = int(round(count ** 0.5))
-    if side * side != count or size % side:
-        raise ModelError(f"BlazeFace output has {count} anchors; expected one per cell of a square grid")
-    centres = (np.arange(side, dtype=np.float32) + 0.5) / side
-    ys, xs = np.meshgrid(centres, centres, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+def _anchors(count: int, size: int) -> np.ndarray:
+    """``(count, 2)`` anchor centres in [0, 1], row-major over each feature map, maps in order."""
+    layout = _ANCHOR_LAYOUTS.get(count)
+    if layout is None or sum((size // s) ** 2 * n for s, n in layout) != count:
+        raise ModelError(f"BlazeFace output has {count} anchors; no known SSD layout for a {size} px input")
+    parts = []
+    for stride, per_cell in layout:
+        side = size // stride
+        centres = (np.arange(side, dtype=np.float32) + 0.5) / side
+        ys, xs = np.meshgrid(centres, centres, indexing="ij")
+        parts.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], axis=1), per_cell, axis=0))
+    return np.concatenate(parts)
 
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray,
@@ -132,7 +139,7 @@ class BlazeFace(Detector):
         x = x.transpose(2, 0, 1)[None] if self._nchw else x[None]
         reg, cls = self._session.run(self._outputs, {self._input: np.ascontiguousarray(x)})
         logits = np.clip(cls[0, :, 0], -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP)
-        scores = 1.0 / (1.0 + np.exp(-logits))
+        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # float32 overflows at the clip
         keep = scores >= self.score_threshold
         if not keep.any():
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 6, 2), np.float32)
@@ -200,3 +207,14 @@ class BlazeFace(Detector):
                 detector=self.name,
             ))
         return sorted(faces, key=lambda f: f.score, reverse=True)
+
+
+class BlazeFaceShort(BlazeFace):
+    """MediaPipe BlazeFace short range (128x128): for faces filling a good part of the frame.
+
+    MediaPipe's selfie-distance model: about half the work of the full-range one, and it finds
+    the large, centred faces of portraits and ID-style crops that the full-range model (tuned for
+    smaller faces) sometimes misses; it does not find small faces. Same decoding and suppression.
+    """
+
+    name = "blazeface-short"

