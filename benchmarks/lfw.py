@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import cpu_model  # beside this script
+
 os.environ.setdefault("FACEPRINT_THREADS", "1")
 
 from faceprint import evaluation as ev  # noqa: E402
@@ -30,12 +32,17 @@ from faceprint.zoo import cache_dir  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
-#: (detector, embedder): every embedder behind the default detector; the fast detector with the
-#: fast and the best embedder; face_recognition's own detector with its own and the best embedder.
+#: (detector, embedder): every embedder behind the default detector (blazeface-mtcnn) and behind
+#: MTCNN; the fast detectors with the fast and the best embedders; face_recognition's own detector
+#: with its own and the best embedder.
 COMBOS = [
+    ("blazeface-mtcnn", "faceplugin"), ("blazeface-mtcnn", "expo-mobilefacenet"), ("blazeface-mtcnn", "dlib-resnet"),
+    ("blazeface-mtcnn", "facenet"), ("blazeface-mtcnn", "mobilefacenet"), ("blazeface-mtcnn", "faceplugin+dlib-resnet"),
+    ("mtcnn", "expo-mobilefacenet"),
     ("mtcnn", "faceplugin"), ("mtcnn", "dlib-resnet"), ("mtcnn", "facenet"), ("mtcnn", "mobilefacenet"),
     ("mtcnn", "faceplugin+dlib-resnet"),
     ("blazeface", "mobilefacenet"), ("blazeface", "faceplugin"),
+    ("blazeface-short", "mobilefacenet"), ("blazeface-short", "expo-mobilefacenet"),
     ("dlib-hog", "faceplugin"), ("dlib-hog", "dlib-resnet"),
 ]
 
@@ -190,27 +197,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--only", nargs="*", help="DETECTOR:EMBEDDER runs to (re)do; default all")
+    ap.add_argument("--keep-experiments", action="store_true",
+                    help="reuse the experiments saved in lfw.json instead of redoing them (they need MTCNN passes)")
     args = ap.parse_args()
     lfw = args.lfw.resolve() if not args.lfw.is_absolute() else args.lfw
     lfw = Path(os.path.relpath(lfw, ROOT))
     combos = [tuple(c.split(":")) for c in args.only] if args.only else COMBOS
     runs = [run_combo(lfw, d, e) for d, e in combos]
     saved = RESULTS / "lfw.json"
-    old = json.loads(saved.read_text())["runs"] if saved.is_file() else []
+    previous = json.loads(saved.read_text()) if saved.is_file() else {}
+    old = previous.get("runs", [])
     done = {(r["detector"], r["embedder"]) for r in runs}
     runs = [r for r in old if (r["detector"], r["embedder"]) not in done] + runs
     order = {c: i for i, c in enumerate(COMBOS)}
     runs.sort(key=lambda r: order.get((r["detector"], r["embedder"]), 99))
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or _cpu_name()}, "
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
                    f"Python {platform.python_version()}, shared with other jobs (timings are indicative)",
         "date": time.strftime("%Y-%m-%d"),
         "notes": "runs: `faceprint eval lfw` reports (schema faceprint.eval.lfw/1, docs/benchmarks.md); their "
                  "seconds_per_image is wall time x workers of the run that filled the embedding cache. "
                  "cpu_ms: process CPU time, one thread, 60 images. experiments: MTCNN detections, 10 folds.",
-        "command": "FACEPRINT_THREADS=1 python benchmarks/lfw.py --lfw " + str(lfw),
+        "command": "FACEPRINT_THREADS=1 python benchmarks/lfw.py " + " ".join(sys.argv[1:]),
         "runs": runs,
-        "experiments": experiments(lfw),
+        "experiments": previous["experiments"] if args.keep_experiments else experiments(lfw),
         "cpu_ms": stage_times(lfw),
         "model_bytes": {s.name: s.size for s in zoo.specs()},
     }
@@ -219,13 +229,6 @@ def main() -> None:
         print(f"{r['detector']:10} {r['embedder']:24} {r['accuracy_mean'] * 100:.2f} ± {r['accuracy_std'] * 100:.2f}")
     for x in report["experiments"]:
         print(f"{x['name']:40} {x['accuracy_mean'] * 100:.2f} ± {x['accuracy_std'] * 100:.2f}")
-
-
-def _cpu_name() -> str:
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import cpu_model  # beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 100_000
 QUERIES = 500  # of each kind
@@ -43,6 +45,7 @@ QUERIES = 500  # of each kind
 # -- data ------------------------------------------------------------------------------------------
 def real_data(lfw: Path, workers: int) -> dict:
     from faceprint import evaluation as ev
+    from faceprint import zoo
     from faceprint.detection import DEFAULT_DETECTOR
     from faceprint.embedding import DEFAULT_EMBEDDER
 
@@ -65,6 +68,7 @@ def real_data(lfw: Path, workers: int) -> dict:
         "cov": np.cov(everything, rowvar=False),
         "real": everything,
         "pipeline": f"{DEFAULT_DETECTOR} + {DEFAULT_EMBEDDER}",
+        "identify_threshold": zoo.get(DEFAULT_EMBEDDER).identify_threshold,
     }
 
 
@@ -138,6 +142,7 @@ def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
         best_k = np.where(better, len(gallery) + s + cd.argmin(1), best_k)
         best_v = np.minimum(best_v, cd.min(1))
     lat = np.array(lat)
+    threshold = float(d["identify_threshold"])
     return {
         "size": size, "library": library, "dtype": dtype if library != "exact" else "f32",
         "build_s": round(build, 2), "rss_mb": round(rss, 1), "rss_over_baseline_mb": round(rss - base_rss, 1),
@@ -145,9 +150,19 @@ def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
                        "mean": round(float(lat.mean()), 4)},
         "batch_queries_per_s": round(batch_qps, 1),
         "recall_at_1": float((found == best_k).mean()),
+        "recall_at_1_known": float((found == best_k)[qnames != ""].mean()),
+        "recall_at_1_unknown": float((found == best_k)[qnames == ""].mean()),
+        # what a user sees: the same name (or the same "unknown") at the shipped identify threshold
+        "same_answer": float((_answer(found, dist, gnames, threshold) == _answer(best_k, best_v, gnames, threshold)).mean()),
         "identification": _identification(found, dist, gnames, qnames, len(gallery)),
         "identification_exact": _identification(best_k, best_v, gnames, qnames, len(gallery)),
     }
+
+
+def _answer(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, threshold: float) -> np.ndarray:
+    n = len(gnames)
+    name = np.where(found < n, gnames[np.minimum(found, n - 1)], "<distractor>")
+    return np.where(dist <= threshold, name, "")
 
 
 def _identification(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, qnames: np.ndarray, n_gallery: int) -> dict:
@@ -200,9 +215,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    ap.add_argument("--crossover", type=int, nargs="*", default=[2_000, 5_000, 10_000, 20_000, 50_000],
-                    help="sizes where exact and graph search are both timed (sets APPROX_FROM)")
-    ap.add_argument("--compare", type=int, default=100_000, help="size for the dtype / library comparison (0: skip)")
+    ap.add_argument("--crossover", type=int, nargs="*", default=[5_000, 20_000, 50_000, 100_000],
+                    help="sizes where exact search is timed (with --sizes, this sets APPROX_FROM)")
+    ap.add_argument("--compare", type=int, default=50_000, help="size for the dtype / library comparison (0: skip)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search.json")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -225,11 +240,12 @@ def main() -> None:
         r = json.loads(p.stdout.strip().splitlines()[-1])
         print(f"{library:8} {r['dtype']:5} {size:>9,}: build {r['build_s']:7.1f} s  RSS {r['rss_mb']:7.1f} MB  "
               f"p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
-              f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f}", flush=True)
+              f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f} "
+              f"(known {r['recall_at_1_known']:.3f})  same answer {r['same_answer']:.4f}", flush=True)
         return r
 
     report = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {_cpu()}, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "command": "python benchmarks/search.py " + " ".join(sys.argv[1:]),
         "pipeline": data["pipeline"],
@@ -239,7 +255,7 @@ def main() -> None:
                                                      "unknown": int((data["query_names"] == "").sum())},
         "distractors": "Gaussian with the mean and covariance of all real LFW faceprints, L2-normalised",
         "distance_check": distance_check(data),
-        "crossover": [child(n, library=lib) for n in args.crossover for lib in ("exact", "usearch")],
+        "crossover": [child(n, library="exact") for n in args.crossover],
         "compare": ([child(args.compare, dt) for dt in ("f16", "bf16", "i8")]
                     + ([child(args.compare, "f16", "faiss")] if importlib.util.find_spec("faiss") else [])
                     if args.compare else []),
@@ -247,13 +263,6 @@ def main() -> None:
     }
     tmp.unlink()
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _cpu() -> str:
-    try:
-        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 if __name__ == "__main__":
