@@ -419,15 +419,12 @@ def people_from_cluster(
         index: Annotated[int, typer.Option("--cluster", help="Which cluster: 0 is the biggest.")],
         name: Annotated[str, typer.Option(help="Enrol its faces as this person.")],
         db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None) -> None:
-    """Enrol the faces of one cluster as a person (each cropped from its photo, so the right face is taken)."""
-    from .clustering import ENROL_MARGIN, crop_face
-
+    """Enrol the faces of one cluster as a person (in a photo of several, the face at the cluster's box)."""
     def go() -> None:
         faces = _cluster_faces(clusters_json, index)
         with Gallery(db, detector=detector, embedder=embedder) as gallery:
             def one(face: dict) -> int | None:
-                crop = crop_face(load_image(face["path"]), face["box"], ENROL_MARGIN)
-                return gallery.enroll(name, crop, source=face["path"])
+                return gallery.enroll(name, face["path"], box=tuple(face["box"]))
 
             done, failures = _each_image(faces, one, False, "enrolling", path=lambda face: face["path"])
             where = gallery.path

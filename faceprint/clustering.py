@@ -37,9 +37,8 @@ from .types import Image
 
 #: The embedder the default thresholds were calibrated for.
 CALIBRATED_FOR = "faceplugin"
-#: Context kept round a face, as a share of its box on each side: thumbnails show the head, and an
-#: enrolment crop leaves the detector room to find the face again (``faceprint people from-cluster``).
-THUMB_MARGIN, ENROL_MARGIN = 0.25, 0.6
+#: Context kept round a face in a contact-sheet thumbnail, as a share of its box on each side.
+THUMB_MARGIN = 0.25
 
 
 class ChineseWhispers(ClusterMixin, BaseEstimator):

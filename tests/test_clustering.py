@@ -136,6 +136,9 @@ def test_people_from_cluster_enrols_the_clusters_face(clustered, lfw_dir, tmp_pa
     assert "enrolled 4 of 4" in p.stdout
     show = json.loads(run("people", "show", "Tony", "--db", db, "--json").stdout)
     assert sorted(f["source"] for f in show["faces"]) == sorted(f["path"] for f in report["clusters"][1])
+    # boxes are stored in the photo's own coordinates: the group photo's face is where cluster found it
+    boxes = {f["path"]: f["box"] for f in report["clusters"][1]}
+    assert all(np.allclose(f["box"], boxes[f["source"]], atol=1.0) for f in show["faces"])
     # the group photo gave Tony's face, not Colin's larger one: Colin stays unknown, Tony is found
     found = json.loads(run("identify", str(lfw_image(lfw_dir, "Colin_Powell", 5)),
                            str(lfw_image(lfw_dir, "Tony_Blair", 9)), "--db", db, "--json").stdout)

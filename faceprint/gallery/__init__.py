@@ -102,8 +102,14 @@ class Gallery:
         self.close()
 
     # -- writing ----------------------------------------------------------------------------
-    def enroll(self, name: str, image: Image | str | Path, source: str | None = None) -> int | None:
-        """Add the largest face in ``image`` to ``name``; None if this image was already enrolled for them."""
+    def enroll(self, name: str, image: Image | str | Path, source: str | None = None,
+               box: tuple[float, float, float, float] | None = None) -> int | None:
+        """Add the largest face in ``image`` (or the one at ``box``) to ``name``.
+
+        Returns the face id, or None if this image was already enrolled for them. ``box`` picks
+        the detected face overlapping it most, for photos of several people (e.g. a face chosen
+        in `faceprint cluster` output).
+        """
         name = name.strip()
         if not name:
             raise GalleryError("a person's name cannot be empty")
@@ -118,7 +124,7 @@ class Gallery:
         faces = self.pipeline.detect(pixels)
         if not faces:
             raise NoFaceError(f"{source or 'image'}: no face found")
-        face = largest(faces)
+        face = largest(faces) if box is None else _at(faces, box, source)
         emb = self.pipeline.embed(pixels, [face])[0]
         chip, chip_face = _chip(pixels, face)
         return self.store.add_face(
@@ -239,6 +245,19 @@ class Gallery:
             self._index_saved = True
         except OSError:
             self._index_saved = False  # a read-only folder: the index stays in memory, rebuilt next time
+
+
+def _at(faces: list[Face], box: tuple[float, float, float, float], source: str | None) -> Face:
+    """The face overlapping ``box`` most (IoU at least 0.3)."""
+    def iou(f: Face) -> float:
+        x1, y1 = max(f.box[0], box[0]), max(f.box[1], box[1])
+        x2, y2 = min(f.box[2], box[2]), min(f.box[3], box[3])
+        inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+        return inter / (f.width * f.height + (box[2] - box[0]) * (box[3] - box[1]) - inter)
+    best = max(faces, key=iou)
+    if iou(best) < 0.3:
+        raise NoFaceError(f"{source or 'image'}: no face found at box {[round(v) for v in box]}")
+    return best
 
 
 def _read(path: str | Path) -> bytes:
