@@ -226,9 +226,9 @@ class Gallery:
 
     def _apply(self, changes: list[tuple[int, str, int | None]], embedder: str) -> None:
         """Replay logged adds and removes; idempotent, so a change seen twice does no harm."""
-        removed = [f for _, op, f in changes if op == "remove"]
+        removed = {f for _, op, f in changes if op == "remove"}
         added = [f for _, op, f in changes if op == "add" and f not in removed]
-        self._index.remove(np.array(removed + added, np.int64))
+        self._index.remove(np.array([*removed, *added], np.int64))
         ids, vectors = self.store.vectors_of(embedder, added)
         if len(ids):
             self._index.add(ids, vectors)
