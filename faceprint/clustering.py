@@ -173,6 +173,8 @@ def write_contact_sheet(out_dir: Path, clusters: list[list[dict]], alone: list[d
     """
     faces_dir = out_dir / "faces"
     faces_dir.mkdir(parents=True, exist_ok=True)
+    for old in [*faces_dir.glob("c*_*.jpg"), *faces_dir.glob("alone_*.jpg")]:  # a previous run's sheet
+        old.unlink()
     rows = [(f"c{i}", face) for i, group in enumerate(clusters) for face in group] + [("alone", f) for f in alone]
     names = [f"c{i}_{j}.jpg" for i, group in enumerate(clusters) for j in range(len(group))] \
         + [f"alone_{j}.jpg" for j in range(len(alone))]

@@ -158,3 +158,14 @@ def test_eval_cluster_on_a_few_people(lfw_dir, tmp_path):
         assert one["bcubed"]["f1"] > 0.95 and one["pairwise"]["f1"] > 0.9
         assert one["clusters"] == one["clusters_2plus"] + one["faces_alone"] and one["cluster_seconds"] >= 0
     assert {"machine", "date", "command", "no_face_policy", "people_2plus"} <= set(r)
+
+
+def test_contact_sheet_rewrite_drops_the_previous_thumbnails(lfw_dir, tmp_path):
+    from faceprint.clustering import write_contact_sheet
+
+    face = lambda n: {"path": str(lfw_image(lfw_dir, n, 1)), "box": [70, 70, 180, 180]}  # noqa: E731
+    write_contact_sheet(tmp_path, [[face("Colin_Powell"), face("Tony_Blair")], [face("Serena_Williams")] * 2],
+                        [face("Ed_Sullivan")])
+    assert len(list((tmp_path / "faces").iterdir())) == 5
+    write_contact_sheet(tmp_path, [[face("Colin_Powell")] * 2], [])
+    assert sorted(p.name for p in (tmp_path / "faces").iterdir()) == ["c0_0.jpg", "c0_1.jpg"]
