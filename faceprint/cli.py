@@ -443,9 +443,16 @@ def _cluster_faces(path: Path, index: int) -> list[dict]:
         raise FaceprintError(f"{path}: cannot read: {e.strerror or e}") from None
     except (ValueError, KeyError, TypeError):
         raise FaceprintError(f"{path}: not a `faceprint cluster --json` file") from None
+    if not isinstance(clusters, list):
+        raise FaceprintError(f"{path}: not a `faceprint cluster --json` file")
     if not 0 <= index < len(clusters):
         raise FaceprintError(f"{path}: no cluster {index} (it has {len(clusters)}, numbered from 0)")
-    return clusters[index]
+    faces = clusters[index]
+    if not isinstance(faces, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("path"), str) and isinstance(f.get("box"), list)
+            and len(f["box"]) == 4 and all(isinstance(v, (int, float)) for v in f["box"]) for f in faces):
+        raise FaceprintError(f"{path}: cluster {index} is not a list of faces, each a path and a box of 4 numbers")
+    return faces
 
 
 # -- evaluation -----------------------------------------------------------------------------

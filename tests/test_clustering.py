@@ -146,6 +146,13 @@ def test_people_from_cluster_enrols_the_clusters_face(clustered, lfw_dir, tmp_pa
     p = run("people", "from-cluster", "--json", str(out / "clusters.json"), "--cluster", "3", "--name", "X",
             "--db", db, ok=False)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no cluster 3" in p.stderr
+    bad = {"a.json": "not json", "b.json": '{"clusters": 5}', "c.json": '{"clusters": [[{"path": "x.jpg", "box": [1, 2]}]]}'}
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        p = run("people", "from-cluster", "--json", str(tmp_path / name), "--cluster", "0", "--name", "X", "--db", db,
+                ok=False)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1 and name in p.stderr
+    assert len(json.loads(run("people", "show", "Tony", "--db", db, "--json").stdout)["faces"]) == 4  # nothing lost
 
 
 def test_eval_cluster_on_a_few_people(lfw_dir, tmp_path):
