@@ -398,8 +398,7 @@ def cluster(paths: Annotated[list[Path], typer.Argument(help="Images, or folders
         clusters = [[faces[i] for i in np.flatnonzero(labels == c)] for c in range(labels.max(initial=-1) + 1)]
         alone = [faces[i] for i in np.flatnonzero(labels < 0)]
         if json_path:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps({"clusters": clusters, "noise": alone}, indent=2) + "\n")
+            _write_json(json_path, {"clusters": clusters, "noise": alone})
         if html_dir:
             write_contact_sheet(html_dir, clusters, alone)
         t = Table("cluster", "faces", "first face", title=f"{len(faces)} face(s) in {len(done)} image(s): "
@@ -489,10 +488,7 @@ def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.tx
         pairs = ev.read_pairs(lfw, folds, pairs_per_fold)
         images = {p for pair in pairs for p in (pair.a, pair.b)}
         cached = not no_cache and ev.is_cached(list(images), detector, embedder)
-        with _progress(False) as bar:
-            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
-            vectors, per_image = ev.embed_images(list(images), detector, embedder, workers,
-                                                 lambda n: bar.advance(task, n), cache=not no_cache)
+        vectors, per_image = _embed_images(list(images), detector, embedder, workers, cache=not no_cache)
         d = ev.pair_distances(pairs, vectors)
         same = np.array([p.same for p in pairs])
         res = ev.ten_fold(pairs, d)
@@ -525,8 +521,7 @@ def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.tx
         if plots:
             report["plots"] = [str(p) for p in ev.write_plots(plots, f"{detector} + {embedder}", d, same, res.threshold)]
         if json_path:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(report, indent=2) + "\n")
+            _write_json(json_path, report)
         out.print(f"{detector} + {embedder}: {len(pairs)} pairs, accuracy {res.mean * 100:.2f}% ± "
                   f"{res.std * 100:.2f}, AUC {report['auc']:.5f}, "
                   + ", ".join(f"TAR {t['tar'] * 100:.2f}% @ FAR {t['far']:g}" for t in tars)
@@ -534,6 +529,29 @@ def eval_lfw(lfw: Annotated[Path, typer.Option(help="LFW folder holding pairs.tx
                   f"(their {report['no_face_pairs']} pairs scored at distance 2.0), "
                   f"{per_image * 1000:.0f} ms/image{' (cached run)' if cached else ''}", highlight=False)
     _run(go)
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _lfw_people(lfw: Path, limit: int | None) -> dict[str, list[Path]]:
+    """LFW's images by person, the first ``limit`` people only when given (quick checks)."""
+    from . import evaluation as ev
+
+    people = ev.lfw_people(lfw)
+    return dict(list(people.items())[:limit]) if limit else people
+
+
+def _embed_images(images: list[Path], detector: str, embedder: str, workers: int, cache: bool = True,
+                  quiet: bool = False):
+    """``evaluation.embed_images`` behind a progress bar (one step per image and embedder part)."""
+    from . import evaluation as ev
+
+    with _progress(quiet) as bar:
+        task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
+        return ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n), cache=cache)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -567,14 +585,11 @@ def eval_cluster(lfw: Annotated[Path, typer.Option(help="LFW folder holding imag
         if threshold is not None and len(methods) != 1:
             raise FaceprintError("--threshold needs exactly one --method")
         estimators = {m: make_estimator(m, threshold, embedder) for m in methods}
-        people = ev.lfw_people(lfw)
-        people = dict(list(people.items())[:limit]) if limit else people
+        people = _lfw_people(lfw, limit)
         images = [p for paths in people.values() for p in paths]
         truth = np.array([n for n, paths in people.items() for _ in paths])
         cached = ev.is_cached(images, detector, embedder)
-        with _progress(False) as bar:
-            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
-            vectors, per_image = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n))
+        vectors, per_image = _embed_images(images, detector, embedder, workers)
         found = np.array([vectors[str(p)] is not None for p in images])
         if not found.any():
             raise FaceprintError(f"{lfw}: no face found in any image")
@@ -602,8 +617,7 @@ def eval_cluster(lfw: Annotated[Path, typer.Option(help="LFW folder holding imag
                   "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
                   "command": "faceprint " + " ".join(sys.argv[1:])}
         if json_path:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(report, indent=2) + "\n")
+            _write_json(json_path, report)
         out.print(f"{detector} + {embedder}: {len(images):,} images of {len(people):,} people "
                   f"({report['people_2plus']:,} with 2 or more), {len(report['no_face_images'])} without a face "
                   "(each counted as a face alone)", highlight=False)
@@ -642,10 +656,7 @@ def eval_thresholds(lfw: Annotated[Path, typer.Option(help="LFW folder holding p
         if not (lfw / "pairs.txt").is_file():
             raise FaceprintError(f"{lfw}: no pairs.txt here (point --lfw at the LFW folder)")
         images = list({p for pair in ev.read_pairs(lfw, folds, pairs_per_fold) for p in (pair.a, pair.b)})
-        with _progress(json_out) as bar:
-            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
-            vectors, _ = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n),
-                                         cache=not no_cache)
+        vectors, _ = _embed_images(images, detector, embedder, workers, cache=not no_cache, quiet=json_out)
         points, n_imp, n_gen = ev.operating_points(vectors)
         if json_out:
             return _print_json({"detector": detector, "embedder": embedder, "images": len(images),
@@ -671,13 +682,9 @@ def eval_identify(lfw: Annotated[Path, typer.Option(help="LFW folder holding ima
     from . import evaluation as ev
 
     def go() -> None:
-        people = ev.lfw_people(lfw)
-        people = dict(list(people.items())[:limit]) if limit else people
+        people = _lfw_people(lfw, limit)
         images = [p for paths in people.values() for p in paths]
-        with _progress(False) as bar:
-            task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
-            vectors, per_image = ev.embed_images(images, detector, embedder, workers, lambda n: bar.advance(task, n),
-                                                 cache=not no_cache)
+        vectors, per_image = _embed_images(images, detector, embedder, workers, cache=not no_cache)
         emb = get_pipeline(detector, embedder).embedder
         split = ev.open_set_split(people, vectors)
         if len(split.gallery) == 0 or len(split.unknown) == 0:
@@ -687,8 +694,7 @@ def eval_identify(lfw: Annotated[Path, typer.Option(help="LFW folder holding ima
                   **ev.open_set_identification(split, vectors, thresholds=shipped),
                   "seconds_per_image": per_image, "command": "faceprint " + " ".join(sys.argv[1:])}
         if json_path:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(json.dumps(report, indent=2) + "\n")
+            _write_json(json_path, report)
         t = Table("operating point", "threshold (cosine)", "DIR", "FAR",
                   title=f"{detector} + {embedder}: gallery {report['gallery']:,} people, "
                         f"{report['known_probes']:,} known and {report['unknown_probes']:,} unknown probes; "
