@@ -3,15 +3,29 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test models bench-speed
+.PHONY: setup system-packages test models bench-speed
 
-setup:
+# Debian packages the tests use: PostgreSQL (a throwaway server per test run) and Chromium with its
+# driver (the web page's browser test). Installed only where missing.
+
+setup: system-packages
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,plots]'
+	$(BIN)/pip install -q -e '.[test,plots,server,milvus]'
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(BIN)/faceprint models fetch
+
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || missing="postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  echo "installing Debian packages:$$missing"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 test:
 	$(BIN)/pytest -q

@@ -7,8 +7,11 @@ because each enrolment is its own transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Optional, TypeVar
@@ -42,7 +45,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="Gallery database (default $FACEPRINT_DB or user data dir).")]
+DbOpt = Annotated[Optional[str], typer.Option(
+    "--db", help="Gallery: a SQLite file or a postgresql:// URL (default $FACEPRINT_DB or the user data dir).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DetOpt = Annotated[str, typer.Option("--detector", "-d", help=f"One of: {', '.join(detector_names())}.")]
 EmbOpt = Annotated[str, typer.Option("--embedder", "-e", help=f"One of: {', '.join(embedder_names())}.")]
@@ -281,7 +285,7 @@ def enroll(paths: Annotated[list[Path], typer.Argument(help="Folders of PERSON/*
             added = sum(1 for _, fid in done if fid is not None)
             summary = {"enrolled": added, "already_enrolled": len(done) - added,
                        "people": len({n for (n, _), _ in done}),
-                       "failed": [{"path": p, "error": e} for p, e in failures], "db": str(gallery.path)}
+                       "failed": [{"path": p, "error": e} for p, e in failures], "db": gallery.location}
         if json_out:
             _print_json(summary)
         else:
@@ -353,11 +357,100 @@ def people_remove(name: str, db: DbOpt = None, json_out: JsonOpt = False) -> Non
     """Delete a person and every face and embedding stored for them."""
     def go() -> None:
         with Gallery(db) as g:
-            n = g.remove(name)
+            gone = g.remove(name)
         if json_out:
-            return _print_json({"removed": name, "faces": n})
-        out.print(f"removed {name} and {n} face(s)", highlight=False)
+            return _print_json({"removed": name, **dataclasses.asdict(gone)})
+        out.print(f"removed {name}: {gone.faces} face(s), {gone.embeddings} embedding(s), {gone.images} face image(s)",
+                  highlight=False)
     _run(go)
+
+
+# -- service --------------------------------------------------------------------------------
+keys_app = typer.Typer(help="API keys for `faceprint serve`: stored as hashes, each with scopes.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 exposes the service to the network.")]
+          = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+          db: DbOpt = None,
+          workers: Annotated[int, typer.Option(help="Worker processes (each loads the models).")] = 1,
+          thumbnails: Annotated[bool, typer.Option(
+              "--thumbnails/--no-thumbnails", help="Keep a face image with each enrolled face.")] = False,
+          max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MB.")] = 20.0) -> None:
+    """Run the REST service and its web page (API docs at /docs)."""
+    def go() -> None:
+        try:
+            import uvicorn
+        except ImportError:
+            raise FaceprintError("the service needs its extras: pip install 'faceprint[server]'") from None
+        from .gallery import Gallery
+        from .server.app import ENV
+
+        with Gallery(db):  # a bad URL, wrong key or locked file fails here, in one line, not in each worker
+            pass
+        os.environ.update({ENV["max_body"]: str(int(max_body_mb * 1024 * 1024)),
+                           ENV["thumbnails"]: "1" if thumbnails else "0", **({ENV["db"]: db} if db else {})})
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            err.print(f"[yellow]warning:[/] listening on {host}: reachable from the network; "
+                      "put TLS in front of it (API keys travel in headers)")
+        uvicorn.run("faceprint.server.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info")
+    _run(go)
+
+
+ScopeOpt = Annotated[list[str], typer.Option("--scope", "-s", help="read, enroll or admin; repeat for several.")]
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is for.")], scope: ScopeOpt,
+                db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Make a key; it is printed once and only its hash is stored."""
+    def go() -> None:
+        from .server.auth import create_key
+
+        with Gallery(db) as g:
+            key = create_key(g.store, name, scope)
+        if json_out:
+            return _print_json({"key": key, "id": key.split("_")[1], "name": name, "scopes": scope})
+        out.print(key, highlight=False, soft_wrap=True)
+        err.print("store it now: it cannot be shown again")
+    _run(go)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
+    """Every key: id, name, scopes, created, revoked (never the key)."""
+    def go() -> None:
+        with Gallery(db) as g:
+            rows = [{"id": k.id, "name": k.name, "scopes": list(k.scopes), "created": k.created,
+                     "revoked": k.revoked} for k in g.store.keys()]
+        if json_out:
+            return _print_json(rows)
+        t = Table("id", "name", "scopes", "created", "revoked")
+        for r in rows:
+            t.add_row(r["id"], r["name"], " ".join(r["scopes"]), _when(r["created"]),
+                      _when(r["revoked"]) if r["revoked"] else "")
+        out.print(t)
+    _run(go)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+                db: DbOpt = None) -> None:
+    """Revoke a key: requests with it get 401 from then on."""
+    def go() -> None:
+        with Gallery(db) as g:
+            if not g.store.revoke_key(key_id):
+                raise FaceprintError(f"no live key with id {key_id!r}")
+        out.print(f"revoked {key_id}", highlight=False)
+    _run(go)
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 # -- clustering -----------------------------------------------------------------------------
@@ -426,7 +519,7 @@ def people_from_cluster(
                 return gallery.enroll(name, face["path"], box=tuple(face["box"]))
 
             done, failures = _each_image(faces, one, False, "enrolling", path=lambda face: face["path"])
-            where = gallery.path
+            where = gallery.location
         added = sum(1 for _, fid in done if fid is not None)
         out.print(f"enrolled {added} of {len(faces)} face(s) of cluster {index} as {name} into {where}"
                   + (f"; {len(done) - added} already there" if len(done) > added else "")

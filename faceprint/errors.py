@@ -9,6 +9,10 @@ class ImageError(FaceprintError):
     """An input could not be decoded as an image."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the configured limit (refused from its header)."""
+
+
 class ModelError(FaceprintError):
     """A model could not be fetched, verified, converted or loaded."""
 
@@ -18,7 +22,15 @@ class NoFaceError(FaceprintError):
 
 
 class GalleryError(FaceprintError):
-    """A gallery operation was refused (unknown person, mixed embedders, ...)."""
+    """A gallery operation was refused (mixed embedders, a wrong encryption key, ...)."""
+
+
+class UnknownPersonError(GalleryError):
+    """The named person is not enrolled."""
+
+
+class PersonExistsError(GalleryError):
+    """A person of that name is already enrolled."""
 
 
 def about(source: object, error: FaceprintError) -> FaceprintError:

@@ -34,7 +34,7 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile
 
-from .errors import FaceprintError, ImageError
+from .errors import FaceprintError, ImageError, ImageTooLargeError
 from .types import Image as ImageArray
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
@@ -146,7 +146,7 @@ def _decode(fp, name: str, limit: int) -> ImageArray:
             if width <= 0 or height <= 0:
                 raise ImageError(f"{name}: image has no pixels ({width}x{height})")
             if width * height > limit:
-                raise ImageError(
+                raise ImageTooLargeError(
                     f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, "
                     f"over the limit of {limit / 1e6:.1f} (set max_pixels or {MAX_PIXELS_ENV})"
                 )
@@ -158,7 +158,7 @@ def _decode(fp, name: str, limit: int) -> ImageArray:
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not a recognised image format (supported: {', '.join(FORMATS)})") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{name}: too many pixels: {_one_line(exc)}") from None
+        raise ImageTooLargeError(f"{name}: too many pixels: {_one_line(exc)}") from None
     except MemoryError:
         raise ImageError(f"{name}: out of memory while decoding") from None
     except Exception as exc:  # Pillow reports corruption as OSError, SyntaxError, ValueError, EOFError, ...

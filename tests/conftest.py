@@ -28,3 +28,12 @@ def astronaut() -> np.ndarray:
     from skimage import data
 
     return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A throwaway PostgreSQL server for the whole test run."""
+    from .servers import postgres
+
+    with postgres() as url:
+        yield url

@@ -15,6 +15,7 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.errors import GalleryError, ModelError, NoFaceError
+from faceprint.gallery.store import Removed
 
 from .conftest import lfw_image
 
@@ -86,7 +87,7 @@ def test_rename_remove_and_errors(tmp_path, lfw_dir, known, astronaut):
         assert [p["name"] for p in g.people()] == sorted(["Eileen Collins", known[0]])
         with pytest.raises(GalleryError, match="already exists"):
             g.rename("Eileen Collins", known[0])
-        assert g.remove("Eileen Collins") == 1
+        assert g.remove("Eileen Collins") == Removed(faces=1, embeddings=1, images=1)
         with pytest.raises(GalleryError, match="no person"):
             g.remove("Eileen Collins")
         [m] = [m for m in g.identify(astronaut)]
@@ -198,13 +199,13 @@ def test_not_a_database(tmp_path):
 
 def _open_and_write(args):
     db, start, i = args
-    from faceprint.gallery.store import Store
+    from faceprint.gallery.store import open_store
 
     while time.time() < start:  # every process opens the new database at the same moment
         pass
-    store = Store(db)
-    with store.write() as con:
-        store.set_meta(con, f"writer-{i}", "ok")
+    store = open_store(db)
+    with store.write():
+        store.set_meta(f"writer-{i}", "ok")
     store.close()
     return i
 

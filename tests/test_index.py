@@ -12,7 +12,7 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.evaluation import central
-from faceprint.gallery.store import Store
+from faceprint.gallery.store import Store, open_store
 from faceprint.imageio import load_image
 from faceprint.index import FaceIndex, knn_graph
 from faceprint.pipeline import get_pipeline
@@ -73,7 +73,7 @@ def _add(store: Store, name: str, vector: np.ndarray, tag: int) -> int:
 
 
 def _fill(db: Path, faces: dict, photos: range) -> None:
-    store = Store(db)
+    store = open_store(db)
     for name, vecs in faces.items():
         for i in photos:
             _add(store, name, vecs[i], i)
@@ -96,7 +96,7 @@ def test_gallery_index_follows_the_database(tmp_path, faces, approx_from):
         assert g.index_path.is_file()
 
         # another process removes two people and enrols one more photo: this open gallery sees both
-        other = Store(db)
+        other = open_store(db)
         gone = list(faces)[:2]
         for name in gone:
             other.remove(name)
@@ -108,7 +108,7 @@ def test_gallery_index_follows_the_database(tmp_path, faces, approx_from):
 
     # a crash: changes committed after the index file was last saved are caught up from the log
     before = (g.index_path.read_bytes(), (g.index_path.parent / (g.index_path.name + ".json")).read_text())
-    other = Store(db)
+    other = open_store(db)
     for name in gone:
         _add(other, name, faces[name][0], 0)
     other.close()
@@ -116,7 +116,7 @@ def test_gallery_index_follows_the_database(tmp_path, faces, approx_from):
         assert (g2.index_path.read_bytes(), (g2.index_path.parent / (g2.index_path.name + ".json")).read_text()) == before
         hits = _top_names(g2, faces, 3)
         assert all(hits[n] == n for n in gone)
-        assert len(g2._synced_index()) == Store(db).count_embeddings(EMBEDDER)
+        assert len(g2._synced_index()) == open_store(db).count_embeddings(EMBEDDER)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign", "newer"])
@@ -141,7 +141,7 @@ def test_a_bad_index_file_is_rebuilt(tmp_path, faces, damage):
         shutil.copy(g.index_path.parent / (g.index_path.name + ".json"), index.parent / (index.name + ".json"))
     elif damage == "newer":
         with Gallery(db) as g:  # the index moves ahead: two more photos each
-            store = Store(db)
+            store = open_store(db)
             for name, vecs in faces.items():
                 _add(store, name, vecs[2], 2)
             store.close()

@@ -5,7 +5,9 @@ embeddings that follows the database's change log: before every search it applie
 process has committed since, and it is saved beside the database (``gallery.db.index``) with a
 stamp (gallery id, embedder, last change applied). An index that disagrees with the database
 (after a crash, a copied or restored file, a reindex) is caught up from the log or rebuilt, and
-names are read from the database at answer time, so a removed person is never returned.
+names are read from the database at answer time, so a removed person is never returned. A
+PostgreSQL gallery, or an encrypted one (whose index would hold the embeddings in the clear),
+keeps its index in memory only and builds it from the database when first searched.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +25,20 @@ import cv2
 import numpy as np
 from platformdirs import user_data_dir
 
-from ..errors import GalleryError, ImageError, NoFaceError
+from ..errors import GalleryError, ImageError, NoFaceError, UnknownPersonError
 from ..imageio import load_image
 from ..index import APPROX_FROM, FaceIndex
 from ..pipeline import Pipeline, get_pipeline, largest
 from ..types import Face, Image
-from .store import FaceRow, Store
+from .crypto import Sealer
+from .store import FaceRow, Removed, open_store
 
 _CHIP_MARGIN = 0.6  # of the face box, each side: room for any embedder's template
 _CHIP_MAX = 320
 
 
-def default_path() -> Path:
-    return Path(os.environ.get("FACEPRINT_DB") or Path(user_data_dir("faceprint")) / "gallery.db")
+def default_location() -> str:
+    return os.environ.get("FACEPRINT_DB") or str(Path(user_data_dir("faceprint")) / "gallery.db")
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,21 @@ class Match:
 
 
 class Gallery:
-    """Enrolled people in a SQLite file; ``identify`` names every face in an image or says unknown.
+    """Enrolled people in a database; ``identify`` names every face in an image or says unknown.
 
-    The gallery remembers which embedder its faces were embedded with and refuses to mix models;
-    ``reindex`` re-embeds every stored face for another one.
+    ``location`` is a SQLite file (default: $FACEPRINT_DB or the user data folder) or a
+    ``postgresql://`` URL. The gallery remembers which embedder its faces were embedded with and
+    refuses to mix models; ``reindex`` re-embeds every stored face for another one, from the face
+    images kept with them (``keep_images``; without them a face cannot be re-embedded). With
+    ``FACEPRINT_ENCRYPTION_KEY`` set, embeddings and face images are encrypted at rest.
+    Safe to share between threads.
     """
 
-    def __init__(self, path: str | Path | None = None, *, detector: str | None = None, embedder: str | None = None,
-                 threshold: float | None = None, approx_from: int | None = APPROX_FROM):
-        self.store = Store(path or default_path())
+    def __init__(self, location: str | Path | None = None, *, detector: str | None = None,
+                 embedder: str | None = None, threshold: float | None = None, approx_from: int | None = APPROX_FROM,
+                 keep_images: bool = True, sealer: Sealer | None = None):
+        self.store = open_store(location or default_location(), sealer or Sealer.from_env())
+        self.keep_images = keep_images
         stored = self.store.get_meta("embedder")
         if embedder and stored and embedder != stored and self.store.count_faces():
             raise GalleryError(
@@ -77,21 +87,25 @@ class Gallery:
         self._index_seq = 0  # last change-log entry the index reflects
         self._index_version = -1  # store.version when the index was last checked
         self._index_saved = True
+        self._index_lock = threading.RLock()
 
     @property
-    def path(self) -> Path:
-        return self.store.path
+    def location(self) -> str:
+        """The database, printable (a PostgreSQL URL without its password)."""
+        return self.store.location
 
     @property
     def threshold(self) -> float:
         return self._threshold if self._threshold is not None else self.pipeline.embedder.identify_threshold
 
     @property
-    def index_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".index")
+    def index_path(self) -> Path | None:
+        """Where the index is saved: beside a SQLite file, unless embeddings are encrypted."""
+        path = self.store.path
+        return None if path is None or self.store.sealed else path.with_name(path.name + ".index")
 
     def close(self) -> None:
-        if self._index is not None and not self._index_saved:
+        if self._index is not None and not self._index_saved and self.index_path is not None:
             self._save_index()
         self.store.close()
 
@@ -102,22 +116,23 @@ class Gallery:
         self.close()
 
     # -- writing ----------------------------------------------------------------------------
-    def enroll(self, name: str, image: Image | str | Path, source: str | None = None,
-               box: tuple[float, float, float, float] | None = None) -> int | None:
-        """Add the largest face in ``image`` (or the one at ``box``) to ``name``.
+    def enroll(self, name: str, image: Image | bytes | str | Path, source: str | None = None,
+               box: tuple[float, float, float, float] | None = None, create: bool = True) -> int | None:
+        """Add the largest face in ``image`` (or the one at ``box``) to ``name`` (created if new,
+        unless not ``create``).
 
-        Returns the face id, or None if this image was already enrolled for them. ``box`` picks
-        the detected face overlapping it most, for photos of several people (e.g. a face chosen
-        in `faceprint cluster` output).
+        Returns the face id, or None if this image was already enrolled for them. ``box`` picks the detected face overlapping it most, for photos of several people (e.g. a
+        face chosen in `faceprint cluster` output).
         """
-        name = name.strip()
-        if not name:
-            raise GalleryError("a person's name cannot be empty")
+        name = _valid_name(name)
         if isinstance(image, (str, Path)):
             source = source or str(Path(image).resolve())
             raw = _read(image)
             pixels = load_image(raw, name=str(image))
             sha = hashlib.sha256(raw).hexdigest()
+        elif isinstance(image, bytes):
+            pixels = load_image(image, name=source)
+            sha = hashlib.sha256(image).hexdigest()
         else:
             pixels = load_image(image)
             sha = hashlib.sha256(pixels.tobytes()).hexdigest()
@@ -126,17 +141,22 @@ class Gallery:
             raise NoFaceError(f"{source or 'image'}: no face found")
         face = largest(faces) if box is None else _at(faces, box, source)
         emb = self.pipeline.embed(pixels, [face])[0]
-        chip, chip_face = _chip(pixels, face)
+        chip, chip_face = _chip(pixels, face) if self.keep_images else (b"", {})
         return self.store.add_face(
             name, self.pipeline.embedder.name, emb.vector, source=source, image_sha256=sha,
             box=[float(v) for v in face.box], landmarks={k: list(v) for k, v in face.landmarks.items()},
-            detector=face.detector, chip=chip, chip_face=chip_face,
+            detector=face.detector, chip=chip, chip_face=chip_face, create=create,
         )
 
-    def rename(self, old: str, new: str) -> None:
-        self.store.rename(old, new.strip())
+    def add_person(self, name: str) -> None:
+        """A person with no faces yet (enrolling a face creates its person anyway)."""
+        self.store.add_person(_valid_name(name))
 
-    def remove(self, name: str) -> int:
+    def rename(self, old: str, new: str) -> None:
+        self.store.rename(old, _valid_name(new))
+
+    def remove(self, name: str) -> Removed:
+        """Erase a person: every face, embedding and face image stored for them."""
         return self.store.remove(name)
 
     def reindex(self, embedder: str, progress: Callable[[int, int], None] | None = None) -> int:
@@ -144,6 +164,9 @@ class Gallery:
         pipe = get_pipeline(self.pipeline.detector.name, embedder)
         pipe.embedder  # load it now: an unknown name must fail before anything is written
         rows = self.store.faces()
+        if missing := sum(not row.chip for row in rows):
+            raise GalleryError(f"{missing} of {len(rows)} faces were enrolled without keeping their image and "
+                               f"cannot be re-embedded; gallery left unchanged")
         vectors = {}
         for i, row in enumerate(rows):
             vectors[row.id] = pipe.embed(_decode_chip(row), [_chip_face(row)])[0].vector
@@ -160,13 +183,17 @@ class Gallery:
 
     def faces(self, name: str) -> list[FaceRow]:
         if not self.store.has_person(name):
-            raise GalleryError(f"no person named {name!r}")
+            raise UnknownPersonError(f"no person named {name!r}")
         return self.store.faces(name)
+
+    def thumbnail(self, name: str) -> bytes | None:
+        """A JPEG of the person's first face that has its image kept, or None."""
+        return next((row.chip for row in self.faces(name) if row.chip), None)
 
     def search(self, vectors: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
         """The ``k`` nearest enrolled faces of each vector: ``(name, cosine distance)``, nearest first."""
-        index = self._synced_index()
-        keys, dist = index.search(vectors, k)
+        with self._index_lock:
+            keys, dist = self._synced_index().search(vectors, k)
         names = self.store.names_of(keys.ravel().tolist())
         return [[(names[int(f)], float(d)) for f, d in zip(row_k, row_d) if int(f) in names]
                 for row_k, row_d in zip(keys, dist)]
@@ -210,6 +237,8 @@ class Gallery:
 
     def _load_index(self, embedder: str) -> None:
         """The saved index, if it was made from this database and not from a later state of it."""
+        if self.index_path is None:
+            return
         saved = FaceIndex.load(self.index_path, self._stamp(embedder), approx_from=self._approx_from)
         if saved is not None and saved[1]["seq"] <= self.store.last_change():
             self._index, self._index_seq = saved[0], saved[1]["seq"]
@@ -222,7 +251,8 @@ class Gallery:
         if len(ids):
             index.add(ids, vectors)
         self._index, self._index_seq = index, self.store.last_change()
-        self._save_index()
+        if self.index_path is not None:
+            self._save_index()
 
     def _apply(self, changes: list[tuple[int, str, int | None]], embedder: str) -> None:
         """Replay logged adds and removes; idempotent, so a change seen twice does no harm."""
@@ -245,6 +275,15 @@ class Gallery:
             self._index_saved = True
         except OSError:
             self._index_saved = False  # a read-only folder: the index stays in memory, rebuilt next time
+
+
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise GalleryError("a person's name cannot be empty")
+    if len(name) > 200 or any(ord(c) < 32 for c in name):
+        raise GalleryError("a person's name must be one line of at most 200 characters")
+    return name
 
 
 def _at(faces: list[Face], box: tuple[float, float, float, float], source: str | None) -> Face:

@@ -1,67 +1,88 @@
-"""SQLite storage for a gallery: people, their faces and the faces' embeddings.
+"""The gallery's database: people, their faces, the faces' embeddings, and API keys.
 
-SQLite in WAL mode with ``BEGIN IMMEDIATE`` write transactions: each enrolment is one atomic
-transaction, so a killed process leaves every earlier enrolment intact and nothing half-written,
-and concurrent writers queue on the lock (``busy_timeout``) instead of failing or losing rows.
+One SQL layer, two engines. SQLite (``SQLiteStore``) is the embedded default: a file in WAL
+mode with ``BEGIN IMMEDIATE`` write transactions. PostgreSQL (``PostgresStore``, in
+``postgres.py``) is the server backend that several processes or hosts share. Either way each
+enrolment is one atomic transaction, so a killed process leaves every earlier enrolment intact
+and nothing half-written, and concurrent writers queue instead of failing or losing rows.
+
+Every add and remove of a face is also written to ``changes``, the log a search index follows to
+stay in step with the database (``faceprint.gallery``). With a ``Sealer`` (``crypto.py``)
+embeddings and face images are encrypted before they are written.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError
+from ..errors import GalleryError, PersonExistsError, UnknownPersonError
+from .crypto import KEY_ENV, Sealer
 
-#: 2 added ``changes``, the log the search index follows (a version 1 file is upgraded in place)
-SCHEMA_VERSION = 2
+#: 2 added ``changes``, the log the search index follows; 3 added ``api_keys`` (older files are
+#: upgraded in place: both are new tables)
+SCHEMA_VERSION = 3
 
+#: Written once per engine by ``_ddl``: ``{id}`` an auto-numbered key, ``{blob}`` bytes, ``{real}`` a float.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS people (
-    id INTEGER PRIMARY KEY,
+    id {id},
     name TEXT NOT NULL UNIQUE,
-    created REAL NOT NULL
+    created {real} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS faces (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    id {id},
+    person_id BIGINT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     source TEXT,
     image_sha256 TEXT NOT NULL,
     box TEXT NOT NULL,
     landmarks TEXT NOT NULL,
     detector TEXT NOT NULL,
-    chip BLOB NOT NULL,
+    chip {blob} NOT NULL,
     chip_face TEXT NOT NULL,
-    created REAL NOT NULL,
+    created {real} NOT NULL,
     UNIQUE (person_id, image_sha256)
 );
+CREATE INDEX IF NOT EXISTS faces_by_person ON faces(person_id);
 CREATE TABLE IF NOT EXISTS embeddings (
-    face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+    face_id BIGINT NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
     embedder TEXT NOT NULL,
-    vector BLOB NOT NULL,
+    vector {blob} NOT NULL,
     PRIMARY KEY (face_id, embedder)
 );
 CREATE INDEX IF NOT EXISTS embeddings_by_embedder ON embeddings(embedder);
 CREATE TABLE IF NOT EXISTS changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {id},
     op TEXT NOT NULL CHECK (op IN ('add', 'remove', 'reset')),
-    face_id INTEGER
+    face_id BIGINT
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created {real} NOT NULL,
+    revoked {real}
 );
 """
 
 
 @dataclass(frozen=True)
 class FaceRow:
-    """A stored face. ``chip`` is a JPEG around the face and ``chip_face`` the face's box and
-    landmarks inside it, so the face can be re-aligned and re-embedded without the source image."""
+    """A stored face. ``chip`` is a JPEG around the face (empty when images are not kept) and
+    ``chip_face`` the face's box and landmarks inside it, so the face can be re-aligned and
+    re-embedded without the source image."""
 
     id: int
     person: str
@@ -75,8 +96,333 @@ class FaceRow:
     created: float
 
 
+@dataclass(frozen=True)
+class KeyRow:
+    id: str
+    name: str
+    hash: str
+    scopes: tuple[str, ...]
+    created: float
+    revoked: float | None
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What deleting a person erased."""
+
+    faces: int
+    embeddings: int
+    images: int
+
+
+def open_store(location: str | Path, sealer: Sealer | None = None) -> Store:
+    """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(str(location), sealer)
+    return SQLiteStore(location, sealer)
+
+
 class Store:
-    def __init__(self, path: str | Path, timeout: float = 60.0):
+    """The SQL both engines share; subclasses connect, open transactions and run statements.
+
+    One connection per store, guarded by a lock, so one store can serve a threaded web server.
+    """
+
+    #: ``path`` of a file database (where a search index may be saved beside it), else None
+    path: Path | None = None
+    _ID = _BLOB = _REAL = ""  # column types for _SCHEMA
+
+    def __init__(self, location: str, sealer: Sealer | None) -> None:
+        self.location = location
+        self._sealer = sealer
+        self._lock = threading.RLock()
+
+    # -- engine hooks ------------------------------------------------------------------------
+    def _run(self, sql: str, params: tuple | list = ()) -> Any:
+        """Execute one statement (``?`` placeholders) and return its cursor."""
+        raise NotImplementedError
+
+    def _begin_write(self) -> None:
+        raise NotImplementedError
+
+    def _begin_read(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def version(self) -> int:
+        """Changes whenever faces are added or removed by anyone: cheap check for in-memory indexes."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- setup and transactions ----------------------------------------------------------------
+    def _ddl(self) -> list[str]:
+        schema = _SCHEMA.format(id=self._ID, blob=self._BLOB, real=self._REAL)
+        return [s.strip() for s in schema.split(";") if s.strip()]
+
+    def _setup(self) -> None:
+        with self.write():
+            for statement in self._ddl():
+                self._run(statement)
+            found = self.get_meta("schema")
+            if found is not None and int(found) > SCHEMA_VERSION:
+                raise GalleryError(f"{self.location} was written by a newer faceprint (schema {found})")
+            if found != str(SCHEMA_VERSION):
+                self.set_meta("schema", str(SCHEMA_VERSION))
+            if self.get_meta("gallery_id") is None:  # ties a saved search index to this database
+                self.set_meta("gallery_id", uuid.uuid4().hex)
+            self._check_sealing()
+
+    def _check_sealing(self) -> None:
+        """Refuse a key the data was not sealed with, and plain data where a key is set (or the reverse)."""
+        sealed = self.get_meta("sealed")
+        mine = self._sealer.fingerprint if self._sealer else None
+        if sealed == mine:
+            return
+        if self._run("SELECT 1 FROM faces LIMIT 1").fetchone() is None:
+            if mine:
+                self.set_meta("sealed", mine)  # an empty gallery takes the key of its first opener
+            else:
+                self._run("DELETE FROM meta WHERE key = 'sealed'")
+        elif sealed and not mine:
+            raise GalleryError(f"{self.location}: this gallery is encrypted; set {KEY_ENV} to its key")
+        elif sealed:
+            raise GalleryError(f"{self.location}: {KEY_ENV} is not the key this gallery was encrypted with")
+        else:
+            raise GalleryError(f"{self.location}: this gallery holds unencrypted faces; unset {KEY_ENV} to open it")
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        """One atomic write transaction, taken up front so concurrent writers serialise cleanly."""
+        with self._lock:
+            self._begin_write()
+            try:
+                yield
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+            else:
+                self._run("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the database, whatever other writers do."""
+        with self._lock:
+            self._begin_read()
+            try:
+                yield
+            finally:
+                self._run("COMMIT")
+
+    def _one(self, sql: str, params: tuple | list = ()) -> Any:
+        with self._lock:
+            return self._run(sql, params).fetchone()
+
+    def _all(self, sql: str, params: tuple | list = ()) -> list:
+        with self._lock:
+            return self._run(sql, params).fetchall()
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Inside ``write()``."""
+        self._run("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                  (key, value))
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealer is not None
+
+    def _seal(self, data: bytes, context: str) -> bytes:
+        return self._sealer.seal(data, context) if self._sealer and data else data
+
+    def _unseal(self, data: bytes, context: str) -> bytes:
+        return self._sealer.open(bytes(data), context) if self._sealer and data else bytes(data)
+
+    def _vector_out(self, face_id: int, embedder: str, blob: bytes) -> np.ndarray:
+        return np.frombuffer(self._unseal(blob, f"embedding {face_id} {embedder}"), np.float32)
+
+    def _vector_in(self, face_id: int, embedder: str, vector: np.ndarray) -> bytes:
+        return self._seal(np.asarray(vector, np.float32).tobytes(), f"embedding {face_id} {embedder}")
+
+    # -- people and faces -------------------------------------------------------------------
+    def add_person(self, name: str) -> None:
+        with self.write():
+            if self._run("INSERT INTO people(name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING RETURNING id",
+                         (name, time.time())).fetchone() is None:
+                raise PersonExistsError(f"a person named {name!r} already exists")
+
+    def add_face(self, person: str, embedder: str, vector: np.ndarray, *, source: str | None, image_sha256: str,
+                 box: list[float], landmarks: dict, detector: str, chip: bytes, chip_face: dict,
+                 create: bool = True) -> int | None:
+        """Store one face of ``person`` (created if new, unless not ``create``); None if that image is
+        already enrolled for them."""
+        now = time.time()
+        with self.write():
+            self._check_embedder(embedder)
+            if create:
+                self._run("INSERT INTO people(name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", (person, now))
+            row = self._run("SELECT id FROM people WHERE name = ?", (person,)).fetchone()
+            if row is None:
+                raise UnknownPersonError(f"no person named {person!r}")
+            pid = row[0]
+            row = self._run(
+                "INSERT INTO faces(person_id, source, image_sha256, box, landmarks, detector, chip, chip_face, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(person_id, image_sha256) DO NOTHING RETURNING id",
+                (pid, source, image_sha256, json.dumps(box), json.dumps(landmarks), detector,
+                 self._seal(chip, f"face image {image_sha256}"), json.dumps(chip_face), now),
+            ).fetchone()
+            if row is None:
+                return None
+            fid = row[0]
+            self._run("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
+                      (fid, embedder, self._vector_in(fid, embedder, vector)))
+            self._run("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (fid,))
+            return fid
+
+    def _check_embedder(self, embedder: str) -> None:
+        current = self.get_meta("embedder")
+        if current is None or (current != embedder and not self.count_faces()):
+            self.set_meta("embedder", embedder)  # an empty gallery takes the embedder of its first face
+        elif current != embedder:
+            raise GalleryError(
+                f"this gallery holds {current} embeddings; embeddings of different models are never mixed "
+                f"(run `faceprint reindex --embedder {embedder}` to switch it)"
+            )
+
+    def people(self) -> list[tuple[str, int, float]]:
+        return [tuple(r) for r in self._all(
+            "SELECT p.name, COUNT(f.id), p.created FROM people p LEFT JOIN faces f ON f.person_id = p.id"
+            " GROUP BY p.id, p.name, p.created ORDER BY p.name")]
+
+    def faces(self, person: str | None = None) -> list[FaceRow]:
+        sql = ("SELECT f.id, p.name, f.source, f.image_sha256, f.box, f.landmarks, f.detector, f.chip, f.chip_face,"
+               " f.created FROM faces f JOIN people p ON p.id = f.person_id")
+        rows = (self._all(sql + " WHERE p.name = ? ORDER BY f.id", (person,)) if person is not None
+                else self._all(sql + " ORDER BY f.id"))
+        return [FaceRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6],
+                        self._unseal(r[7], f"face image {r[3]}"), json.loads(r[8]), r[9]) for r in rows]
+
+    def has_person(self, name: str) -> bool:
+        return self._one("SELECT 1 FROM people WHERE name = ?", (name,)) is not None
+
+    def rename(self, old: str, new: str) -> None:
+        with self.write():
+            if not self._run("SELECT 1 FROM people WHERE name = ?", (old,)).fetchone():
+                raise UnknownPersonError(f"no person named {old!r}")
+            if self._run("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
+                raise PersonExistsError(f"a person named {new!r} already exists")
+            self._run("UPDATE people SET name = ? WHERE name = ?", (new, old))
+
+    def remove(self, name: str) -> Removed:
+        """Delete a person with every face, embedding and face image, in one transaction."""
+        with self.write():
+            row = self._run("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownPersonError(f"no person named {name!r}")
+            faces = self._run("SELECT id, length(chip) > 0 FROM faces WHERE person_id = ?", (row[0],)).fetchall()
+            embeddings = self._run("SELECT COUNT(*) FROM embeddings e JOIN faces f ON f.id = e.face_id"
+                                   " WHERE f.person_id = ?", (row[0],)).fetchone()[0]
+            for fid, _ in faces:
+                self._run("INSERT INTO changes(op, face_id) VALUES ('remove', ?)", (fid,))
+            self._run("DELETE FROM people WHERE id = ?", (row[0],))  # faces and embeddings go by cascade
+            return Removed(faces=len(faces), embeddings=embeddings, images=sum(bool(c) for _, c in faces))
+
+    # -- embeddings -------------------------------------------------------------------------
+    def embeddings(self, embedder: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, vectors)`` of ``embedder``'s embeddings, of faces with id > ``after``."""
+        rows = self._all("SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id > ? ORDER BY face_id",
+                         (embedder, after))
+        return self._vectors(rows, embedder)
+
+    def vectors_of(self, embedder: str, face_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, vectors)`` of those of ``face_ids`` that still exist."""
+        rows = []
+        for start in range(0, len(face_ids), 500):  # bounded IN lists
+            ids = [int(i) for i in face_ids[start:start + 500]]
+            rows += self._all(f"SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id IN"
+                              f" ({','.join('?' * len(ids))}) ORDER BY face_id", [embedder, *ids])
+        return self._vectors(rows, embedder)
+
+    def _vectors(self, rows: list, embedder: str) -> tuple[np.ndarray, np.ndarray]:
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        return (np.array([r[0] for r in rows], np.int64),
+                np.stack([self._vector_out(r[0], embedder, r[1]) for r in rows]))
+
+    def names_of(self, face_ids: list[int]) -> dict[int, str]:
+        """Person name per face id, for faces that still exist (a removed face has none)."""
+        ids = sorted({int(i) for i in face_ids if i >= 0})
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self._all(f"SELECT f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id"
+                              f" WHERE f.id IN ({marks})", ids))
+
+    def last_change(self) -> int:
+        return self._one("SELECT COALESCE(MAX(seq), 0) FROM changes")[0]
+
+    def changes_since(self, seq: int) -> list[tuple[int, str, int | None]]:
+        return [tuple(r) for r in self._all("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq", (seq,))]
+
+    def count_embeddings(self, embedder: str) -> int:
+        return self._one("SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,))[0]
+
+    def count_faces(self) -> int:
+        return self._one("SELECT COUNT(*) FROM faces")[0]
+
+    def count_people(self) -> int:
+        return self._one("SELECT COUNT(*) FROM people")[0]
+
+    def replace_embeddings(self, embedder: str, vectors: dict[int, np.ndarray]) -> None:
+        """Switch the whole gallery to ``embedder`` in one transaction: all faces or none."""
+        with self.write():
+            total = self._run("SELECT COUNT(*) FROM faces").fetchone()[0]
+            if set(vectors) != {r[0] for r in self._run("SELECT id FROM faces").fetchall()}:
+                raise GalleryError(f"reindex covered {len(vectors)} of {total} faces; gallery left unchanged")
+            self._run("DELETE FROM embeddings")
+            for fid, v in vectors.items():
+                self._run("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
+                          (fid, embedder, self._vector_in(fid, embedder, v)))
+            self.set_meta("embedder", embedder)
+            self._run("INSERT INTO changes(op) VALUES ('reset')")
+
+    # -- API keys ---------------------------------------------------------------------------
+    def add_key(self, key_id: str, name: str, digest: str, scopes: list[str]) -> None:
+        with self.write():
+            self._run("INSERT INTO api_keys(id, name, hash, scopes, created) VALUES (?, ?, ?, ?, ?)",
+                      (key_id, name, digest, " ".join(scopes), time.time()))
+
+    def keys(self) -> list[KeyRow]:
+        return [self._key_row(r) for r in self._all(
+            "SELECT id, name, hash, scopes, created, revoked FROM api_keys ORDER BY created")]
+
+    def key(self, key_id: str) -> KeyRow | None:
+        row = self._one("SELECT id, name, hash, scopes, created, revoked FROM api_keys WHERE id = ?", (key_id,))
+        return self._key_row(row) if row else None
+
+    def revoke_key(self, key_id: str) -> bool:
+        """True if the key existed and was live."""
+        with self.write():
+            return self._run("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL RETURNING id",
+                             (time.time(), key_id)).fetchone() is not None
+
+    @staticmethod
+    def _key_row(r: tuple) -> KeyRow:
+        return KeyRow(r[0], r[1], r[2], tuple(r[3].split()), r[4], r[5])
+
+
+class SQLiteStore(Store):
+    _ID, _BLOB, _REAL = "INTEGER PRIMARY KEY", "BLOB", "REAL"
+
+    def __init__(self, path: str | Path, sealer: Sealer | None = None, timeout: float = 60.0):
+        super().__init__(str(path), sealer)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -88,6 +434,9 @@ class Store:
         deadline = time.monotonic() + timeout
         while True:
             try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._setup()
                 return
             except sqlite3.OperationalError as e:
@@ -99,175 +448,23 @@ class Store:
             except sqlite3.DatabaseError as e:
                 raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
 
-    def _setup(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        with self.write() as db:
-            found = self.get_meta("schema")
-            if found is not None and int(found) > SCHEMA_VERSION:
-                raise GalleryError(f"{self.path} was written by a newer faceprint (schema {found})")
-            if found != str(SCHEMA_VERSION):
-                self.set_meta(db, "schema", str(SCHEMA_VERSION))
-            if self.get_meta("gallery_id") is None:  # ties a saved search index to this database
-                self.set_meta(db, "gallery_id", uuid.uuid4().hex)
+    def _ddl(self) -> list[str]:
+        # SQLite numbers INTEGER PRIMARY KEY itself; AUTOINCREMENT keeps log sequence numbers from being reused
+        return [s.replace("seq INTEGER PRIMARY KEY", "seq INTEGER PRIMARY KEY AUTOINCREMENT") for s in super()._ddl()]
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One atomic write transaction, taken up front so concurrent writers serialise cleanly."""
+    def _run(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def _begin_write(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        else:
-            self._db.execute("COMMIT")
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads inside see one consistent state of the database, whatever other writers do."""
+    def _begin_read(self) -> None:
         self._db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        self._db.close()
-
-    # -- meta -------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_meta(self, db: sqlite3.Connection, key: str, value: str) -> None:
-        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                   (key, value))
 
     @property
     def version(self) -> int:
-        """Changes whenever any connection commits: cheap cache invalidation for in-memory matrices."""
-        return self._db.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._db.total_changes
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._db.total_changes
 
-    # -- people and faces -------------------------------------------------------------------
-    def add_face(self, person: str, embedder: str, vector: np.ndarray, *, source: str | None, image_sha256: str,
-                 box: list[float], landmarks: dict, detector: str, chip: bytes, chip_face: dict) -> int | None:
-        """Store one face of ``person`` (created if new); None if that image is already enrolled for them."""
-        now = time.time()
-        with self.write() as db:
-            self._check_embedder(db, embedder)
-            db.execute("INSERT INTO people(name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", (person, now))
-            pid = db.execute("SELECT id FROM people WHERE name = ?", (person,)).fetchone()[0]
-            cur = db.execute(
-                "INSERT INTO faces(person_id, source, image_sha256, box, landmarks, detector, chip, chip_face, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(person_id, image_sha256) DO NOTHING",
-                (pid, source, image_sha256, json.dumps(box), json.dumps(landmarks), detector, chip,
-                 json.dumps(chip_face), now),
-            )
-            if cur.rowcount == 0:
-                return None
-            fid = cur.lastrowid
-            db.execute("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
-                       (fid, embedder, np.asarray(vector, np.float32).tobytes()))
-            db.execute("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (fid,))
-            return fid
-
-    def _check_embedder(self, db: sqlite3.Connection, embedder: str) -> None:
-        current = self.get_meta("embedder")
-        if current is None or (current != embedder and not self.count_faces()):
-            self.set_meta(db, "embedder", embedder)  # an empty gallery takes the embedder of its first face
-        elif current != embedder:
-            raise GalleryError(
-                f"this gallery holds {current} embeddings; embeddings of different models are never mixed "
-                f"(run `faceprint reindex --embedder {embedder}` to switch it)"
-            )
-
-    def people(self) -> list[tuple[str, int, float]]:
-        return self._db.execute(
-            "SELECT p.name, COUNT(f.id), p.created FROM people p LEFT JOIN faces f ON f.person_id = p.id"
-            " GROUP BY p.id ORDER BY p.name"
-        ).fetchall()
-
-    def faces(self, person: str | None = None) -> list[FaceRow]:
-        sql = ("SELECT f.id, p.name, f.source, f.image_sha256, f.box, f.landmarks, f.detector, f.chip, f.chip_face,"
-               " f.created FROM faces f JOIN people p ON p.id = f.person_id")
-        rows = (self._db.execute(sql + " WHERE p.name = ? ORDER BY f.id", (person,)) if person is not None
-                else self._db.execute(sql + " ORDER BY f.id"))
-        return [FaceRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6], r[7], json.loads(r[8]),
-                        r[9]) for r in rows]
-
-    def has_person(self, name: str) -> bool:
-        return self._db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None
-
-    def rename(self, old: str, new: str) -> None:
-        with self.write() as db:
-            if not db.execute("SELECT 1 FROM people WHERE name = ?", (old,)).fetchone():
-                raise GalleryError(f"no person named {old!r}")
-            if db.execute("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
-                raise GalleryError(f"a person named {new!r} already exists")
-            db.execute("UPDATE people SET name = ? WHERE name = ?", (new, old))
-
-    def remove(self, name: str) -> int:
-        """Delete a person with every face and embedding; returns how many faces went."""
-        with self.write() as db:
-            row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                raise GalleryError(f"no person named {name!r}")
-            ids = [r[0] for r in db.execute("SELECT id FROM faces WHERE person_id = ?", (row[0],))]
-            db.executemany("INSERT INTO changes(op, face_id) VALUES ('remove', ?)", [(i,) for i in ids])
-            db.execute("DELETE FROM people WHERE id = ?", (row[0],))
-            return len(ids)
-
-    # -- embeddings -------------------------------------------------------------------------
-    def embeddings(self, embedder: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``(face ids, vectors)`` of ``embedder``'s embeddings, of faces with id > ``after``."""
-        rows = self._db.execute(
-            "SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id > ? ORDER BY face_id",
-            (embedder, after),
-        ).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        return np.array([r[0] for r in rows], np.int64), np.stack([np.frombuffer(r[1], np.float32) for r in rows])
-
-    def vectors_of(self, embedder: str, face_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """``(face ids, vectors)`` of those of ``face_ids`` that still exist."""
-        found = [(i, np.frombuffer(v, np.float32)) for i in face_ids for (v,) in self._db.execute(
-            "SELECT vector FROM embeddings WHERE embedder = ? AND face_id = ?", (embedder, i))]
-        if not found:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-        return np.array([i for i, _ in found], np.int64), np.stack([v for _, v in found])
-
-    def names_of(self, face_ids: list[int]) -> dict[int, str]:
-        """Person name per face id, for faces that still exist (a removed face has none)."""
-        ids = sorted({int(i) for i in face_ids if i >= 0})
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        return dict(self._db.execute(
-            f"SELECT f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id IN ({marks})", ids))
-
-    def last_change(self) -> int:
-        return self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-
-    def changes_since(self, seq: int) -> list[tuple[int, str, int | None]]:
-        return self._db.execute("SELECT seq, op, face_id FROM changes WHERE seq > ? ORDER BY seq", (seq,)).fetchall()
-
-    def count_embeddings(self, embedder: str) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM embeddings WHERE embedder = ?", (embedder,)).fetchone()[0]
-
-    def count_faces(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-
-    def replace_embeddings(self, embedder: str, vectors: dict[int, np.ndarray]) -> None:
-        """Switch the whole gallery to ``embedder`` in one transaction: all faces or none."""
-        with self.write() as db:
-            total = db.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
-            if set(vectors) != {r[0] for r in db.execute("SELECT id FROM faces")}:
-                raise GalleryError(f"reindex covered {len(vectors)} of {total} faces; gallery left unchanged")
-            db.execute("DELETE FROM embeddings")
-            db.executemany("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
-                           [(fid, embedder, np.asarray(v, np.float32).tobytes()) for fid, v in vectors.items()])
-            self.set_meta(db, "embedder", embedder)
-            db.execute("INSERT INTO changes(op) VALUES ('reset')")
+    def close(self) -> None:
+        self._db.close()
