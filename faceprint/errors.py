@@ -29,6 +29,10 @@ class UnknownPersonError(GalleryError):
     """The named person is not enrolled."""
 
 
+class InvalidNameError(GalleryError):
+    """A person's name is empty, too long or not one line."""
+
+
 class PersonExistsError(GalleryError):
     """A person of that name is already enrolled."""
 

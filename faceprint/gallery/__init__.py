@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from platformdirs import user_data_dir
 
-from ..errors import GalleryError, ImageError, NoFaceError, UnknownPersonError
+from ..errors import GalleryError, ImageError, InvalidNameError, NoFaceError, UnknownPersonError
 from ..imageio import load_image
 from ..index import APPROX_FROM, FaceIndex
 from ..pipeline import Pipeline, get_pipeline, largest
@@ -280,9 +280,9 @@ class Gallery:
 def _valid_name(name: str) -> str:
     name = name.strip()
     if not name:
-        raise GalleryError("a person's name cannot be empty")
+        raise InvalidNameError("a person's name cannot be empty")
     if len(name) > 200 or any(ord(c) < 32 for c in name):
-        raise GalleryError("a person's name must be one line of at most 200 characters")
+        raise InvalidNameError("a person's name must be one line of at most 200 characters")
     return name
 
 

@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ..errors import (FaceprintError, GalleryError, ImageError, ImageTooLargeError, NoFaceError, PersonExistsError,
-                      UnknownPersonError)
+from ..errors import (FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError, NoFaceError,
+                      PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
 from ..gallery.store import KeyRow
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_image
@@ -73,6 +73,7 @@ _ERRORS: list[tuple[type[FaceprintError], int, str]] = [
     (ImageTooLargeError, 413, "too_large"),
     (ImageError, 400, "bad_image"),
     (UnknownPersonError, 404, "unknown_person"),
+    (InvalidNameError, 422, "invalid_name"),
     (PersonExistsError, 409, "person_exists"),
     (GalleryError, 409, "gallery_conflict"),
     (FaceprintError, 400, "bad_request"),
