@@ -99,3 +99,133 @@ def faceprint_server(db: str, *args: str, env: dict | None = None, timeout: floa
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextmanager
+def faceprint_process(db: str, *args: str, env: dict | None = None, timeout: float = 120.0
+                      ) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Like ``faceprint_server`` but yields ``(process, base URL)``, for tests that kill the server
+    themselves (``process.kill()`` is SIGKILL: no shutdown, no index saved). With one worker the
+    process is uvicorn itself, no supervisor in between."""
+    import httpx
+
+    port = free_port()
+    log_dir = Path(db).parent if "://" not in db else Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
+    log = open(log_dir / "server.log", "ab")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "faceprint"), "serve", "--port", str(port),
+                             "--db", db, *args], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"faceprint serve exited with {proc.returncode}: "
+                                   f"{(log_dir / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"faceprint serve did not answer within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+@contextmanager
+def faceprint_server_process(db: str, *args: str, env: dict | None = None,
+                             timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Like ``faceprint_server``, but yields ``(base URL, process)`` for tests that kill the server or
+    look at its workers; the process (with its workers) is stopped at exit if it still runs."""
+    import httpx
+
+    port = free_port()
+    log_dir = Path(db).parent if "://" not in db else Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
+    log = open(log_dir / "server.log", "ab")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "faceprint"), "serve", "--port", str(port),
+                             "--db", db, *args], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})}, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"faceprint serve exited with {proc.returncode}: "
+                                   f"{(log_dir / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"faceprint serve did not answer within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, 9)  # its own session: workers a killed parent left behind go too
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        log.close()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (e.g. the uvicorn workers of a ``faceprint serve``)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parent.items() if pp == p} - found
+        found |= kids
+        todo += kids
+    return found
+
+
+def connection_owner(server_port: int, client_port: int, pids: set[int]) -> int | None:
+    """Which of ``pids`` holds the server end of the loopback TCP connection from ``client_port``:
+    the worker that is serving that connection (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == server_port and int(f[2].rsplit(":", 1)[1], 16) == client_port:
+                inodes.add(f"socket:[{f[9]}]")
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                pass
+    return None

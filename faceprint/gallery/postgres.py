@@ -4,6 +4,11 @@ Writers serialise on a transaction-scoped advisory lock (the same guarantee as S
 ``BEGIN IMMEDIATE``: the embedder check and the insert see no concurrent writer), readers take a
 repeatable-read snapshot. Every process's search index follows the shared ``changes`` log, so an
 enrolment committed by one worker is found by all of them on their next search.
+
+The tables are created (and upgraded) at the first open by a role allowed to create them; once the
+schema is current, opening it needs only SELECT, INSERT, UPDATE and DELETE on its tables. A lost
+connection (server restart, failover, a terminated backend) is replaced on the next statement that
+starts outside a transaction; a transaction it broke fails and is rolled back by the server.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from ..errors import GalleryError
 from .crypto import Sealer
-from .store import Store
+from .store import SCHEMA_VERSION, Store
 
 _WRITE_LOCK = 0x66616365  # "face": the advisory lock key every faceprint writer takes
 
@@ -24,15 +30,47 @@ class PostgresStore(Store):
 
     def __init__(self, url: str, sealer: Sealer | None = None, timeout: float = 10.0) -> None:
         super().__init__(_redact(url), sealer)
+        self._url, self._timeout = url, timeout
         try:
-            self._db = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
+            self._connect()
         except psycopg.Error as e:
-            raise GalleryError(f"{self.location}: cannot connect: {str(e).strip().splitlines()[0]}") from None
-        self._run("SET client_min_messages = warning")  # not "relation already exists, skipping" each start
-        self._setup()
+            raise GalleryError(f"{self.location}: cannot connect: {_first_line(e)}") from None
+        try:
+            self._setup()
+        except psycopg.Error as e:
+            self._db.close()
+            raise GalleryError(f"{self.location}: cannot set up the gallery's tables: {_first_line(e)}") from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect(self) -> None:
+        self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout)))
+        self._db.execute("SET client_min_messages = warning")  # not "relation already exists, skipping"
+
+    def _ddl(self) -> list[str]:
+        # Nothing to create once the schema is current (or newer: _setup refuses that), so a role with
+        # only table privileges can open the gallery; CREATE TABLE IF NOT EXISTS would need CREATE on the schema.
+        if self._run("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
+            found = self.get_meta("schema")
+            if found is not None and int(found) >= SCHEMA_VERSION:
+                return []
+        return super()._ddl()
 
     def _run(self, sql: str, params: tuple | list = ()) -> Any:
-        return self._db.execute(sql.replace("?", "%s"), params or None)
+        sql = sql.replace("?", "%s")
+        if self._db.broken:  # lost earlier (not closed by us); the transaction it was in is gone with it
+            self._connect()
+        outside = self._db.info.transaction_status == pq.TransactionStatus.IDLE
+        try:
+            return self._db.execute(sql, params or None)
+        except psycopg.OperationalError:
+            # Outside a transaction a statement is a read, a SET or a BEGIN: safe to send again on a new
+            # connection. Inside one (COMMIT included) the outcome is the caller's to handle.
+            if not (outside and self._db.broken):
+                raise
+            self._connect()
+            return self._db.execute(sql, params or None)
 
     def _begin_write(self) -> None:
         self._run("BEGIN")
@@ -49,7 +87,14 @@ class PostgresStore(Store):
         self._db.close()
 
 
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
 def _redact(url: str) -> str:
     """The URL without its password, for messages."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as e:  # libpq's message quotes the URL, password and all: say what is wrong only
+        raise GalleryError(f"not a valid PostgreSQL URL ({str(e).split(' in URI', 1)[0].split(':', 1)[0]})") from None
     return f"postgresql://{info.get('user', '')}@{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
