@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from functools import cache
 from typing import ClassVar
 
+import numpy as np
+
 from ..zoo.plugins import instantiate
 from ..types import Face, Image
 
@@ -45,6 +47,12 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, image: Image) -> list[Face]:
         """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
+
+    def refine(self, image: Image, boxes: np.ndarray) -> list[Face] | None:
+        """The faces at ``boxes`` (``(N, 4)``, e.g. from the previous video frame), re-scored and
+        re-placed at a fraction of a full search's cost; None where the detector has no such
+        shortcut (callers then run ``detect``). Boxes with no face any more are dropped."""
+        return None
 
 
 def _fingerprint(name: str, revision: int, settings: dict) -> str:

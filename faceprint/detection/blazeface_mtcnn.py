@@ -63,5 +63,8 @@ class BlazeFaceMTCNN(Detector):
             faces = self._mtcnn.detect(image)
         return [replace(f, detector=self.name) for f in faces]
 
+    def refine(self, image: Image, boxes: np.ndarray) -> list[Face]:
+        return [replace(f, detector=self.name) for f in self._mtcnn.place(image, boxes)]
+
 
 __all__ = ["BlazeFaceMTCNN"]

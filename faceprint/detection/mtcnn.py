@@ -243,6 +243,9 @@ class MTCNN(Detector):
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         return self._output(image, _square(boxes)) if len(boxes) else []
 
+    def refine(self, image: Image, boxes: np.ndarray) -> list[Face]:
+        return self.place(image, boxes)
+
     def _scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales: the first maps ``min_face_size`` onto PNet's 12 px window."""
         scale = 12.0 / self.min_face_size

@@ -1,0 +1,23 @@
+"""Live video: sources, tracking, recognition, and test clips.
+
+    from faceprint import Gallery
+    from faceprint.video import watch
+
+    for result in watch("rtsp://door-camera/stream", Gallery("people.db")):
+        for face in result.faces:          # TrackedFace(track, face, name or None, distance)
+            if face.name == "Ada":
+                open_the_door()
+
+``source``: files and streams are read with OpenCV's FFmpeg backend; ``tracker``: one id per
+person across frames; ``engine``: recognition on tracks with votes; ``capture``: enrolment from a
+camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
+machines have no camera.
+"""
+
+from .capture import Capture, Verdict, capture
+from .engine import Event, FrameResult, Recognizer, TrackedFace, Watch, watch
+from .source import Source, VideoSourceError, Writer
+from .tracker import Tracker
+
+__all__ = ["Capture", "Event", "FrameResult", "Recognizer", "Source", "TrackedFace", "Tracker", "Verdict",
+           "VideoSourceError", "Watch", "Writer", "capture", "watch"]

@@ -1,0 +1,121 @@
+"""Enrol a person from a camera (or a video): keep only good, varied faces of the one person in view.
+
+A gallery is only as good as its enrolment photos. Frames are refused, each with a reason, when
+there is not exactly one face, the face is small, turned, blurred, or nearly the same as a face
+already taken; accepted faces are also spaced in time, so twenty photos are twenty looks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..gallery import Gallery
+from ..types import Face, Image
+from .source import Source, VideoFrame
+
+#: Defaults: smallest face side in pixels; nose offset from the eyes' midpoint, in eye distances,
+#: beyond which a face is "turned" (about 25 degrees of yaw); variance of the Laplacian of the face
+#: scaled to 112 px below which it is "blurred"; cosine distance below which a face repeats one
+#: already taken; seconds between accepted faces.
+MIN_SIZE, MAX_TURN, MIN_SHARPNESS, MIN_CHANGE, MIN_GAP_S = 80, 0.3, 40.0, 0.08, 0.2
+
+
+@dataclass(frozen=True)
+class Verdict:
+    frame: int
+    time: float
+    accepted: bool
+    reason: str  # why refused, or "accepted"
+    face: Face | None = None
+
+
+@dataclass
+class Capture:
+    """What a capture did: the face ids enrolled and every refusal by reason."""
+
+    name: str
+    enrolled: list[int] = field(default_factory=list)
+    refused: Counter = field(default_factory=Counter)
+    frames: int = 0
+
+
+def turn(face: Face) -> float | None:
+    """How far the nose sits from the eyes' midpoint, in eye distances (0: frontal)."""
+    lm = face.landmarks
+    if not {"left_eye", "right_eye", "nose"} <= lm.keys():
+        return None
+    left, right, nose = (np.asarray(lm[k], np.float64) for k in ("left_eye", "right_eye", "nose"))
+    eyes = np.linalg.norm(right - left)
+    return float(abs(nose[0] - (left[0] + right[0]) / 2) / eyes) if eyes > 0 else None
+
+
+def sharpness(image: Image, face: Face) -> float:
+    """Variance of the Laplacian over the face, scaled to a fixed size so big faces are not favoured."""
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    crop = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+    if crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def capture(name: str, source: str | int | Path | Source, gallery: Gallery, *, count: int = 20,
+            min_size: int = MIN_SIZE, on_verdict: Callable[[Verdict, VideoFrame], None] | None = None) -> Capture:
+    """Watch ``source`` until ``count`` good faces of one person are enrolled as ``name`` (or it ends)."""
+    source = source if isinstance(source, Source) else Source(source)
+    pipe = gallery.pipeline
+    result = Capture(name)
+    taken: list[np.ndarray] = []
+    last_time = -1e9
+    for frame in source.frames():
+        result.frames += 1
+        verdict = _judge(frame, pipe, taken, last_time, min_size)
+        if verdict.accepted:
+            fid = gallery.enroll(name, frame.image, source=f"{source.spec}#frame={frame.index}", box=verdict.face.box)
+            if fid is None:
+                verdict = Verdict(frame.index, frame.time, False, "already enrolled", verdict.face)
+            else:
+                result.enrolled.append(fid)
+                last_time = frame.time
+        if not verdict.accepted:
+            result.refused[verdict.reason.split(" (")[0]] += 1
+        if on_verdict:
+            on_verdict(verdict, frame)
+        if len(result.enrolled) >= count:
+            break
+    return result
+
+
+def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, min_size: int) -> Verdict:
+    def no(reason: str, face: Face | None = None) -> Verdict:
+        return Verdict(frame.index, frame.time, False, reason, face)
+
+    if frame.time - last_time < MIN_GAP_S:
+        return no("too soon after the last face taken")
+    faces = pipe.detect(frame.image)
+    if not faces:
+        return no("no face")
+    if len(faces) > 1:
+        return no(f"{len(faces)} faces in view (only the person enrolling may be)")
+    face = faces[0]
+    if min(face.width, face.height) < min_size:
+        return no(f"face too small ({min(face.width, face.height):.0f} px < {min_size})", face)
+    t = turn(face)
+    if t is not None and t > MAX_TURN:
+        return no(f"face turned away ({t:.2f} > {MAX_TURN})", face)
+    sharp = sharpness(frame.image, face)
+    if sharp < MIN_SHARPNESS:
+        return no(f"blurred (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})", face)
+    vector = pipe.embed(frame.image, [face])[0].vector
+    if taken:
+        d = 1.0 - float(np.max(np.stack(taken) @ vector))
+        if d < MIN_CHANGE:
+            return no(f"too like a face already taken (distance {d:.3f} < {MIN_CHANGE})", face)
+    taken.append(vector)
+    return Verdict(frame.index, frame.time, True, "accepted", face)

@@ -1,0 +1,153 @@
+"""Video sources: files, cameras and network streams, read through OpenCV's FFmpeg backend.
+
+A file is read frame by frame: nothing is skipped, processing just takes as long as it takes. A
+live source (a camera, an ``rtsp://`` or ``http://`` stream) does not wait for us, so a thread
+keeps reading it and the consumer always gets the newest frame: when recognition is slower than
+the source, frames are dropped (and counted) instead of piling up into a growing delay.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import FaceprintError
+
+#: How long opening and each read may block on a network stream before it counts as stopped.
+OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 5.0
+_STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class VideoSourceError(FaceprintError):
+    """A video source could not be opened or read."""
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    index: int  # position in the source (live: counts dropped frames too)
+    time: float  # seconds from the start of the source
+    image: np.ndarray  # HxWx3 uint8 RGB
+
+
+class Source:
+    """``spec``: a file path, a camera index (``0``) or a stream URL. ``live`` defaults to True for
+    cameras and streams, False for files."""
+
+    def __init__(self, spec: str | int | Path, *, live: bool | None = None) -> None:
+        self.spec = str(spec)
+        camera = self.spec.isdigit()
+        stream = self.spec.lower().startswith(_STREAM_SCHEMES)
+        if not camera and not stream:
+            path = Path(self.spec)
+            if not path.is_file():
+                raise VideoSourceError(f"{self.spec}: no such video file")
+            if path.stat().st_size == 0:
+                raise VideoSourceError(f"{self.spec}: empty file (0 bytes)")
+        self.live = (camera or stream) if live is None else live
+        _quiet_ffmpeg()
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000)]
+        self._cap = (cv2.VideoCapture(int(self.spec)) if camera
+                     else cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params))
+        if not self._cap.isOpened():
+            what = "camera" if camera else "stream" if stream else "video file"
+            raise VideoSourceError(f"{self.spec}: cannot open this {what}"
+                                   + (" (no camera on this machine?)" if camera else ""))
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 25.0
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.dropped = 0  # live frames read but never handed out
+        self.read = 0  # frames read from the source
+
+    def frames(self) -> Iterator[VideoFrame]:
+        """Every frame of a file; the newest frame each time of a live source. Ends when the source does."""
+        try:
+            yield from (self._live() if self.live else self._file())
+        finally:
+            self._cap.release()
+
+    def _file(self) -> Iterator[VideoFrame]:
+        while True:
+            ok, bgr = self._cap.read()
+            if not ok:
+                return
+            index = self.read
+            self.read += 1
+            yield VideoFrame(index, index / self.fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+    def _live(self) -> Iterator[VideoFrame]:
+        latest: list[tuple[int, float, np.ndarray] | None] = [None]
+        ready = threading.Condition()
+        done = threading.Event()
+        start = time.monotonic()
+
+        def grab() -> None:
+            while not done.is_set():
+                ok, bgr = self._cap.read()
+                with ready:
+                    if not ok:
+                        done.set()
+                    else:
+                        if latest[0] is not None:
+                            self.dropped += 1  # the consumer never took the previous one
+                        latest[0] = (self.read, time.monotonic() - start, bgr)
+                        self.read += 1
+                    ready.notify()
+
+        reader = threading.Thread(target=grab, name=f"faceprint-source-{self.spec}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                with ready:
+                    while latest[0] is None and not done.is_set():
+                        ready.wait()
+                    item, latest[0] = latest[0], None
+                if item is None:
+                    return
+                index, t, bgr = item
+                yield VideoFrame(index, t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        finally:
+            done.set()
+            reader.join(timeout=READ_TIMEOUT_S + 1)
+
+
+def _quiet_ffmpeg() -> None:
+    """FFmpeg and OpenCV print their own notes on a bad file ("moov atom not found"); we say it in one line."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # read when FFmpeg first opens something
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class Writer:
+    """An annotated video, opened on its first frame and always closed into a playable file.
+
+    OpenCV writes the MP4 index when the writer is released, so ``close`` runs however the loop
+    ends (end of source, error, Ctrl-C): the file then holds every frame written so far.
+    """
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = Path(path), fps
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
+            if not self._writer.isOpened():
+                raise VideoSourceError(f"{self.path}: cannot write a video here (use .mp4 or .avi)")
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None

@@ -1,0 +1,146 @@
+"""Keep one id per person across frames: box overlap and motion first, the face's embedding to
+re-attach a track after an occlusion.
+
+Each frame, the tracks' boxes are moved by their recent velocity and matched to the new detections
+by overlap (an optimal assignment, not greedy, so two people crossing keep their ids). A track
+that misses detections is kept for ``max_missed`` frames (a blink, a hand, a bad frame), then set
+aside as lost; a new track whose first embedding is close to a lost track's takes that track's id
+back (``reattach``), so walking behind a pillar does not make a new person.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..types import Face
+
+Box = tuple[float, float, float, float]
+_COAST = 5  # frames a missed track's box keeps moving at its last velocity
+
+
+@dataclass
+class Track:
+    id: int
+    face: Face
+    first_frame: int
+    last_frame: int
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    missed: int = 0
+    hits: int = 1
+    votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> weight
+    name: str | None = None
+    decided: bool = False  # a first name (maybe unknown) has been given
+    distance: float | None = None  # of the latest embedding's nearest gallery face
+    embedding: np.ndarray | None = None  # running mean of the track's embeddings, unit length
+    embedded_frame: int = -(10**9)
+    embeddings: int = 0  # how many embeddings went into ``embedding``
+    best_quality: float = 0.0
+    lost_frame: int | None = None
+
+    @property
+    def box(self) -> Box:
+        return self.face.box
+
+    def predicted(self, frame: int) -> np.ndarray:
+        # motion carries a box only a few frames: past that, a guess is worse than where it was last seen
+        return np.asarray(self.box) + self.velocity * min(frame - self.last_frame, _COAST)
+
+    def add_embedding(self, vector: np.ndarray) -> None:
+        mean = vector if self.embedding is None else self.embedding * 0.7 + vector * 0.3
+        self.embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        self.embeddings += 1
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection over union of ``(N, 4)`` and ``(M, 4)`` boxes."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+class Tracker:
+    """``update`` each frame with its detections; read ``active`` for the current tracks.
+
+    ``min_iou``: overlap needed to continue a track; ``max_missed``: frames a track survives
+    without a detection; ``keep_lost``: frames a lost track can still be re-attached;
+    ``max_distance``: cosine distance under which a new face's embedding re-attaches a lost track.
+    """
+
+    def __init__(self, *, min_iou: float = 0.2, max_missed: int = 25, keep_lost: int = 150,
+                 max_distance: float = 0.45) -> None:
+        self.min_iou, self.max_missed, self.keep_lost, self.max_distance = min_iou, max_missed, keep_lost, max_distance
+        self.active: list[Track] = []
+        self.lost: list[Track] = []
+        self._next_id = 1
+
+    def update(self, faces: list[Face], frame: int) -> tuple[list[Track], list[Track]]:
+        """Match ``faces`` to tracks; returns ``(new tracks, tracks that just left for good)``."""
+        matched_tracks, matched_faces = set(), set()
+        if self.active and faces:
+            predicted = np.stack([t.predicted(frame) for t in self.active])
+            iou = iou_matrix(predicted, np.array([f.box for f in faces], np.float64))
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols):
+                if iou[r, c] >= self.min_iou:
+                    self._continue(self.active[r], faces[c], frame)
+                    matched_tracks.add(r)
+                    matched_faces.add(c)
+        for i, track in enumerate(self.active):
+            if i not in matched_tracks:
+                track.missed += 1
+        still = [t for t in self.active if t.missed <= self.max_missed]
+        for t in self.active:
+            if t.missed > self.max_missed:
+                t.lost_frame = frame
+                self.lost.append(t)
+        new = [Track(self._take_id(), f, frame, frame) for i, f in enumerate(faces) if i not in matched_faces]
+        self.active = still + new
+        gone = [t for t in self.lost if frame - t.lost_frame > self.keep_lost]
+        self.lost = [t for t in self.lost if frame - t.lost_frame <= self.keep_lost]
+        return new, gone
+
+    def reattach(self, track: Track) -> Track | None:
+        """If ``track`` (young, just embedded) is a track that went out of sight, merge it into that
+        one: a lost track, or one still waiting whose predicted box no longer overlapped the face."""
+        if track.embedding is None:
+            return None
+        candidates = [t for t in self.lost + self.active if t.embedding is not None and t.missed > 0]
+        if not candidates:
+            return None
+        d = 1.0 - np.array([float(t.embedding @ track.embedding) for t in candidates])
+        best = int(np.argmin(d))
+        if d[best] > self.max_distance:
+            return None
+        old = candidates[best]
+        if old in self.lost:
+            self.lost.remove(old)
+        else:
+            self.active.remove(old)
+        old.face, old.last_frame, old.missed, old.lost_frame = track.face, track.last_frame, 0, None
+        old.velocity = np.zeros(4)
+        old.hits += track.hits
+        old.votes.update(track.votes)
+        old.embedded_frame = track.embedded_frame
+        old.add_embedding(track.embedding)
+        self.active[self.active.index(track)] = old
+        return old
+
+    def _continue(self, track: Track, face: Face, frame: int) -> None:
+        step = max(1, frame - track.last_frame)
+        velocity = (np.asarray(face.box) - np.asarray(track.box)) / step
+        track.velocity = 0.5 * track.velocity + 0.5 * velocity
+        track.face, track.last_frame, track.missed = face, frame, 0
+        track.hits += 1
+
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
