@@ -52,6 +52,10 @@ DetOpt = Annotated[str, typer.Option("--detector", "-d", help=f"One of: {', '.jo
 EmbOpt = Annotated[str, typer.Option("--embedder", "-e", help=f"One of: {', '.join(embedder_names())}.")]
 GalleryEmbOpt = Annotated[Optional[str], typer.Option(
     "--embedder", "-e", help="Embedder (default: the one the gallery was built with).")]
+VectorsOpt = Annotated[Optional[str], typer.Option(
+    "--vectors", envvar="FACEPRINT_VECTORS", show_envvar=False,
+    help="Search index in Milvus: a Milvus Lite path ending in .db, or http://host:19530 "
+         "(default $FACEPRINT_VECTORS, else in memory). See docs/server-milvus.md.")]
 
 
 def _fail(message: str) -> None:
@@ -230,10 +234,10 @@ def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")],
              detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
              threshold: Annotated[Optional[float], typer.Option(
                  help="Cosine-distance threshold (default: the embedder's identification threshold).")] = None,
-             json_out: JsonOpt = False) -> None:
+             json_out: JsonOpt = False, vectors: VectorsOpt = None) -> None:
     """Name every face in each image against the gallery (null/unknown when nobody is close enough)."""
     def go() -> None:
-        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold) as gallery:
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, vectors=vectors) as gallery:
             def one(path: Path) -> list:
                 image = load_image(path)
                 matches = gallery.identify(image)
@@ -379,7 +383,8 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 expos
           workers: Annotated[int, typer.Option(help="Worker processes (each loads the models).")] = 1,
           thumbnails: Annotated[bool, typer.Option(
               "--thumbnails/--no-thumbnails", help="Keep a face image with each enrolled face.")] = False,
-          max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MB.")] = 20.0) -> None:
+          max_body_mb: Annotated[float, typer.Option(help="Largest request body accepted, in MB.")] = 20.0,
+          vectors: VectorsOpt = None) -> None:
     """Run the REST service and its web page (API docs at /docs)."""
     def go() -> None:
         try:
@@ -389,10 +394,17 @@ def serve(host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 expos
         from .gallery import Gallery
         from .server.app import ENV
 
-        with Gallery(db):  # a bad URL, wrong key or locked file fails here, in one line, not in each worker
+        if vectors and workers > 1:
+            from .gallery.milvus import is_lite
+
+            if is_lite(vectors):
+                raise FaceprintError("Milvus Lite serves one process: use --workers 1, or run `milvus-lite server "
+                                     "--data-dir PATH` and --vectors http://127.0.0.1:19530 (docs/server-milvus.md)")
+        with Gallery(db, vectors=vectors):  # a bad URL, wrong key or locked file fails here, not in each worker
             pass
         os.environ.update({ENV["max_body"]: str(int(max_body_mb * 1024 * 1024)),
-                           ENV["thumbnails"]: "1" if thumbnails else "0", **({ENV["db"]: db} if db else {})})
+                           ENV["thumbnails"]: "1" if thumbnails else "0", **({ENV["db"]: db} if db else {}),
+                           **({ENV["vectors"]: vectors} if vectors else {})})
         if host not in ("127.0.0.1", "localhost", "::1"):
             err.print(f"[yellow]warning:[/] listening on {host}: reachable from the network; "
                       "put TLS in front of it (API keys travel in headers)")

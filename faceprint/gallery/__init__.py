@@ -7,7 +7,9 @@ stamp (gallery id, embedder, last change applied). An index that disagrees with 
 (after a crash, a copied or restored file, a reindex) is caught up from the log or rebuilt, and
 names are read from the database at answer time, so a removed person is never returned. A
 PostgreSQL gallery, or an encrypted one (whose index would hold the embeddings in the clear),
-keeps its index in memory only and builds it from the database when first searched.
+keeps its index in memory only and builds it from the database when first searched. With
+``vectors`` (a Milvus URI) the index is a Milvus collection instead, following the same log
+(``milvus.py``).
 """
 
 from __future__ import annotations
@@ -65,12 +67,14 @@ class Gallery:
     refuses to mix models; ``reindex`` re-embeds every stored face for another one, from the face
     images kept with them (``keep_images``; without them a face cannot be re-embedded). With
     ``FACEPRINT_ENCRYPTION_KEY`` set, embeddings and face images are encrypted at rest.
+    ``vectors`` keeps the search index in Milvus (a Milvus Lite ``.db`` path or a server URL,
+    ``faceprint.gallery.milvus``) instead of memory; refused on an encrypted gallery.
     Safe to share between threads.
     """
 
     def __init__(self, location: str | Path | None = None, *, detector: str | None = None,
                  embedder: str | None = None, threshold: float | None = None, approx_from: int | None = APPROX_FROM,
-                 keep_images: bool = True, sealer: Sealer | None = None):
+                 keep_images: bool = True, sealer: Sealer | None = None, vectors: str | None = None):
         self.store = open_store(location or default_location(), sealer or Sealer.from_env())
         self.keep_images = keep_images
         stored = self.store.get_meta("embedder")
@@ -88,6 +92,15 @@ class Gallery:
         self._index_version = -1  # store.version when the index was last checked
         self._index_saved = True
         self._index_lock = threading.RLock()
+        self._milvus = None  # with ``vectors``: the index is a Milvus collection (milvus.py)
+        if vectors:
+            from .milvus import MilvusVectors
+
+            try:
+                self._milvus = MilvusVectors(vectors, self.store)
+            except BaseException:
+                self.store.close()
+                raise
 
     @property
     def location(self) -> str:
@@ -100,13 +113,17 @@ class Gallery:
 
     @property
     def index_path(self) -> Path | None:
-        """Where the index is saved: beside a SQLite file, unless embeddings are encrypted."""
+        """Where the index is saved: beside a SQLite file, unless embeddings are encrypted or in Milvus."""
         path = self.store.path
-        return None if path is None or self.store.sealed else path.with_name(path.name + ".index")
+        if path is None or self.store.sealed or self._milvus is not None:
+            return None
+        return path.with_name(path.name + ".index")
 
     def close(self) -> None:
         if self._index is not None and not self._index_saved and self.index_path is not None:
             self._save_index()
+        if self._milvus is not None:
+            self._milvus.close()
         self.store.close()
 
     def __enter__(self) -> Gallery:
@@ -157,7 +174,14 @@ class Gallery:
 
     def remove(self, name: str) -> Removed:
         """Erase a person: every face, embedding and face image stored for them."""
-        return self.store.remove(name)
+        removed = self.store.remove(name)
+        if self._milvus is not None:  # erase their vectors from Milvus now, not at the next search
+            try:
+                with self._index_lock:
+                    self._synced_index()
+            except Exception:  # noqa: BLE001 - Milvus unreachable: gone from the database, the next search catches up
+                pass
+        return removed
 
     def reindex(self, embedder: str, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed every stored face with ``embedder`` from its stored chip; all-or-nothing."""
@@ -193,7 +217,11 @@ class Gallery:
     def search(self, vectors: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
         """The ``k`` nearest enrolled faces of each vector: ``(name, cosine distance)``, nearest first."""
         with self._index_lock:
-            keys, dist = self._synced_index().search(vectors, k)
+            index = self._synced_index()
+            if self._milvus is None:
+                keys, dist = index.search(vectors, k)
+        if self._milvus is not None:  # Milvus serves concurrent searches: no lock held over the round trip
+            keys, dist = index.search(vectors, k)
         names = self.store.names_of(keys.ravel().tolist())
         return [[(names[int(f)], float(d)) for f, d in zip(row_k, row_d) if int(f) in names]
                 for row_k, row_d in zip(keys, dist)]
@@ -218,6 +246,10 @@ class Gallery:
         if self._index is not None and version == self._index_version:
             return self._index
         embedder = self.pipeline.embedder.name
+        if self._milvus is not None:
+            self._index = self._milvus.synced(self.store, embedder, self.pipeline.embedder.dims)
+            self._index_version = version
+            return self._index
         with self.store.snapshot():
             if self._index is None:
                 self._load_index(embedder)

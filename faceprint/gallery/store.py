@@ -335,10 +335,12 @@ class Store:
             return Removed(faces=len(faces), embeddings=embeddings, images=sum(bool(c) for _, c in faces))
 
     # -- embeddings -------------------------------------------------------------------------
-    def embeddings(self, embedder: str, after: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``(face ids, vectors)`` of ``embedder``'s embeddings, of faces with id > ``after``."""
-        rows = self._all("SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id > ? ORDER BY face_id",
-                         (embedder, after))
+    def embeddings(self, embedder: str, after: int = 0, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(face ids, vectors)`` of ``embedder``'s embeddings, of faces with id > ``after``, in id
+        order; ``limit`` pages through a gallery too large to read at once."""
+        sql = "SELECT face_id, vector FROM embeddings WHERE embedder = ? AND face_id > ? ORDER BY face_id"
+        rows = (self._all(sql + " LIMIT ?", (embedder, after, limit)) if limit is not None
+                else self._all(sql, (embedder, after)))
         return self._vectors(rows, embedder)
 
     def vectors_of(self, embedder: str, face_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,8 @@ from ..matching import verify_vectors
 from .auth import allows, check_key
 
 #: Environment the app factory reads (``faceprint serve`` sets them for its workers).
-ENV = {"db": "FACEPRINT_DB", "max_body": "FACEPRINT_MAX_BODY", "thumbnails": "FACEPRINT_THUMBNAILS"}
+ENV = {"db": "FACEPRINT_DB", "max_body": "FACEPRINT_MAX_BODY", "thumbnails": "FACEPRINT_THUMBNAILS",
+       "vectors": "FACEPRINT_VECTORS"}
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 
 
@@ -48,13 +49,15 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY  # bytes per request
     max_pixels: int = DEFAULT_MAX_PIXELS  # per image, checked from the header
     thumbnails: bool = False  # keep a face image with each enrolled face (biometric data: off by default)
+    vectors: str | None = None  # search index in Milvus (faceprint.gallery.milvus); None: in memory
 
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
         return cls(db=env.get(ENV["db"]) or None, max_body=int(env.get(ENV["max_body"]) or DEFAULT_MAX_BODY),
                    max_pixels=int(env.get(MAX_PIXELS_ENV) or DEFAULT_MAX_PIXELS),
-                   thumbnails=env.get(ENV["thumbnails"], "") in ("1", "true", "yes"))
+                   thumbnails=env.get(ENV["thumbnails"], "") in ("1", "true", "yes"),
+                   vectors=env.get(ENV["vectors"]) or None)
 
 
 class ApiError(Exception):
@@ -78,8 +81,25 @@ _ERRORS: list[tuple[type[FaceprintError], int, str]] = [
     (GalleryError, 409, "gallery_conflict"),
     (FaceprintError, 400, "bad_request"),
 ]
-_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+# 400 comes from Starlette/FastAPI for a body they cannot parse (malformed multipart, too many parts)
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "too_large", 415: "unsupported_media_type"}
+
+
+async def _body_within(request: Request, limit: int) -> bool:
+    """Read a body sent without Content-Length (chunked), counting: False once it passes ``limit``.
+
+    Kept on the request, so routes that parse it themselves (FastAPI's JSON models) never read an
+    unbounded stream; the middleware hands the cached body on downstream.
+    """
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return False
+        chunks.append(chunk)
+    request._body = b"".join(chunks)
+    return True
 
 
 def _as_api_error(e: FaceprintError) -> ApiError:
@@ -128,7 +148,7 @@ async def _images(request: Request, fields: tuple[str, ...], many: str | None = 
     if ctype == "application/json":
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep for the json module
             raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
         model = {("image",): ImageJson, ("image_a", "image_b"): PairJson}.get(fields, ImagesJson)
         try:
@@ -174,7 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        gallery = Gallery(settings.db, keep_images=settings.thumbnails)
+        gallery = Gallery(settings.db, keep_images=settings.thumbnails, vectors=settings.vectors)
         # load the models and build the index from the database before the first request
         await run_in_threadpool(gallery.pipeline.detect, np.zeros((64, 64, 3), np.uint8))
         await run_in_threadpool(gallery.search, np.zeros((1, gallery.pipeline.embedder.dims), np.float32))
@@ -197,7 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def measure(request: Request, call_next):
         start = time.perf_counter()
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body:
+        if (declared and declared.isdigit() and int(declared) > settings.max_body) or \
+                (declared is None and not await _body_within(request, settings.max_body)):
             response = _error_response(413, "too_large", f"request body over the limit of {settings.max_body} bytes")
         else:
             response = await call_next(request)
