@@ -121,6 +121,19 @@ def test_embedders_are_never_mixed_and_reindex_switches(tmp_path, lfw_dir, known
         assert g.store.get_meta("embedder") == "facenet"
 
 
+def test_a_running_gallery_follows_a_reindex_made_elsewhere(tmp_path, lfw_dir, known):
+    db = tmp_path / "g.db"
+    with Gallery(db, embedder="mobilefacenet") as running:
+        running.enroll(known[0], lfw_image(lfw_dir, known[0], 1))
+        assert [m.name for m in running.identify(lfw_image(lfw_dir, known[0], 2))] == [known[0]]
+        with Gallery(db) as other:  # e.g. `faceprint reindex` while a server runs
+            other.reindex("dlib-resnet")
+        # the running one now embeds with dlib-resnet too: it still names people, and still enrols
+        assert [m.name for m in running.identify(lfw_image(lfw_dir, known[0], 2))] == [known[0]]
+        assert running.enroll(known[1], lfw_image(lfw_dir, known[1], 1)) is not None
+        assert running.pipeline.embedder.name == "dlib-resnet"
+
+
 def _layout(root: Path, lfw: Path, names: list[str], per_person: int) -> Path:
     for name in names:
         (root / name).mkdir(parents=True)

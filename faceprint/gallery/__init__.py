@@ -153,6 +153,7 @@ class Gallery:
         else:
             pixels = load_image(image)
             sha = hashlib.sha256(pixels.tobytes()).hexdigest()
+        self._follow_embedder()
         faces = self.pipeline.detect(pixels)
         if not faces:
             raise NoFaceError(f"{source or 'image'}: no face found")
@@ -228,6 +229,7 @@ class Gallery:
 
     def identify(self, image: Image | str | Path) -> list[Match]:
         """Every face in ``image``, named by its nearest enrolled face, or unknown past the threshold."""
+        self._follow_embedder()
         embeddings = self.pipeline.embed(load_image(image))
         if not embeddings:
             return []
@@ -240,6 +242,14 @@ class Gallery:
         return matches
 
     # -- the search index -------------------------------------------------------------------
+    def _follow_embedder(self) -> None:
+        """After another process reindexed the gallery, embed with the model it now holds."""
+        stored = self.store.get_meta("embedder")
+        if stored and stored != self.pipeline.embedder.name and self.store.count_faces():
+            with self._index_lock:
+                self.pipeline = get_pipeline(self.pipeline.detector.name, stored)
+                self._index = None
+
     def _synced_index(self) -> FaceIndex:
         """The index, brought in step with every change committed to the database so far."""
         version = self.store.version
