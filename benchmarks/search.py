@@ -1,6 +1,6 @@
 """1:N search at scale: the LFW gallery plus synthetic distractors up to a million faces.
 
-    python benchmarks/search.py --lfw ../shared/datasets/lfw                 # -> benchmarks/results/search.json
+    python benchmarks/search.py --lfw ../shared/datasets/lfw --compare 0 --expansion 128 512   # -> benchmarks/results/search.json
     python benchmarks/search.py --lfw ../shared/datasets/lfw --sizes 10000   # quick
     (pip install -e '.[bench]' adds faiss for the library comparison)
 
@@ -14,10 +14,13 @@ seeded chunks, so no process ever holds a million float32 vectors.
 
 Each size runs in a fresh process (for its RSS; BLAS single-threaded, the index on 2 threads to build and
 one to answer a single query): build the index chunk by chunk, time single
-queries (p50/p99) and one batch, then regenerate the chunks for the exact answer (one matrix
+queries (p50/p99) and one batch at the default graph search depth and at each `--expansion`
+depth (same graph), then regenerate the chunks for the exact answer (one matrix
 product per chunk) and report recall@1 of the index against it, and the open-set identification
-with the distractors in the gallery (a distractor as nearest face is a wrong answer). The exact
-search's latency at small sizes is what sets `faceprint.index.APPROX_FROM`.
+with the distractors in the gallery (a distractor as nearest face is a wrong answer). Each row
+records the 1-minute load average after the build: other work on the machine inflates latencies.
+The graph's principal components are fitted on the first batch added, the real LFW gallery. The
+exact search's latency at small sizes is what sets `faceprint.index.APPROX_FROM`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 from _common import cpu_model  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-CHUNK = 100_000
+CHUNK = 20_000  # distractors generated at once: 100k made 0.6 GB of temporaries, beside a 1M index
 QUERIES = 500  # of each kind
 
 
@@ -99,7 +102,7 @@ def distance_check(data: dict) -> dict:
 
 
 # -- one size, in its own process -----------------------------------------------------------------
-def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
+def run_size(data_path: Path, size: int, dtype: str, library: str, expansions: list[int]) -> list[dict]:
     from faceprint.index import FaceIndex
 
     d = np.load(data_path)
@@ -117,6 +120,43 @@ def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
         index.add(len(gallery) + s + np.arange(len(chunk)), chunk)
     build = time.perf_counter() - start
     rss = _rss_mb()
+    load = os.getloadavg()[0]
+    timed = []
+    for depth in expansions if library == "usearch" else [None]:
+        if depth is not None:
+            index.expansion_search = depth
+        timed.append((depth, *_time_queries(index, queries)))
+
+    # exact answer: running best over the gallery and regenerated chunks
+    best_d = 1 - queries @ gallery.T
+    best_k, best_v = best_d.argmin(1), best_d.min(1)
+    for s, chunk in distractors(d["mean"], d["cov"], n_fake):
+        cd = 1 - queries @ chunk.T
+        better = cd.min(1) < best_v
+        best_k = np.where(better, len(gallery) + s + cd.argmin(1), best_k)
+        best_v = np.minimum(best_v, cd.min(1))
+    threshold = float(d["identify_threshold"])
+    common = {"size": size, "library": library, "dtype": dtype if library != "exact" else "f32",
+              "build_s": round(build, 2), "rss_mb": round(rss, 1), "rss_over_baseline_mb": round(rss - base_rss, 1),
+              "load_avg_1min": round(load, 2)}
+    rows = []
+    for depth, lat, found, dist, batch_qps in timed:
+        rows.append({**common, **({"expansion_search": depth} if depth is not None else {}),
+            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 4), "p99": round(float(np.percentile(lat, 99)), 4),
+                           "mean": round(float(lat.mean()), 4)},
+            "batch_queries_per_s": round(batch_qps, 1),
+            "recall_at_1": float((found == best_k).mean()),
+            "recall_at_1_known": float((found == best_k)[qnames != ""].mean()),
+            "recall_at_1_unknown": float((found == best_k)[qnames == ""].mean()),
+            # what a user sees: the same name (or the same "unknown") at the shipped identify threshold
+            "same_answer": float((_answer(found, dist, gnames, threshold) == _answer(best_k, best_v, gnames, threshold)).mean()),
+            "identification": _identification(found, dist, gnames, qnames, len(gallery)),
+            "identification_exact": _identification(best_k, best_v, gnames, qnames, len(gallery))})
+    return rows
+
+
+def _time_queries(index, queries: np.ndarray) -> tuple:
+    """Single queries on one thread (latencies in ms, top hits, their distances), then one batch on two."""
     os.environ["FACEPRINT_THREADS"] = "1"
     for q in queries[:20]:
         index.search(q, 1)  # warm-up
@@ -131,32 +171,7 @@ def run_size(data_path: Path, size: int, dtype: str, library: str) -> dict:
     os.environ["FACEPRINT_THREADS"] = "2"
     t = time.perf_counter()
     index.search(queries, 1)
-    batch_qps = len(queries) / (time.perf_counter() - t)
-
-    # exact answer: running best over the gallery and regenerated chunks
-    best_d = 1 - queries @ gallery.T
-    best_k, best_v = best_d.argmin(1), best_d.min(1)
-    for s, chunk in distractors(d["mean"], d["cov"], n_fake):
-        cd = 1 - queries @ chunk.T
-        better = cd.min(1) < best_v
-        best_k = np.where(better, len(gallery) + s + cd.argmin(1), best_k)
-        best_v = np.minimum(best_v, cd.min(1))
-    lat = np.array(lat)
-    threshold = float(d["identify_threshold"])
-    return {
-        "size": size, "library": library, "dtype": dtype if library != "exact" else "f32",
-        "build_s": round(build, 2), "rss_mb": round(rss, 1), "rss_over_baseline_mb": round(rss - base_rss, 1),
-        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 4), "p99": round(float(np.percentile(lat, 99)), 4),
-                       "mean": round(float(lat.mean()), 4)},
-        "batch_queries_per_s": round(batch_qps, 1),
-        "recall_at_1": float((found == best_k).mean()),
-        "recall_at_1_known": float((found == best_k)[qnames != ""].mean()),
-        "recall_at_1_unknown": float((found == best_k)[qnames == ""].mean()),
-        # what a user sees: the same name (or the same "unknown") at the shipped identify threshold
-        "same_answer": float((_answer(found, dist, gnames, threshold) == _answer(best_k, best_v, gnames, threshold)).mean()),
-        "identification": _identification(found, dist, gnames, qnames, len(gallery)),
-        "identification_exact": _identification(best_k, best_v, gnames, qnames, len(gallery)),
-    }
+    return np.array(lat), found, dist, len(queries) / (time.perf_counter() - t)
 
 
 def _answer(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, threshold: float) -> np.ndarray:
@@ -218,48 +233,55 @@ def main() -> None:
     ap.add_argument("--crossover", type=int, nargs="*", default=[5_000, 20_000, 50_000, 100_000],
                     help="sizes where exact search is timed (with --sizes, this sets APPROX_FROM)")
     ap.add_argument("--compare", type=int, default=50_000, help="size for the dtype / library comparison (0: skip)")
+    ap.add_argument("--expansion", type=int, nargs="*", default=[],
+                    help="graph search depths timed at each size besides the default (same graph)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search.json")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        path, size, dtype, library = args.child
-        print(json.dumps(run_size(Path(path), int(size), dtype, library)))
+        path, size, dtype, library, depths = args.child
+        print(json.dumps(run_size(Path(path), int(size), dtype, library, [int(x) for x in depths.split(",")])))
         return
-    from faceprint.index import APPROX_FROM, CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH
+    from faceprint.index import (APPROX_FROM, CANDIDATES, CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH,
+                                 REDUCED_DIMS)
 
     os.environ.setdefault("FACEPRINT_THREADS", "1")
     data = real_data(args.lfw, args.workers)
     tmp = ROOT / "benchmarks" / ".search-data.npz"
     np.savez(tmp, **{k: v for k, v in data.items() if k not in ("real", "pipeline")})
 
-    def child(size: int, dtype: str = "f16", library: str = "usearch") -> dict:
+    depths = ",".join(map(str, sorted({EXPANSION_SEARCH, *args.expansion})))
+
+    def child(size: int, dtype: str = "i8", library: str = "usearch") -> list[dict]:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        p = subprocess.run([sys.executable, __file__, "--child", str(tmp), str(size), dtype, library],
+        p = subprocess.run([sys.executable, __file__, "--child", str(tmp), str(size), dtype, library, depths],
                            capture_output=True, text=True, check=True, env=env)
-        r = json.loads(p.stdout.strip().splitlines()[-1])
-        print(f"{library:8} {r['dtype']:5} {size:>9,}: build {r['build_s']:7.1f} s  RSS {r['rss_mb']:7.1f} MB  "
-              f"p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
-              f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f} "
-              f"(known {r['recall_at_1_known']:.3f})  same answer {r['same_answer']:.4f}", flush=True)
-        return r
+        rows = json.loads(p.stdout.strip().splitlines()[-1])
+        for r in rows:
+            print(f"{library:8} {r['dtype']:5} {size:>9,} depth {r.get('expansion_search', '-'):>4}: build {r['build_s']:7.1f} s  "
+                  f"RSS {r['rss_mb']:7.1f} MB  p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
+                  f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f} "
+                  f"(known {r['recall_at_1_known']:.3f}, unknown {r['recall_at_1_unknown']:.3f})  "
+                  f"same answer {r['same_answer']:.4f}  load {r['load_avg_1min']}", flush=True)
+        return rows
 
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
         "command": "python benchmarks/search.py " + " ".join(sys.argv[1:]),
         "pipeline": data["pipeline"],
-        "index": {"approx_from": APPROX_FROM, "connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD,
-                  "expansion_search": EXPANSION_SEARCH},
+        "index": {"approx_from": APPROX_FROM, "reduced_dims": REDUCED_DIMS, "candidates": CANDIDATES,
+                  "connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD, "expansion_search": EXPANSION_SEARCH},
         "gallery": len(data["gallery"]), "queries": {"known": int((data["query_names"] != "").sum()),
                                                      "unknown": int((data["query_names"] == "").sum())},
         "distractors": "Gaussian with the mean and covariance of all real LFW faceprints, L2-normalised",
         "distance_check": distance_check(data),
-        "crossover": [child(n, library="exact") for n in args.crossover],
-        "compare": ([child(args.compare, dt) for dt in ("f16", "bf16", "i8")]
-                    + ([child(args.compare, "f16", "faiss")] if importlib.util.find_spec("faiss") else [])
+        "crossover": [r for n in args.crossover for r in child(n, library="exact")],
+        "compare": ([r for dt in ("i8", "f16") for r in child(args.compare, dt)]
+                    + (child(args.compare, "f16", "faiss") if importlib.util.find_spec("faiss") else [])
                     if args.compare else []),
-        "sizes": [child(n) for n in args.sizes],
+        "sizes": [r for n in args.sizes for r in child(n)],
     }
     tmp.unlink()
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -43,10 +43,28 @@ def test_exact_and_approximate_agree(faces):
     approx_keys, approx_d = knn_graph(vectors, 5, approx_from=0)
     assert (exact_keys[:, 0] == approx_keys[:, 0]).mean() >= 0.99
     same = exact_keys == approx_keys
-    assert np.abs(exact_d[same] - approx_d[same]).max() < 2e-3  # float16 storage in the graph
+    assert np.abs(exact_d[same] - approx_d[same]).max() < 2e-3  # float16 in the re-ranking store
     # the nearest other photo is the same person for nearly everyone (a real-embedding sanity check)
     person = np.repeat(np.arange(len(faces)), 4)
     assert (person[exact_keys[:, 0]] == person).mean() > 0.95
+
+
+def test_two_stage_among_distractors_agrees_with_exact(faces):
+    """The reduced-dimension graph plus re-ranking finds exact search's nearest face for real probes
+    among synthetic faceprints drawn like the benchmark's (a Gaussian fitted to real ones)."""
+    vectors = np.stack([v for vecs in faces.values() for v in vecs])
+    probes, enrolled = vectors[3::4], np.delete(vectors, np.s_[3::4], axis=0)
+    rng = np.random.default_rng(0)
+    fake = rng.multivariate_normal(vectors.mean(0), np.cov(vectors, rowvar=False), 5000).astype(np.float32)
+    gallery = np.concatenate([enrolled, fake / np.linalg.norm(fake, axis=1, keepdims=True)])
+    queries = np.concatenate([probes, fake[:200] + 0.5 * rng.standard_normal((200, vectors.shape[1]), dtype=np.float32) * fake.std()])
+    exact, approx = FaceIndex(vectors.shape[1], approx_from=None), FaceIndex(vectors.shape[1], approx_from=0)
+    for index in (exact, approx):
+        index.add(np.arange(len(enrolled)), enrolled)  # the graph's components come from real faces only
+        index.add(np.arange(len(enrolled), len(gallery)), gallery[len(enrolled):])
+    (ek, ed), (ak, ad) = exact.search(queries, 3), approx.search(queries, 3)
+    assert approx.approximate and (ek[:, 0] == ak[:, 0]).mean() >= 0.99
+    assert np.abs(ed[ek == ak] - ad[ek == ak]).max() < 2e-3
 
 
 def test_index_add_remove_save_load(tmp_path, faces):
@@ -61,6 +79,8 @@ def test_index_add_remove_save_load(tmp_path, faces):
         loaded, meta = FaceIndex.load(tmp_path / "i", {"seq": 7}, approx_from=approx_from)
         assert meta["seq"] == 7 and loaded.approximate == index.approximate
         assert (loaded.search(vectors, 1)[0] == index.search(vectors, 1)[0]).all()
+        loaded.add(np.arange(0, 40) * 10, vectors[:40])  # a loaded index grows too
+        assert (loaded.search(vectors[:40], 1)[0][:, 0] == np.arange(0, 40) * 10).all()
         assert FaceIndex.load(tmp_path / "i", {"seq": 8}) is None
     empty = FaceIndex(4)
     keys, dist = empty.search(np.ones((2, 4)), 3)
