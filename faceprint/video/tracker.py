@@ -28,7 +28,7 @@ class Track:
     face: Face
     first_frame: int
     last_frame: int
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # of the box's centre, px/frame
     missed: int = 0
     hits: int = 1
     votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> weight
@@ -46,13 +46,20 @@ class Track:
         return self.face.box
 
     def predicted(self, frame: int) -> np.ndarray:
-        # motion carries a box only a few frames: past that, a guess is worse than where it was last seen
-        return np.asarray(self.box) + self.velocity * min(frame - self.last_frame, _COAST)
+        # The centre moves, the size stays: a box half hidden by an occluder shrinks from one side,
+        # and extrapolating its corners would shrink it to nothing. Motion carries a box only a few
+        # frames: past that, a guess is worse than where it was last seen.
+        shift = self.velocity * min(frame - self.last_frame, _COAST)
+        return np.asarray(self.box) + np.concatenate([shift, shift])
 
     def add_embedding(self, vector: np.ndarray) -> None:
         mean = vector if self.embedding is None else self.embedding * 0.7 + vector * 0.3
         self.embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
         self.embeddings += 1
+
+
+def _centre(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[..., :2] + boxes[..., 2:]) / 2
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -86,14 +93,29 @@ class Tracker:
         """Match ``faces`` to tracks; returns ``(new tracks, tracks that just left for good)``."""
         matched_tracks, matched_faces = set(), set()
         if self.active and faces:
+            boxes = np.array([f.box for f in faces], np.float64)
             predicted = np.stack([t.predicted(frame) for t in self.active])
-            iou = iou_matrix(predicted, np.array([f.box for f in faces], np.float64))
+            iou = iou_matrix(predicted, boxes)
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= self.min_iou:
                     self._continue(self.active[r], faces[c], frame)
                     matched_tracks.add(r)
                     matched_faces.add(c)
+            # A face coming back from behind something rarely overlaps the box its track was last
+            # predicted at, but it is near: a waiting track takes a leftover face within one face width.
+            waiting = [r for r, t in enumerate(self.active) if r not in matched_tracks and t.missed > 0]
+            left = [c for c in range(len(faces)) if c not in matched_faces]
+            if waiting and left:
+                width = np.maximum(predicted[waiting, 2] - predicted[waiting, 0], 1.0)
+                reach = np.linalg.norm(_centre(predicted[waiting])[:, None] - _centre(boxes[left])[None], axis=2)
+                reach /= width[:, None]
+                rows, cols = linear_sum_assignment(reach)
+                for r, c in zip(rows, cols):
+                    if reach[r, c] <= 1.0:
+                        self._continue(self.active[waiting[r]], faces[left[c]], frame)
+                        matched_tracks.add(waiting[r])
+                        matched_faces.add(left[c])
         for i, track in enumerate(self.active):
             if i not in matched_tracks:
                 track.missed += 1
@@ -126,7 +148,7 @@ class Tracker:
         else:
             self.active.remove(old)
         old.face, old.last_frame, old.missed, old.lost_frame = track.face, track.last_frame, 0, None
-        old.velocity = np.zeros(4)
+        old.velocity = np.zeros(2)
         old.hits += track.hits
         old.votes.update(track.votes)
         old.embedded_frame = track.embedded_frame
@@ -136,7 +158,7 @@ class Tracker:
 
     def _continue(self, track: Track, face: Face, frame: int) -> None:
         step = max(1, frame - track.last_frame)
-        velocity = (np.asarray(face.box) - np.asarray(track.box)) / step
+        velocity = (_centre(np.asarray(face.box)) - _centre(np.asarray(track.box))) / step
         track.velocity = 0.5 * track.velocity + 0.5 * velocity
         track.face, track.last_frame, track.missed = face, frame, 0
         track.hits += 1
