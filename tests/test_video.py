@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,9 +16,14 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.evaluation import video_score
-from faceprint.video import Watch
+from faceprint.imageio import load_image
+from faceprint.pipeline import get_pipeline
+from faceprint.video import Source, Watch
+from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
 from faceprint.video.mjpeg import serve_mjpeg
 from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
+
+from .conftest import lfw_image
 
 FACEPRINT = str(Path(sys.executable).parent / "faceprint")
 
@@ -140,3 +146,31 @@ def test_a_stream_that_stops_midway_leaves_a_clean_video(scene, tmp_path):
     lines = [json.loads(line) for line in events.read_text().splitlines()]
     assert Counter(x["track"] for x in lines if x["event"] == "appear") == \
         Counter(x["track"] for x in lines if x["event"] == "leave")
+
+
+def test_a_slow_consumer_of_a_live_stream_gets_the_newest_frames(scene):
+    """Recognition slower than the camera: frames are skipped (and counted), never queued into a delay."""
+    clip, _ = scene
+    with serve_mjpeg(clip.video, stop_after=60) as stream:
+        source = Source(stream.url)
+        assert source.live
+        seen = []
+        for frame in source.frames():
+            seen.append(frame.index)
+            time.sleep(0.12)  # three frames' time at 25 fps
+    assert source.dropped > 0 and len(seen) + source.dropped == source.read
+    assert max(b - a for a, b in zip(seen, seen[1:])) > 1  # it jumped ahead to the newest frame
+
+
+def test_capture_refuses_blurred_and_turned_faces(lfw_dir):
+    image = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
+    face = get_pipeline().detect(image)[0]
+    assert turn(face) < MAX_TURN and sharpness(image, face) > MIN_SHARPNESS
+    blurred = cv2.GaussianBlur(image, (0, 0), 3)
+    assert sharpness(blurred, face) < MIN_SHARPNESS
+    # a face whose nose sits well off the eyes' midline is turned away
+    eyes_mid = (face.landmarks["left_eye"][0] + face.landmarks["right_eye"][0]) / 2
+    eye_distance = face.landmarks["right_eye"][0] - face.landmarks["left_eye"][0]
+    turned = type(face)(face.box, face.score, {**face.landmarks,
+                                               "nose": (eyes_mid + 0.5 * eye_distance, face.landmarks["nose"][1])})
+    assert turn(turned) > MAX_TURN
