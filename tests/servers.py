@@ -64,89 +64,18 @@ def postgres() -> Iterator[str]:
 
 @contextmanager
 def faceprint_server(db: str, *args: str, env: dict | None = None, timeout: float = 120.0) -> Iterator[str]:
-    """``faceprint serve`` in a subprocess on a free loopback port; yields its base URL.
-
-    Output goes to ``server.log`` beside a SQLite ``db`` (or a temp folder), for failing tests to show.
-    """
-    import httpx
-
-    port = free_port()
-    log_dir = Path(db).parent if "://" not in db else Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
-    log = open(log_dir / "server.log", "ab")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "faceprint"), "serve", "--port", str(port),
-                             "--db", db, *args], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"faceprint serve exited with {proc.returncode}: "
-                                   f"{(log_dir / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"faceprint serve did not answer within {timeout:.0f} s")
-            time.sleep(0.2)
+    """``faceprint serve`` in a subprocess on a free loopback port; yields its base URL."""
+    with faceprint_server_process(db, *args, env=env, timeout=timeout) as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@contextmanager
-def faceprint_process(db: str, *args: str, env: dict | None = None, timeout: float = 120.0
-                      ) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Like ``faceprint_server`` but yields ``(process, base URL)``, for tests that kill the server
-    themselves (``process.kill()`` is SIGKILL: no shutdown, no index saved). With one worker the
-    process is uvicorn itself, no supervisor in between."""
-    import httpx
-
-    port = free_port()
-    log_dir = Path(db).parent if "://" not in db else Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
-    log = open(log_dir / "server.log", "ab")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "faceprint"), "serve", "--port", str(port),
-                             "--db", db, *args], stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"faceprint serve exited with {proc.returncode}: "
-                                   f"{(log_dir / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"faceprint serve did not answer within {timeout:.0f} s")
-            time.sleep(0.2)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
 
 
 @contextmanager
 def faceprint_server_process(db: str, *args: str, env: dict | None = None,
                              timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Like ``faceprint_server``, but yields ``(base URL, process)`` for tests that kill the server or
-    look at its workers; the process (with its workers) is stopped at exit if it still runs."""
+    """``faceprint serve`` in a subprocess on a free loopback port; yields ``(base URL, process)``, for
+    tests that kill the server (``process.kill()``: SIGKILL, no shutdown; with one worker the process
+    is uvicorn itself) or look at its workers. Stopped at exit, workers included, if it still runs.
+    Output goes to ``server.log`` beside a SQLite ``db`` (or in a temp folder), for failing tests to show."""
     import httpx
 
     port = free_port()

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from .conftest import lfw_image
-from .servers import faceprint_process, faceprint_server
+from .servers import faceprint_server, faceprint_server_process
 
 FACEPRINT = str(Path(sys.executable).parent / "faceprint")
 CLIENTS = 8
@@ -281,7 +281,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_enrolment(tmp_path, lfw_dir):
     cut_off: set[str] = set()  # photos whose request got no answer, in any round: stored whole or not at all
     rounds = [range(1, 7), range(7, 13)]  # photos streamed before the first kill, then before the second
     for i, photos in enumerate(rounds):
-        with faceprint_process(str(db)) as (proc, url):
+        with faceprint_server_process(str(db)) as (url, proc):
             if i == 0:
                 with httpx.Client(base_url=url, headers=auth, timeout=60) as c:
                     for name in CRASH_PEOPLE:
@@ -293,7 +293,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_enrolment(tmp_path, lfw_dir):
               f"{len(set(state['faces']) - set(acked))} unacknowledged faces stored whole so far")
 
         # restart on the same database: the service sees exactly what the database holds
-        with faceprint_process(str(db)) as (proc, url), httpx.Client(base_url=url, headers=auth, timeout=60) as c:
+        with faceprint_server_process(str(db)) as (url, proc), httpx.Client(base_url=url, headers=auth, timeout=60) as c:
             health = c.get("/v1/health").json()
             assert (health["faces"], health["people"]) == (len(state["faces"]), len(CRASH_PEOPLE))
             for name in CRASH_PEOPLE:
