@@ -49,6 +49,20 @@ def test_falls_back_to_mtcnn_where_blazeface_misses(hybrid, lfw_dir):
         _check_landmarks(faces[0])
 
 
+def test_fallback_on_a_large_image_finds_the_face_filling_it(hybrid, lfw_dir):
+    """The fallback runs on the image shrunk to 1280 px; boxes come back in the image's own pixels."""
+    name, n = BLAZEFACE_MISSES[0]
+    image = _read(lfw_image(lfw_dir, name, n))
+    big = cv2.resize(image, (2500, 2500), interpolation=cv2.INTER_CUBIC)
+    assert get_detector("blazeface").detect(big) == []
+    small, large = hybrid.detect(image)[0], hybrid.detect(big)
+    assert len(large) == 1
+    a, b = np.array(large[0].box) / 10, np.array(small.box)
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    assert inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter) > 0.85  # same face, same place
+    _check_landmarks(large[0])
+
+
 def test_grid_of_lfw_faces(hybrid, lfw_dir):
     tiles = [_read(lfw_image(lfw_dir, name, 1)) for name in GRID_PEOPLE]
     grid = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(3)], axis=0)

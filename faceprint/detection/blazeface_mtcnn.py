@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from ..errors import ImageError
@@ -27,6 +28,10 @@ from .mtcnn import MTCNN
 
 #: BlazeFace full range finds faces reliably down to about 1/7 of its window's side.
 _REACH = 7.0
+#: The fallback is for faces BlazeFace misses because they fill the frame, which survive shrinking:
+#: it runs on the image shrunk to this long side at most (a blank 36-megapixel photo's pyramid
+#: otherwise costs MTCNN seconds).
+_FALLBACK_SIDE = 1280
 
 
 class BlazeFaceMTCNN(Detector):
@@ -60,8 +65,18 @@ class BlazeFaceMTCNN(Detector):
         proposals = self._blazeface.detect(image, tiles=self._tiles(*image.shape[:2]))
         faces = self._mtcnn.place(image, np.array([f.box for f in proposals])) if proposals else []
         if not faces:
-            faces = self._mtcnn.detect(image)
+            faces = self._fallback(image)
         return [replace(f, detector=self.name) for f in faces]
+
+    def _fallback(self, image: Image) -> list[Face]:
+        scale = _FALLBACK_SIDE / max(image.shape[:2])
+        if scale >= 1:
+            return self._mtcnn.detect(image)
+        small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                           interpolation=cv2.INTER_AREA)
+        return [replace(f, box=tuple(v / scale for v in f.box),
+                        landmarks={k: (x / scale, y / scale) for k, (x, y) in f.landmarks.items()})
+                for f in self._mtcnn.detect(small)]
 
     def refine(self, image: Image, boxes: np.ndarray) -> list[Face]:
         return [replace(f, detector=self.name) for f in self._mtcnn.place(image, boxes)]
