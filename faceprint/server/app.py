@@ -252,18 +252,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return [await run_in_threadpool(load_image, data, max_pixels=settings.max_pixels, name=name)
                 for name, data in items]
 
-    async def body_images(request: Request, fields: tuple[str, ...], many: str | None = None):
-        # Read the body here, counting, so a chunked upload with no Content-Length cannot exceed the limit
-        # either; Starlette's form() and json() then parse the cached ``_body`` instead of the stream.
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > settings.max_body:
-                raise ApiError(413, "too_large", f"request body over the limit of {settings.max_body} bytes")
-            chunks.append(chunk)
-        request._body = b"".join(chunks)
-        return await _images(request, fields, many)
-
     # -- routes -----------------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
     def page() -> HTMLResponse:
@@ -281,13 +269,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/detect", openapi_extra=_upload_doc(("image",), ImageJson))
     async def detect(request: Request, _: Read) -> dict:
-        (image,) = await decode(await body_images(request, ("image",)))
+        (image,) = await decode(await _images(request, ("image",)))
         faces = await run_in_threadpool(gallery().pipeline.detect, image)
         return {"faces": [f.to_dict() for f in faces], "width": image.shape[1], "height": image.shape[0]}
 
     @app.post("/v1/verify", openapi_extra=_upload_doc(("image_a", "image_b"), PairJson))
     async def verify(request: Request, _: Read) -> dict:
-        images = await decode(await body_images(request, ("image_a", "image_b")))
+        images = await decode(await _images(request, ("image_a", "image_b")))
         pipe = gallery().pipeline
         vectors = []
         for which, image in zip(("image_a", "image_b"), images):
@@ -300,7 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/identify", openapi_extra=_upload_doc(("image",), ImageJson))
     async def identify(request: Request, _: Read) -> dict:
-        (image,) = await decode(await body_images(request, ("image",)))
+        (image,) = await decode(await _images(request, ("image",)))
         matches = await run_in_threadpool(gallery().identify, image)
         return {"faces": [m.to_dict() for m in matches], "width": image.shape[1], "height": image.shape[0]}
 
@@ -338,7 +326,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/people/{name}/faces", openapi_extra=_upload_doc(("images",), ImagesJson))
     async def enroll(name: str, request: Request, _: Enroll) -> JSONResponse:
-        items = await body_images(request, (), many="images")
+        items = await _images(request, (), many="images")
         g = gallery()
         if not g.store.has_person(name):
             raise ApiError(404, "unknown_person", f"no person named {name!r} (create it with POST /v1/people)")
