@@ -108,7 +108,7 @@ class Recognizer:
 
     def process(self, frame: VideoFrame) -> tuple[list[TrackedFace], list[Event]]:
         faces = self._detect(frame)
-        _, gone = self.tracker.update(faces, frame.index)
+        gone = self.tracker.update(faces, frame.index)
         events = [Event("leave", t.id, t.name, frame.index, frame.time) for t in gone]
         visible = [t for t in self.tracker.active if t.missed == 0]
         due = [t for t in visible if self._due(t, frame.index)]

@@ -89,8 +89,8 @@ class Tracker:
         self.lost: list[Track] = []
         self._next_id = 1
 
-    def update(self, faces: list[Face], frame: int) -> tuple[list[Track], list[Track]]:
-        """Match ``faces`` to tracks; returns ``(new tracks, tracks that just left for good)``."""
+    def update(self, faces: list[Face], frame: int) -> list[Track]:
+        """Match ``faces`` to tracks (the rest start new ones); returns the tracks that just left for good."""
         matched_tracks, matched_faces = set(), set()
         if self.active and faces:
             boxes = np.array([f.box for f in faces], np.float64)
@@ -128,7 +128,7 @@ class Tracker:
         self.active = still + new
         gone = [t for t in self.lost if frame - t.lost_frame > self.keep_lost]
         self.lost = [t for t in self.lost if frame - t.lost_frame <= self.keep_lost]
-        return new, gone
+        return gone
 
     def reattach(self, track: Track) -> Track | None:
         """If ``track`` (young, just embedded) is a track that went out of sight, merge it into that
