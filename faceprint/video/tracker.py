@@ -31,14 +31,18 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # of the box's centre, px/frame
     missed: int = 0
     hits: int = 1
-    votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> weight
+    votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> recent, quality-weighted evidence
     name: str | None = None
-    decided: bool = False  # a first name (maybe unknown) has been given
     distance: float | None = None  # of the latest embedding's nearest gallery face
     embedding: np.ndarray | None = None  # running mean of the track's embeddings, unit length
+    anchor: np.ndarray | None = None  # the same over good-quality faces only: who this track is
     embedded_frame: int = -(10**9)
     embeddings: int = 0  # how many embeddings went into ``embedding``
-    best_quality: float = 0.0
+    embedded_quality: float = 0.0  # the best face quality embedded since the track was last named or split
+    quality: float = 0.0  # of the current face
+    look: np.ndarray | None = None  # the current face's appearance (``looks.look``)
+    changed: bool = False  # the face under the track stopped looking like the last one
+    doubt: np.ndarray | None = None  # a good face's embedding that did not match the track: its name is hidden
     lost_frame: int | None = None
 
     @property
@@ -52,10 +56,16 @@ class Track:
         shift = self.velocity * min(frame - self.last_frame, _COAST)
         return np.asarray(self.box) + np.concatenate([shift, shift])
 
-    def add_embedding(self, vector: np.ndarray) -> None:
-        mean = vector if self.embedding is None else self.embedding * 0.7 + vector * 0.3
-        self.embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    def add_embedding(self, vector: np.ndarray, good: bool = False) -> None:
+        self.embedding = _blend(self.embedding, vector)
+        if good:
+            self.anchor = _blend(self.anchor, vector)
         self.embeddings += 1
+
+
+def _blend(mean: np.ndarray | None, vector: np.ndarray) -> np.ndarray:
+    mean = vector if mean is None else mean * 0.7 + vector * 0.3
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 def _centre(boxes: np.ndarray) -> np.ndarray:
@@ -151,10 +161,16 @@ class Tracker:
         old.velocity = np.zeros(2)
         old.hits += track.hits
         old.votes.update(track.votes)
-        old.embedded_frame = track.embedded_frame
-        old.add_embedding(track.embedding)
+        old.embedded_frame, old.quality, old.look = track.embedded_frame, track.quality, track.look
+        old.add_embedding(track.embedding, good=track.anchor is not None)
         self.active[self.active.index(track)] = old
         return old
+
+    def clear(self) -> list[Track]:
+        """End every track, active or lost (a shot change: nobody on screen is who was there); returns them."""
+        tracks = sorted(self.active + self.lost, key=lambda t: t.id)
+        self.active, self.lost = [], []
+        return tracks
 
     def _continue(self, track: Track, face: Face, frame: int) -> None:
         step = max(1, frame - track.last_frame)
