@@ -181,6 +181,8 @@ class Recognizer:
         since = frame - track.embedded_frame
         if track.embedding is None or track.changed or track.doubt is not None:
             return True
+        if track.quality >= GOOD and track.checked_quality < GOOD:
+            return True  # a name carried over poor faces is checked on the first good one
         if track.name is not None:
             return since >= self.refresh
         if track.quality > track.embedded_quality + BETTER:
@@ -208,7 +210,7 @@ class Recognizer:
                 _log.debug("frame %d: track %d (%s) does not match: %.3f from its faces, %.3f from its name's",
                            frame.index, track.id, track.name, apart, named)
                 if track.doubt is None or 1.0 - float(track.doubt @ vector) > same_person:
-                    track.doubt, track.changed = vector, False
+                    track.doubt, track.changed, track.checked_quality = vector, False, track.quality
                     continue
                 events += self._rename(track, None, frame)
                 if other:
@@ -225,6 +227,7 @@ class Recognizer:
         track.add_embedding(vector, good=track.quality >= GOOD)
         track.embedded_frame, track.changed = frame.index, False
         track.embedded_quality = max(track.embedded_quality, track.quality)
+        track.checked_quality = track.quality
         if track.embeddings <= 2:  # a young track may be a lost one come back: it takes that id
             back = self.tracker.reattach(track)
             if back is None and fresh:

@@ -39,6 +39,7 @@ class Track:
     embedded_frame: int = -(10**9)
     embeddings: int = 0  # how many embeddings went into ``embedding``
     embedded_quality: float = 0.0  # the best face quality embedded since the track was last named or split
+    checked_quality: float = 0.0  # of the face last embedded
     quality: float = 0.0  # of the current face
     look: np.ndarray | None = None  # the current face's appearance (``looks.look``)
     changed: bool = False  # the face under the track stopped looking like the last one
