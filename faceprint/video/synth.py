@@ -30,8 +30,9 @@ switching one on leaves the others' choices alone):
   jumping at cuts.
 * ``jpeg``: every frame goes through JPEG at that quality (low: 20-40) before the mp4 writer:
   blocking and ringing like a low-bitrate stream.
-* ``unclear``: the chance that an actor arrives unrecognisable for 1.5-3 s: far away (a face
-  8-13% of its later size, about 10 px wide, edging nearer, then walking up) or turned 75-90
+* ``unclear``: the chance that an actor arrives unrecognisable for 1.5-3 s (less if it stays
+  less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about 10
+  px wide at 640x480, edging nearer, then walking up) or turned 75-90
   degrees to the side (then turning to the camera within 0.3-0.6 s), or both.
 
 Presets (``make_scenario``, ``--scenario``): ``cut_replace``, ``profile_then_frontal``, ``mix``.
@@ -148,14 +149,14 @@ class _Actor:
     end: float
     occlusions: list[_Bar] = field(default_factory=list)
     yaw: tuple[tuple[float, float], ...] = ()  # (time, degrees) keyframes; none: facing the camera
-    reach: tuple[tuple[float, float], ...] = ()  # (time, size factor) keyframes; none: 1
+    reach: tuple[tuple[float, float], ...] = ()  # (time, largest scale) keyframes, while far away; none: any
     replaces: bool = False  # comes on where the largest face was at the end of the last shot
 
     def yaw_at(self, t: float) -> float:
         return float(np.interp(t, *zip(*self.yaw))) if self.yaw else 0.0
 
     def reach_at(self, times: np.ndarray) -> np.ndarray:
-        return np.interp(times, *zip(*self.reach)) if self.reach else np.ones(len(times))
+        return np.interp(times, *zip(*self.reach), right=np.inf) if self.reach else np.full(len(times), np.inf)
 
 
 @dataclass
@@ -483,14 +484,14 @@ def _actor(photos: _Photos, person: str, enrolled: bool, index: int, count: int,
 
 def _arrive_unclear(actor: _Actor, rng: np.random.Generator) -> None:
     """Make ``actor`` come on too far away, too turned, or both, for 1.5-3 s before facing the camera close up."""
-    length = rng.uniform(1.5, 3.0)
-    if actor.end - actor.start < length + 1.0:
+    length = min(rng.uniform(1.5, 3.0), actor.end - actor.start - 1.0)  # then clear for a second at least
+    if length < 1.0:
         return
     kind = int(rng.integers(3))  # 0: far, 1: turned, 2: both
     s = actor.start
-    if kind != 1:  # far away, edging nearer, then walks up
-        far = rng.uniform(0.08, 0.13)
-        actor.reach = ((s, far), (s + 0.7 * length, 1.4 * far), (s + length, 1.0))
+    if kind != 1:  # far away, edging nearer, then walks up: clear by the end, full size a second later
+        far = rng.uniform(0.1, 0.13)
+        actor.reach = ((s, far), (s + 0.7 * length, 1.4 * far), (s + length, 0.4), (s + length + 1, _SCALE_RANGE[1]))
     if kind != 0:  # looks aside, then turns to the camera
         side, turning = float(rng.choice([-1.0, 1.0])), rng.uniform(0.3, 0.6)
         yaw = side * rng.uniform(75, 90)
@@ -551,7 +552,7 @@ def _motion(actors: list[_Actor], size: tuple[int, int], base: float, n_frames: 
     wave = (np.sin(2 * np.pi * times[:, None] / periods[0] + phases[0])
             + 0.5 * np.sin(2 * np.pi * times[:, None] / (periods[1] * 0.6) + phases[1])) / 1.5
     lo, hi = _SCALE_RANGE
-    scales = lo * (hi / lo) ** ((wave + 1) / 2) * np.stack([a.reach_at(times) for a in actors], axis=1)
+    scales = np.minimum(lo * (hi / lo) ** ((wave + 1) / 2), np.stack([a.reach_at(times) for a in actors], axis=1))
     starts, ends = np.array([a.start for a in actors]), np.array([a.end for a in actors])
     visible = (times[:, None] >= starts - 1e-9) & (times[:, None] < ends - 1e-9)
     for i, (_, scale) in arrive.items():  # from its arrival size, growing and shrinking as the others do
