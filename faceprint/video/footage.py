@@ -76,9 +76,24 @@ def smooth(rng: np.random.Generator, times: np.ndarray, periods: tuple[float, fl
     return total / weight.sum()
 
 
+def reframes(rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
+    """A level in [-1, 1] held for 2-5 s at a time, moving to one on the other side in 0.15-0.4 s (eased):
+    an operator re-framing with a quick pan, the moves that smear a picture most."""
+    level = rng.uniform(-1, 1)
+    out = np.full(len(times), level)
+    t = rng.uniform(1.0, 4.0)
+    while len(times) and t < times[-1]:
+        new, move = -math.copysign(rng.uniform(0.3, 1.0), level), rng.uniform(0.15, 0.4)
+        q = np.clip((times - t) / move, 0, 1)
+        out += (new - level) * q * q * (3 - 2 * q)
+        level, t = new, t + move + rng.uniform(2.0, 5.0)
+    return out
+
+
 @dataclass(frozen=True)
 class CameraPath:
-    """Per frame, the camera's zoom and the stage point at the centre of its view.
+    """Per frame, the camera's zoom and the stage point at the centre of its view: a slow wander plus
+    quick re-framing pans (``reframes``), zooming slowly in and out.
 
     The stage is the frame-sized area where actors move; the camera sees ``size / zoom`` of it
     round ``centre``. ``margin`` is how far (x, y) the scene must extend past the stage on every
@@ -89,15 +104,16 @@ class CameraPath:
     zooms: np.ndarray  # (frames,)
     size: tuple[int, int]
 
-    PAN = 0.14  # the view's centre wanders this fraction of the frame from the stage's
+    PAN = 0.18  # the view's centre wanders this fraction of the frame from the stage's
     ZOOM = (0.85, 1.25)
 
     @classmethod
     def random(cls, rng: np.random.Generator, frames: int, fps: float, size: tuple[int, int]) -> CameraPath:
         times = np.arange(frames) / fps
         w, h = size
-        centres = np.stack([w / 2 + cls.PAN * w * smooth(rng, times, (2.5, 7.0)),
-                            h / 2 + cls.PAN * h * smooth(rng, times, (3.0, 8.0))], axis=1)
+        centres = np.stack([w / 2 + cls.PAN * w * (0.5 * smooth(rng, times, (2.5, 7.0)) + 0.5 * reframes(rng, times)),
+                            h / 2 + cls.PAN * h * (0.5 * smooth(rng, times, (3.0, 8.0)) + 0.5 * reframes(rng, times))],
+                           axis=1)
         lo, hi = cls.ZOOM
         zooms = lo * (hi / lo) ** ((smooth(rng, times, (3.0, 9.0)) + 1) / 2)
         return cls(centres, zooms, size)
@@ -106,10 +122,14 @@ class CameraPath:
     def still(cls, frames: int, size: tuple[int, int]) -> CameraPath:
         return cls(np.tile(np.array(size, float) / 2, (frames, 1)), np.ones(frames), size)
 
-    def windows(self) -> np.ndarray:
-        """Per frame, the stage rectangle in view (x1, y1, x2, y2)."""
+    def windows(self, steady: float = 0.0) -> np.ndarray:
+        """Per frame, the stage rectangle in view (x1, y1, x2, y2), smoothed over time by a Gaussian of
+        ``steady`` frames: the slowly moving part of the scene the camera is about, which quick pans leave."""
         half = np.array(self.size) / (2 * self.zooms[:, None])
-        return np.hstack([self.centres - half, self.centres + half])
+        windows = np.hstack([self.centres - half, self.centres + half])
+        if steady > 0 and len(windows) > 1:
+            windows = cv2.GaussianBlur(windows, (1, 0), sigmaX=1e-3, sigmaY=steady, borderType=cv2.BORDER_REPLICATE)
+        return windows
 
     def held(self, frames: int) -> CameraPath:
         """A camera that stays where this one starts: a fixed view."""

@@ -22,8 +22,10 @@ switching one on leaves the others' choices alone):
   new scene, half another view of the last one); its first actor is someone who was not in the
   last shot, put where the largest face was on the last frame, at about its size. Tracks end
   at a cut: actors after it get new track ids.
-* ``camera``: the camera pans and zooms (0.85x-1.25x) over a scene larger than the frame;
-  background and faces move together, and faces can slide partly out of view.
+* ``camera``: the camera wanders, re-frames with quick pans every 2-5 s and zooms (0.85x-1.25x)
+  over a scene larger than the frame; background and faces move together. Faces keep to the
+  part of the scene the camera dwells on (its view averaged over about a second), so a quick
+  pan smears them and can leave one partly out of view for a moment.
 * ``blur``: motion blur along each face's own motion and the camera's, as long as the distance
   moved while a 180-degree shutter was open.
 * ``drift``: auto-exposure and white balance wander (gain about 0.7x-1.3x, contrast, offset),
@@ -354,7 +356,8 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
             exposure = Exposure.random(np.random.default_rng([seed, 3, k]), shot.frames, fps) if look.drift else None
             arrive = {i: (view.to_stage(0, last[0]), last[1] / view.zooms[0] / base)
                       for i, a in enumerate(shot.actors) if a.replaces and last is not None}
-            centers, scales, visible = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive, view.windows())
+            centers, scales, visible = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive,
+                                               view.windows(steady=0.5 * fps))
             if k:
                 cuts.append(first)
             seen = {}  # actor -> its face's centre in the last frame
