@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..types import Face, Image
-from .capture import sharpness, turn
+from .capture import MAX_TURN, sharpness, turn
 
 #: A face quality (0-1) from this up is one whose identification can be trusted: it may give or
 #: drop a name on its own, and frame-by-frame identification of it counts as a confident answer.
@@ -33,7 +33,7 @@ def quality(image: Image, face: Face) -> float:
     size = np.clip((side - 20.0) / 40.0, 0, 1)  # < 20 px: nothing; from 60 px: full
     score = np.clip((float(face.score) - 0.7) / 0.25, 0, 1)
     t = turn(face)
-    frontal = 1.0 if t is None else np.clip((0.45 - t) / 0.3, 0, 1)  # <= 0.15 eye distances: frontal
+    frontal = 1.0 if t is None else np.clip((2 * MAX_TURN - t) / MAX_TURN, 0, 1)  # full up to ~25 degrees
     p = tilt(face)
     level = 1.0 if p is None else np.clip((0.3 - p) / 0.15, 0, 1)
     sharp = np.clip((sharpness(image, face) - 10.0) / 40.0, 0, 1)
