@@ -162,7 +162,7 @@ class Recognizer:
         tracked = [t for t in self.tracker.active if t.missed == 0 and t.look is not None]
         if change < MAYBE_CUT or not tracked:
             return False
-        kept = sum(same_look(t.look, look(frame.image, t.box)) for t in tracked)
+        kept = sum(same_look(t.look, look(frame.image, t.predicted(frame.index))) for t in tracked)
         return kept * 2 < len(tracked)
 
     def _detect(self, frame: VideoFrame, full: bool) -> list[Face]:

@@ -23,7 +23,7 @@ _THUMB, _HIST = 16, (8, 4)
 SAME_SHAPE, SAME_COLOUR = 0.55, 0.6
 #: Whole-frame change (0-1) from which a frame may be a cut (then the faces under the tracks decide)
 #: and from which it is one whatever the faces say.
-MAYBE_CUT, SURE_CUT = 0.25, 0.5
+MAYBE_CUT, SURE_CUT = 0.15, 0.5
 
 
 def quality(image: Image, face: Face) -> float:
