@@ -611,9 +611,9 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
 
 
 def _delays(delays: list[int], never: int) -> dict:
-    """Median, 95th percentile and worst of frame delays, with how many never came."""
+    """Median, 95th percentile and worst of frame delays (and each, for pooling), with how many never came."""
     d = np.array(delays, float)
-    return {"tracks": len(delays) + never, "never": never,
+    return {"tracks": len(delays) + never, "never": never, "delays": sorted(delays),
             "median": float(np.median(d)) if len(d) else None,
             "p95": float(np.percentile(d, 95)) if len(d) else None, "max": float(d.max()) if len(d) else None}
 
@@ -662,3 +662,22 @@ def evaluate_video(video: Path | str, gallery, truth: Path | str | None = None) 
             raise FaceprintError(f"{truth}: {len(records)} truth records for {len(frames)} frames of {video}")
         report["truth"] = video_against_truth(records, frames)
     return report
+
+
+def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> int | None:
+    """Enrol ``name`` from one frame of ``video``: the best face there (``looks.quality``), cut out
+    with a face's width and height of margin, as a user would crop a still to try ``eval video``
+    on their own footage. Returns the face id (None if already enrolled)."""
+    from .video import Source
+    from .video.looks import quality
+
+    image = next((f.image for f in Source(video, live=False).frames() if f.index == frame), None)
+    if image is None:
+        raise FaceprintError(f"{video}: has no frame {frame}")
+    faces = gallery.pipeline.detect(image)
+    if not faces:
+        raise FaceprintError(f"{video}: no face in frame {frame}")
+    x1, y1, x2, y2 = max(faces, key=lambda f: quality(image, f)).box
+    w, h = x2 - x1, y2 - y1
+    crop = image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)]
+    return gallery.enroll(name, np.ascontiguousarray(crop), source=f"{video}#frame={frame}")

@@ -14,15 +14,12 @@ from pathlib import Path
 import cv2
 import pytest
 
-import numpy as np
-
 from faceprint import Gallery
-from faceprint.evaluation import evaluate_video, video_score
+from faceprint.evaluation import enrol_from_frame, evaluate_video, video_score
 from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
 from faceprint.video import Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
-from faceprint.video.looks import quality
 from faceprint.video.mjpeg import serve_mjpeg
 from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip, make_scenario
 
@@ -251,14 +248,8 @@ def test_real_footage_one_walker_one_track(tmp_path):
     """The real 1080p crowd clip: enrol one walker from a crop of an early frame; the tracker keeps
     them on one id wherever frame-by-frame identification names them, names nearly all of those
     face-frames, and hardly ever shows the name where frame-by-frame confidently says otherwise."""
-    frame = next(f for f in Source(CROWD).frames() if f.index == 5)
-    faces = get_pipeline().detect(frame.image)
-    face = max(faces, key=lambda f: quality(frame.image, f))
-    x1, y1, x2, y2 = face.box
-    w, h = x2 - x1, y2 - y1
-    crop = np.ascontiguousarray(frame.image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)])
     with Gallery(tmp_path / "g.db") as gallery:
-        gallery.enroll("walker", crop)
+        enrol_from_frame(gallery, CROWD, "walker", frame=5)
         report = evaluate_video(CROWD, gallery)
     ref = report["reference"]
     assert report["frames"] == 105 and ref["named_by_reference"] >= 20
