@@ -9,7 +9,9 @@
                 open_the_door()
 
 ``source``: files and streams are read with OpenCV's FFmpeg backend; ``tracker``: one id per
-person across frames; ``engine``: recognition on tracks with votes; ``capture``: enrolment from a
+person across frames; ``engine``: recognition on tracks, every name checked; ``looks``: the cheap
+per-frame measures (face quality, appearance, shot change) that decide when to look again;
+``capture``: enrolment from a
 camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
 machines have no camera.
 """
