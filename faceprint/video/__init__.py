@@ -11,7 +11,8 @@
 ``source``: files and streams are read with OpenCV's FFmpeg backend; ``tracker``: one id per
 person across frames; ``engine``: recognition on tracks with votes; ``capture``: enrolment from a
 camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
-machines have no camera.
+machines have no camera (``footage``: the cuts, camera moves, blur, drift and compression of real
+video, for ``synth``).
 """
 
 from .capture import Capture, Verdict, capture

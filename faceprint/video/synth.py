@@ -309,8 +309,9 @@ def make_scenario(
     if name == "cut_replace":
         first = n_frames // 2
         shots = [_Shot(first, [_actor(photos, person, True, 0, 1, first / fps, False, rng, False)])]
-        later = [_actor(photos, p, False, i, 2, (n_frames - first) / fps, False, rng, False)
-                 for i, p in enumerate(list(strangers)[:2])]
+        cast = list(strangers)[:2]
+        later = [_actor(photos, p, False, i, len(cast), (n_frames - first) / fps, False, rng, False)
+                 for i, p in enumerate(cast)]
         later[0].replaces = True
         shots.append(_Shot(n_frames - first, later))
     else:
@@ -356,47 +357,22 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
             exposure = Exposure.random(np.random.default_rng([seed, 3, k]), shot.frames, fps) if look.drift else None
             arrive = {i: (view.to_stage(0, last[0]), last[1] / view.zooms[0] / base)
                       for i, a in enumerate(shot.actors) if a.replaces and last is not None}
-            centers, scales, visible = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive,
-                                               view.windows(steady=0.5 * fps))
-            if k:
-                cuts.append(first)
-            seen = {}  # actor -> its face's centre in the last frame
+            motion = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive,
+                             view.windows(steady=0.5 * fps if look.camera else 0.0))
+            cuts += [first] if k else []
+            seen: dict[int, np.ndarray] = {}  # actor -> its face's centre in the frame before
             for f in range(shot.frames):
-                t = f / fps
-                on = [i for i in np.argsort(scales[f], kind="stable") if visible[f, i]]  # far to near
-                frame = background.copy()
-                placed, yaws = [], {}
-                for i in on:
-                    a = shot.actors[i]
-                    photo = a.photos[int(np.searchsorted(a.switches, t, side="right")) % len(a.photos)]
-                    if photo not in shown.setdefault(a.person, []):
-                        shown[a.person].append(photo)
-                    yaws[i] = a.yaw_at(t)
-                    head, x, y, box = _place(crops[photo], centers[f, i] + margin, base * scales[f, i], yaws[i])
-                    if look.blur and f and visible[f - 1, i]:
-                        head = motion_blur(head, *((centers[f, i] - centers[f - 1, i]) * SHUTTER))
-                    placed.append((i, head, x, y, box))
-                bars = _bars(shot.actors, placed, t) if occlusion else []
-                hidden = _hidden(placed, bars, scene_size)
-                for _, head, x, y, _ in placed:
-                    _paste(frame, head, x, y)
-                for (x1, y1, x2, y2), colour in bars:
-                    cv2.rectangle(frame, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+                scene, placed, hidden, yaws = _compose(shot.actors, motion, f, f / fps, background, crops, base, margin,
+                                                       look.blur, occlusion, shown)
                 if moving:
-                    frame = cv2.warpAffine(frame, view.matrix(f, margin), size, flags=cv2.INTER_LINEAR,
+                    scene = cv2.warpAffine(scene, view.matrix(f, margin), size, flags=cv2.INTER_LINEAR,
                                            borderMode=cv2.BORDER_REPLICATE)
-                if look.blur and f:
-                    middle = np.array(size, float) / 2
-                    frame = motion_blur(frame, *((middle - view.to_frame(f - 1, view.to_stage(f, middle))) * SHUTTER))
-                if exposure is not None:
-                    frame = exposure.apply(frame, f)
-                if look.jpeg is not None:
-                    frame = compress(frame, look.jpeg)
-                writer.write(frame)
+                writer.write(_expose(scene, view, f, look, exposure))
                 faces_out, now = [], {}
                 for i, _, _, _, box in sorted(placed, key=lambda p: p[0]):
-                    face = _truth_face(shot.actors[i], int(track + i), view.to_frame(f, box.reshape(2, 2), margin).ravel(),
-                                       yaws[i], hidden[i], seen.get(i) if look.blur else None, size)
+                    in_frame = view.to_frame(f, box.reshape(2, 2), margin).ravel()
+                    face = _truth_face(shot.actors[i], int(track + i), in_frame, yaws[i], hidden[i],
+                                       seen.get(i) if look.blur else None, size)
                     now[i] = face.pop("_centre")
                     if face["box"] is not None:
                         faces_out.append(face)
@@ -404,11 +380,7 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
                 record = {"frame": first + f, "time": round((first + f) / fps, 4), "faces": faces_out, "shot": k,
                           "cut": bool(k and not f)}
                 truth.write(json.dumps(record) + "\n")
-            ends = [f for f in faces_out if not f["occluded"]]
-            last = None
-            if ends:
-                x1, y1, x2, y2 = max(ends, key=lambda f: f["box"][3] - f["box"][1])["box"]
-                last = (np.array([(x1 + x2) / 2, (y1 + y2) / 2]), (y2 - y1) * _FACE_W / _FACE_H)
+            last = _largest(faces_out)
             track += len(shot.actors)
             first += shot.frames
     writer.release()
@@ -419,6 +391,52 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
     if not ok:
         raise FaceprintError(f"{out}: the written video does not read back with {n_frames} frames")
     return Clip(out, truth_path(out), float(fps), (width, height), n_frames, shown, tuple(cuts))
+
+
+def _compose(actors: list[_Actor], motion: tuple[np.ndarray, np.ndarray, np.ndarray], f: int, t: float,
+             background: np.ndarray, crops: dict[Path, np.ndarray], base: float, margin: tuple[int, int], blur: bool,
+             occlusion: bool, shown: dict[str, list[Path]]) -> tuple[np.ndarray, list, dict[int, float], dict]:
+    """The scene at frame ``f`` of a shot (before the camera), the heads placed in it (index, image, x, y,
+    face box), how hidden each face is, and each head's yaw. Records the photos shown in ``shown``."""
+    centers, scales, visible = motion
+    scene = background.copy()
+    placed, yaws = [], {}
+    for i in (i for i in np.argsort(scales[f], kind="stable") if visible[f, i]):  # far to near
+        a = actors[i]
+        photo = a.photos[int(np.searchsorted(a.switches, t, side="right")) % len(a.photos)]
+        if photo not in shown.setdefault(a.person, []):
+            shown[a.person].append(photo)
+        yaws[i] = a.yaw_at(t)
+        head, x, y, box = _place(crops[photo], centers[f, i] + margin, base * scales[f, i], yaws[i])
+        if blur and f and visible[f - 1, i]:
+            head = motion_blur(head, *((centers[f, i] - centers[f - 1, i]) * SHUTTER))
+        placed.append((i, head, x, y, box))
+    bars = _bars(actors, placed, t) if occlusion else []
+    hidden = _hidden(placed, bars, (scene.shape[1], scene.shape[0]))
+    for _, head, x, y, _ in placed:
+        _paste(scene, head, x, y)
+    for (x1, y1, x2, y2), colour in bars:
+        cv2.rectangle(scene, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+    return scene, placed, hidden, yaws
+
+
+def _expose(frame: np.ndarray, view: CameraPath, f: int, look: _Look, exposure: Exposure | None) -> np.ndarray:
+    """What the camera and the stream make of the frame in view: the pan's smear, exposure drift, compression."""
+    if look.blur and f:
+        middle = np.array(frame.shape[1::-1], float) / 2
+        frame = motion_blur(frame, *((middle - view.to_frame(f - 1, view.to_stage(f, middle))) * SHUTTER))
+    if exposure is not None:
+        frame = exposure.apply(frame, f)
+    return compress(frame, look.jpeg) if look.jpeg is not None else frame
+
+
+def _largest(faces: list[dict]) -> tuple[np.ndarray, float] | None:
+    """The centre and (facing) width of the largest visible face: where a cut puts the next shot's first actor."""
+    faces = [f for f in faces if not f["occluded"]]
+    if not faces:
+        return None
+    x1, y1, x2, y2 = max(faces, key=lambda f: f["box"][3] - f["box"][1])["box"]
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2]), (y2 - y1) * _FACE_W / _FACE_H
 
 
 def _truth_face(actor: _Actor, track: int, box: np.ndarray, yaw: float, hidden: float, before: np.ndarray | None,
