@@ -53,7 +53,8 @@ head. ``yaw`` is the head's turn in degrees (0: facing the camera), ``blur`` the
 of its motion smear, and ``clear`` says whether single-image recognition can be expected to
 name it: not occluded, nearly all in view, turned at most ``CLEAR_YAW``, at least
 ``CLEAR_WIDTH`` px wide and smeared by at most ``CLEAR_BLUR`` of its width (limits measured with
-the default detector and embedder; see ``tests/test_video_synth.py``). Faces less than half in
+the default detector and embedder; ``tests/test_video_synth.py`` checks single frames identify the
+clear faces and mostly fail on the others). Faces less than half in
 view are left out. ``shot`` counts shots and ``cut`` marks the first frame of each after the
 first. ``Clip.photos_used`` lists the photos shown, so tests can enrol people from their *other*
 photos.
@@ -287,8 +288,9 @@ def make_scenario(
     * ``cut_replace`` (4 s): ``enrolled[0]`` alone, clear; at half time a hard cut to a new scene
       where ``strangers[0]`` stands where they were, at about their size (``strangers[1]``, if
       given, elsewhere). No occlusion or camera effects.
-    * ``profile_then_frontal`` (4 s): ``enrolled[0]`` alone, turned 85 degrees for the first
-      2 s, turning to the camera over 0.4 s, then facing it to the end.
+    * ``profile_then_frontal`` (4 s): ``enrolled[0]`` alone, turned 80 degrees for the first
+      2 s (a face the detector finds now and then but recognition cannot name), turning to the
+      camera over 0.4 s, then facing it to the end.
     * ``mix`` (12 s): 3 faces, 3 cuts, camera pan and zoom, motion blur, exposure drift, JPEG at
       quality 30, occlusion, and half the actors arriving far away or turned.
     """
@@ -317,7 +319,7 @@ def make_scenario(
     else:
         actor = _actor(photos, person, True, 0, 1, n_frames / fps, False, rng, False)
         side = float(rng.choice([-1.0, 1.0]))
-        actor.yaw = ((0.0, side * 85), (2.0, side * 85), (2.4, side * float(rng.uniform(0, 5))))
+        actor.yaw = ((0.0, side * 80), (2.0, side * 80), (2.4, side * float(rng.uniform(0, 5))))
         shots = [_Shot(n_frames, [actor])]
     return _film(images, out, shots, size, fps, seed, rng, False, _Look())
 
