@@ -311,6 +311,14 @@ def test_cuts_recast_and_reframe(lfw_dir, tmp_path):
         assert change[cut - 1] > 3 * np.median(change)  # the picture jumps at a cut, not between
 
 
+def test_an_enrolled_person_keeps_a_photo_unshown_across_shots(lfw_dir, tmp_path):
+    clip = make_clip(lfw_dir, tmp_path / "few.mp4", enrolled=["Aaron_Sorkin"], strangers=STRANGERS, size=SMALL,
+                     seconds=9, faces=2, seed=1, cuts=8, occlusion=False)  # he has 2 photos
+    truth = load_truth(clip.truth)
+    assert len({r["shot"] for r in truth for f in r["faces"] if f["person"] == "Aaron_Sorkin"}) >= 4
+    assert len(clip.photos_used["Aaron_Sorkin"]) == 1
+
+
 def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
     clip = make_clip(lfw_dir, tmp_path / "far.mp4", enrolled=ENROLLED, strangers=STRANGERS, size=(640, 480),
                      seconds=6, faces=3, seed=6, occlusion=False, unclear=1.0)
