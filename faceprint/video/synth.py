@@ -15,13 +15,15 @@ soft elliptical mask) wanders over a seeded background:
 * **Occlusion**: every few seconds a solid bar sweeps across each face for 0.3-0.6 s.
 
 What broadcast and phone footage adds, each switched on by its own argument (all off by default,
-which gives the same clip as before they existed; each draws from its own seeded stream, so
-switching one on leaves the others' choices alone):
+which gives the same clip as before they existed). Each draws from its own seeded stream:
+``blur``, ``drift`` and ``jpeg`` change the pictures only, never the scene or its truth boxes;
+``cuts``, ``camera`` and ``unclear`` change where the faces go.
 
-* ``cuts``: hard cuts between shots. Each shot has its own cast and camera view (half of them a
-  new scene, half another view of the last one); its first actor is someone who was not in the
-  last shot, put where the largest face was on the last frame, at about its size. Tracks end
-  at a cut: actors after it get new track ids.
+* ``cuts``: hard cuts between shots. Each shot has its own cast and view (half of them a new
+  scene, half another view of the last one; without ``camera``, a fixed view at a random zoom
+  and place); its first actor is someone who was not in the last shot, put where the largest
+  face was on the last frame, at about its size. Tracks end at a cut: actors after it get new
+  track ids.
 * ``camera``: the camera wanders, re-frames with quick pans every 2-5 s and zooms (0.85x-1.25x)
   over a scene larger than the frame; background and faces move together. Faces keep to the
   part of the scene the camera dwells on (its view averaged over about a second), so a quick
@@ -33,9 +35,9 @@ switching one on leaves the others' choices alone):
 * ``jpeg``: every frame goes through JPEG at that quality (low: 20-40) before the mp4 writer:
   blocking and ringing like a low-bitrate stream.
 * ``unclear``: the chance that an actor arrives unrecognisable for 1.5-3 s (less if it stays
-  less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about 10
-  px wide at 640x480, edging nearer, then walking up) or turned 75-90
-  degrees to the side (then turning to the camera within 0.3-0.6 s), or both.
+  less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about
+  10 px wide at 640x480, edging nearer, then walking up) or turned 75-90 degrees to the side
+  (then turning to the camera within 0.3-0.6 s), or both. A cut's newcomer always arrives clear.
 
 Presets (``make_scenario``, ``--scenario``): ``cut_replace``, ``profile_then_frontal``, ``mix``.
 
@@ -53,9 +55,9 @@ head. ``yaw`` is the head's turn in degrees (0: facing the camera), ``blur`` the
 of its motion smear, and ``clear`` says whether single-image recognition can be expected to
 name it: not occluded, nearly all in view, turned at most ``CLEAR_YAW``, at least
 ``CLEAR_WIDTH`` px wide and smeared by at most ``CLEAR_BLUR`` of its width (limits measured with
-the default detector and embedder; ``tests/test_video_synth.py`` checks single frames identify the
-clear faces and mostly fail on the others). Faces less than half in
-view are left out. ``shot`` counts shots and ``cut`` marks the first frame of each after the
+the default detector and embedder; ``tests/test_video_synth.py`` checks that single frames
+identify the clear faces and mostly fail on the others). Faces less than half in view are left
+out. ``shot`` counts shots and ``cut`` marks the first frame of each after the
 first. ``Clip.photos_used`` lists the photos shown, so tests can enrol people from their *other*
 photos.
 
@@ -67,7 +69,9 @@ hide part of a face the way people do; backgrounds hold no faces, posters or cro
 changes the whole frame at once, never one side of a face; the camera only pans and zooms
 (no rotation, shake, rolling shutter or lens distortion); compression is per-frame JPEG, without
 the motion-compensated smearing and keyframe pulsing of real H.264; the noise and interlacing of
-real sensors are absent. Numbers measured here are an upper bound for real footage.
+real sensors are absent. A cut's newcomer stands exactly where the last face was, which real
+cuts rarely line up so well (the hard case, on purpose). Numbers measured here are an upper
+bound for real footage.
 
 Command line: ``python -m faceprint.video.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``
 (``--cuts N --camera --blur --drift --jpeg Q --unclear P``, or ``--scenario NAME``).
