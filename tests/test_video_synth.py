@@ -17,7 +17,7 @@ import pytest
 
 from faceprint.errors import FaceprintError
 from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import Clip, load_truth, main, make_clip, make_scenario
+from faceprint.video.synth import CLEAR_YAW, Clip, load_truth, main, make_clip, make_scenario
 
 ENROLLED = ["Tony_Blair", "Colin_Powell"]
 STRANGERS = ["Hugo_Chavez", "Jean_Chretien"]
@@ -321,7 +321,7 @@ def test_an_enrolled_person_keeps_a_photo_unshown_across_shots(lfw_dir, tmp_path
 
 def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
     clip = make_clip(lfw_dir, tmp_path / "far.mp4", enrolled=ENROLLED, strangers=STRANGERS, size=(640, 480),
-                     seconds=6, faces=3, seed=6, occlusion=False, unclear=1.0)
+                     seconds=8, faces=3, seed=6, occlusion=False, unclear=1.0)
     by_track = tracks(load_truth(clip.truth))
     for faces in by_track.values():
         first = faces[0][1]
@@ -330,6 +330,9 @@ def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
         assert faces[-1][1]["clear"] and faces[-1][0] - faces[0][0] > 1.5 * 25 * 0.9
         flags = [f["clear"] for _, f in faces]
         assert flags.index(True) >= 0.5 * 25  # unclear for a while: at least half a second
+    looks_aside = [any(a["clear"] and abs(b["yaw"]) > CLEAR_YAW for (_, a), (_, b) in zip(faces, faces[1:]))
+                   for faces in by_track.values()]
+    assert any(looks_aside)  # and some look aside later on
 
 
 def test_same_seed_same_realistic_clip(lfw_dir, tmp_path):

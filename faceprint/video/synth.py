@@ -38,6 +38,7 @@ which gives the same clip as before they existed). Each draws from its own seede
   less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about
   10 px wide at 640x480, edging nearer, then walking up) or turned 75-90 degrees to the side
   (then turning to the camera within 0.3-0.6 s), or both. A cut's newcomer always arrives clear.
+  With the same chance, an actor looks aside (60-85 degrees) for 0.5-1.5 s later on.
 
 Presets (``make_scenario``, ``--scenario``): ``cut_replace``, ``profile_then_frontal``, ``mix``.
 
@@ -271,6 +272,8 @@ def make_clip(
         for a in actors:
             if unclear and not a.replaces and spell_rng.random() < unclear:
                 _arrive_unclear(a, spell_rng)
+            if unclear and spell_rng.random() < unclear:
+                _glance(a, spell_rng)
         shots.append(_Shot(int(frames), actors, new_scene=k == 0 or bool(shot_rng.random() < 0.5)))
     return _film(images, out, shots, size, fps, seed, rng, occlusion, _Look(camera, blur, drift, jpeg))
 
@@ -296,7 +299,7 @@ def make_scenario(
       2 s (a face the detector finds now and then but recognition cannot name), turning to the
       camera over 0.4 s, then facing it to the end.
     * ``mix`` (12 s): 3 faces, 3 cuts, camera pan and zoom, motion blur, exposure drift, JPEG at
-      quality 30, occlusion, and half the actors arriving far away or turned.
+      quality 30, occlusion, and half the actors arriving far away or turned (``unclear=0.5``).
     """
     if name == "mix":
         return make_clip(lfw, out, enrolled=enrolled, strangers=strangers, size=size, fps=fps,
@@ -523,6 +526,21 @@ def _arrive_unclear(actor: _Actor, rng: np.random.Generator) -> None:
         side, turning = float(rng.choice([-1.0, 1.0])), rng.uniform(0.3, 0.6)
         yaw = side * rng.uniform(75, 90)
         actor.yaw = ((s, yaw), (s + length - turning, yaw), (s + length, side * rng.uniform(0, 8)))
+
+
+def _glance(actor: _Actor, rng: np.random.Generator) -> None:
+    """Make ``actor`` look aside (60-85 degrees, turning in 0.2-0.4 s) for 0.5-1.5 s, a second or more after
+    it became clear and before it leaves; nothing if the appearance is too short for that."""
+    settled = max([actor.start, *(t for t, _ in actor.yaw), *(t for t, _ in actor.reach[:-1])]) + 1.0
+    hold, turning = rng.uniform(0.5, 1.5), rng.uniform(0.2, 0.4)
+    room = actor.end - 1.0 - settled - hold - 2 * turning
+    if room <= 0:
+        return
+    t = settled + rng.uniform(0, room)
+    ahead = actor.yaw[-1][1] if actor.yaw else 0.0
+    aside = float(rng.choice([-1.0, 1.0])) * rng.uniform(60, 85)
+    actor.yaw = (*(actor.yaw or ((actor.start, 0.0),)), (t, ahead), (t + turning, aside),
+                 (t + turning + hold, aside), (t + 2 * turning + hold, ahead))
 
 
 def _head(photo: Path) -> np.ndarray:
