@@ -336,14 +336,15 @@ def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
 
 
 def test_same_seed_same_realistic_clip(lfw_dir, tmp_path):
-    def mix(name: str, seed: int) -> tuple[str, list[str]]:
+    def mix(name: str, seed: int) -> tuple[str, str, list[str]]:
         c = make_scenario("mix", lfw_dir, tmp_path / f"{name}.mp4", enrolled=ENROLLED, strangers=STRANGERS,
                           size=SMALL, seconds=4, seed=seed)
-        return c.truth.read_text(), [hashlib.sha256(f.tobytes()).hexdigest() for f in frames_of(c.video)]
+        return (c.truth.read_text(), hashlib.sha256(c.video.read_bytes()).hexdigest(),
+                [hashlib.sha256(f.tobytes()).hexdigest() for f in frames_of(c.video)])
 
     first, again, other = mix("a", 9), mix("b", 9), mix("c", 10)
-    assert first == again
-    assert first[0] != other[0] and first[1][5] != other[1][5]
+    assert first == again  # the same truth, the same file, the same pictures
+    assert first[0] != other[0] and first[2][5] != other[2][5]
     assert len({json.loads(line)["shot"] for line in first[0].splitlines()}) == 4  # 3 cuts
 
 

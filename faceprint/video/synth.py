@@ -298,13 +298,14 @@ def make_scenario(
     * ``profile_then_frontal`` (4 s): ``enrolled[0]`` alone, turned 80 degrees for the first
       2 s (a face the detector finds now and then but recognition cannot name), turning to the
       camera over 0.4 s, then facing it to the end.
-    * ``mix`` (12 s): 3 faces, 3 cuts, camera pan and zoom, motion blur, exposure drift, JPEG at
+    * ``mix`` (12 s): 3 faces, 3 cuts (fewer under 4 s), camera pan and zoom, motion blur, exposure drift, JPEG at
       quality 30, occlusion, and half the actors arriving far away or turned (``unclear=0.5``).
     """
     if name == "mix":
-        return make_clip(lfw, out, enrolled=enrolled, strangers=strangers, size=size, fps=fps,
-                         seconds=seconds or 12.0, faces=3, seed=seed, cuts=3, camera=True, blur=True, drift=True,
-                         jpeg=30, unclear=0.5)
+        seconds = seconds or 12.0
+        return make_clip(lfw, out, enrolled=enrolled, strangers=strangers, size=size, fps=fps, seconds=seconds,
+                         faces=3, seed=seed, cuts=min(3, max(0, int(seconds) - 1)), camera=True, blur=True,
+                         drift=True, jpeg=30, unclear=0.5)
     if name not in SCENARIOS:
         raise FaceprintError(f"no scenario {name!r}: choose from {', '.join(SCENARIOS)}")
     if not enrolled or (name == "cut_replace" and not strangers):
