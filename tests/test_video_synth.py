@@ -177,11 +177,15 @@ def test_mjpeg_stream_that_stops_midway(short):
 SMALL = (320, 240)
 
 
-def clean_and(lfw_dir: Path, folder: Path, name: str, **effects) -> tuple[Clip, Clip]:
-    """The same 3 s scene (seed 3) filmed plainly and with ``effects``."""
-    common = dict(enrolled=ENROLLED, strangers=STRANGERS, size=SMALL, seconds=3, faces=2, seed=3, occlusion=False)
-    return (make_clip(lfw_dir, folder / "clean.mp4", **common),
-            make_clip(lfw_dir, folder / f"{name}.mp4", **common, **effects))
+def scene(lfw_dir: Path, out: Path, **effects) -> Clip:
+    """The same 3 s scene (seed 3), filmed plainly or with ``effects``."""
+    return make_clip(lfw_dir, out, enrolled=ENROLLED, strangers=STRANGERS, size=SMALL, seconds=3, faces=2, seed=3,
+                     occlusion=False, **effects)
+
+
+@pytest.fixture(scope="module")
+def clean(lfw_dir: Path, tmp_path_factory) -> Clip:
+    return scene(lfw_dir, tmp_path_factory.mktemp("clean") / "clean.mp4")
 
 
 def boxes_by_track(truth: list[dict]) -> dict[tuple[int, int], list[float]]:
@@ -209,8 +213,8 @@ def test_truth_has_the_new_fields_and_plain_clips_stay_plain(clip):
     assert all(f["clear"] == (not f["occluded"]) for f in faces)  # faces here are big and frontal
 
 
-def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline):
-    clean, moved = clean_and(lfw_dir, tmp_path, "camera", camera=True)
+def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline, clean):
+    moved = scene(lfw_dir, tmp_path / "camera.mp4", camera=True)
     plain, seen = load_truth(clean.truth), load_truth(moved.truth)
     # the same people at the same sizes in the scene: the box heights differ by the zoom alone
     a, b = boxes_by_track(plain), boxes_by_track(seen)
@@ -226,8 +230,8 @@ def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline
     assert len(hits) >= 15 and np.mean(hits) >= 0.9  # a detector finds the faces where the truth says
 
 
-def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path):
-    clean, drifted = clean_and(lfw_dir, tmp_path, "drift", drift=True, jpeg=20)
+def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path, clean):
+    drifted = scene(lfw_dir, tmp_path / "drift.mp4", drift=True, jpeg=20)
     assert clean.truth.read_text() == drifted.truth.read_text()  # the same scene and truth
     plain, treated = frames_of(clean.video), frames_of(drifted.video)
     brightness = np.array([[f.mean() for f in plain], [f.mean() for f in treated]])
@@ -237,7 +241,7 @@ def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path):
     blockiness = [e[:, 7::8][:, :-1].mean() / e[:, 3::8][:, :-1].mean() for e in edges]
     assert blockiness[1] > blockiness[0] + 0.1
 
-    _, blurred = clean_and(lfw_dir, tmp_path, "blur", blur=True)
+    blurred = scene(lfw_dir, tmp_path / "blur.mp4", blur=True)
     smeared = [f for r in load_truth(blurred.truth) for f in r["faces"]]
     assert max(f["blur"] for f in smeared) > 1 and sum(f["blur"] > 0 for f in smeared) > 0.5 * len(smeared)
     sharpness = [cv2.Laplacian(cv2.cvtColor(frames_of(c.video)[30], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
