@@ -17,7 +17,7 @@ import pytest
 
 from faceprint.errors import FaceprintError
 from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import Clip, load_truth, main, make_clip, make_scenario
+from faceprint.video.synth import CLEAR_YAW, Clip, load_truth, main, make_clip, make_scenario
 
 ENROLLED = ["Tony_Blair", "Colin_Powell"]
 STRANGERS = ["Hugo_Chavez", "Jean_Chretien"]
@@ -177,11 +177,15 @@ def test_mjpeg_stream_that_stops_midway(short):
 SMALL = (320, 240)
 
 
-def clean_and(lfw_dir: Path, folder: Path, name: str, **effects) -> tuple[Clip, Clip]:
-    """The same 3 s scene (seed 3) filmed plainly and with ``effects``."""
-    common = dict(enrolled=ENROLLED, strangers=STRANGERS, size=SMALL, seconds=3, faces=2, seed=3, occlusion=False)
-    return (make_clip(lfw_dir, folder / "clean.mp4", **common),
-            make_clip(lfw_dir, folder / f"{name}.mp4", **common, **effects))
+def scene(lfw_dir: Path, out: Path, **effects) -> Clip:
+    """The same 3 s scene (seed 3), filmed plainly or with ``effects``."""
+    return make_clip(lfw_dir, out, enrolled=ENROLLED, strangers=STRANGERS, size=SMALL, seconds=3, faces=2, seed=3,
+                     occlusion=False, **effects)
+
+
+@pytest.fixture(scope="module")
+def clean(lfw_dir: Path, tmp_path_factory) -> Clip:
+    return scene(lfw_dir, tmp_path_factory.mktemp("clean") / "clean.mp4")
 
 
 def boxes_by_track(truth: list[dict]) -> dict[tuple[int, int], list[float]]:
@@ -209,8 +213,8 @@ def test_truth_has_the_new_fields_and_plain_clips_stay_plain(clip):
     assert all(f["clear"] == (not f["occluded"]) for f in faces)  # faces here are big and frontal
 
 
-def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline):
-    clean, moved = clean_and(lfw_dir, tmp_path, "camera", camera=True)
+def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline, clean):
+    moved = scene(lfw_dir, tmp_path / "camera.mp4", camera=True)
     plain, seen = load_truth(clean.truth), load_truth(moved.truth)
     # the same people at the same sizes in the scene: the box heights differ by the zoom alone
     a, b = boxes_by_track(plain), boxes_by_track(seen)
@@ -226,8 +230,8 @@ def test_camera_pans_and_zooms_and_the_truth_follows(lfw_dir, tmp_path, pipeline
     assert len(hits) >= 15 and np.mean(hits) >= 0.9  # a detector finds the faces where the truth says
 
 
-def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path):
-    clean, drifted = clean_and(lfw_dir, tmp_path, "drift", drift=True, jpeg=20)
+def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path, clean):
+    drifted = scene(lfw_dir, tmp_path / "drift.mp4", drift=True, jpeg=20)
     assert clean.truth.read_text() == drifted.truth.read_text()  # the same scene and truth
     plain, treated = frames_of(clean.video), frames_of(drifted.video)
     brightness = np.array([[f.mean() for f in plain], [f.mean() for f in treated]])
@@ -237,7 +241,7 @@ def test_effects_change_the_pictures_not_the_scene(lfw_dir, tmp_path):
     blockiness = [e[:, 7::8][:, :-1].mean() / e[:, 3::8][:, :-1].mean() for e in edges]
     assert blockiness[1] > blockiness[0] + 0.1
 
-    _, blurred = clean_and(lfw_dir, tmp_path, "blur", blur=True)
+    blurred = scene(lfw_dir, tmp_path / "blur.mp4", blur=True)
     smeared = [f for r in load_truth(blurred.truth) for f in r["faces"]]
     assert max(f["blur"] for f in smeared) > 1 and sum(f["blur"] > 0 for f in smeared) > 0.5 * len(smeared)
     sharpness = [cv2.Laplacian(cv2.cvtColor(frames_of(c.video)[30], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
@@ -276,7 +280,7 @@ def test_profile_then_frontal_is_unrecognisable_then_clear(lfw_dir, tmp_path, pi
     truth = load_truth(clip.truth)
     assert clip.frames == 100 and all(len(r["faces"]) == 1 for r in truth)
     faces = [r["faces"][0] for r in truth]
-    assert all(abs(f["yaw"]) == 85 and not f["clear"] for f in faces[:50])
+    assert all(abs(f["yaw"]) == 80 and not f["clear"] for f in faces[:50])
     assert all(abs(f["yaw"]) <= 5 and f["clear"] for f in faces[60:])
     assert [f["clear"] for f in faces] == sorted(f["clear"] for f in faces)  # one change, to clear
     # what real recognition makes of it: turned, not named well; facing the camera, named well
@@ -311,9 +315,17 @@ def test_cuts_recast_and_reframe(lfw_dir, tmp_path):
         assert change[cut - 1] > 3 * np.median(change)  # the picture jumps at a cut, not between
 
 
+def test_an_enrolled_person_keeps_a_photo_unshown_across_shots(lfw_dir, tmp_path):
+    clip = make_clip(lfw_dir, tmp_path / "few.mp4", enrolled=["Aaron_Sorkin"], strangers=STRANGERS, size=SMALL,
+                     seconds=9, faces=2, seed=1, cuts=8, occlusion=False)  # he has 2 photos
+    truth = load_truth(clip.truth)
+    assert len({r["shot"] for r in truth for f in r["faces"] if f["person"] == "Aaron_Sorkin"}) >= 4
+    assert len(clip.photos_used["Aaron_Sorkin"]) == 1
+
+
 def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
     clip = make_clip(lfw_dir, tmp_path / "far.mp4", enrolled=ENROLLED, strangers=STRANGERS, size=(640, 480),
-                     seconds=6, faces=3, seed=6, occlusion=False, unclear=1.0)
+                     seconds=8, faces=3, seed=6, occlusion=False, unclear=1.0)
     by_track = tracks(load_truth(clip.truth))
     for faces in by_track.values():
         first = faces[0][1]
@@ -322,17 +334,21 @@ def test_unclear_arrivals_are_far_or_turned_then_clear(lfw_dir, tmp_path):
         assert faces[-1][1]["clear"] and faces[-1][0] - faces[0][0] > 1.5 * 25 * 0.9
         flags = [f["clear"] for _, f in faces]
         assert flags.index(True) >= 0.5 * 25  # unclear for a while: at least half a second
+    looks_aside = [any(a["clear"] and abs(b["yaw"]) > CLEAR_YAW for (_, a), (_, b) in zip(faces, faces[1:]))
+                   for faces in by_track.values()]
+    assert any(looks_aside)  # and some look aside later on
 
 
 def test_same_seed_same_realistic_clip(lfw_dir, tmp_path):
-    def mix(name: str, seed: int) -> tuple[str, list[str]]:
+    def mix(name: str, seed: int) -> tuple[str, str, list[str]]:
         c = make_scenario("mix", lfw_dir, tmp_path / f"{name}.mp4", enrolled=ENROLLED, strangers=STRANGERS,
                           size=SMALL, seconds=4, seed=seed)
-        return c.truth.read_text(), [hashlib.sha256(f.tobytes()).hexdigest() for f in frames_of(c.video)]
+        return (c.truth.read_text(), hashlib.sha256(c.video.read_bytes()).hexdigest(),
+                [hashlib.sha256(f.tobytes()).hexdigest() for f in frames_of(c.video)])
 
     first, again, other = mix("a", 9), mix("b", 9), mix("c", 10)
-    assert first == again
-    assert first[0] != other[0] and first[1][5] != other[1][5]
+    assert first == again  # the same truth, the same file, the same pictures
+    assert first[0] != other[0] and first[2][5] != other[2][5]
     assert len({json.loads(line)["shot"] for line in first[0].splitlines()}) == 4  # 3 cuts
 
 
@@ -351,3 +367,30 @@ def test_presets_and_flags_on_the_command_line(lfw_dir, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     with pytest.raises(FaceprintError, match="no scenario"):
         make_scenario("nope", lfw_dir, tmp_path / "n.mp4")
+
+
+def test_clear_faces_are_the_ones_single_images_identify(lfw_dir, tmp_path, pipeline):
+    """The truth's ``clear`` flag against real detection and recognition of each frame on its own."""
+    from faceprint.video.tracker import iou_matrix
+
+    clip = make_scenario("mix", lfw_dir, tmp_path / "mix.mp4", enrolled=ENROLLED, strangers=STRANGERS, size=SMALL,
+                         seed=1)
+    names = [p for p in ENROLLED if p in clip.photos_used]
+    gallery = np.stack([pipeline.embed_one(str(next(p for p in sorted((lfw_dir / "images" / n).glob("*.jpg"))
+                                                    if p not in clip.photos_used[n]))).vector for n in names])
+    right = {True: [], False: []}
+    for i, (bgr, record) in enumerate(zip(frames_of(clip.video), load_truth(clip.truth))):
+        faces = [f for f in record["faces"] if not f["occluded"]]
+        if i % 3 or not faces:
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        found = pipeline.embed(rgb)
+        overlap = iou_matrix(np.array([f["box"] for f in faces]), np.array([e.face.box for e in found]).reshape(-1, 4))
+        for face, row in zip(faces, overlap):
+            said = "missed"
+            if len(found) and row.max() >= 0.3:
+                d = 1 - gallery @ found[int(row.argmax())].vector
+                said = names[int(d.argmin())] if d.min() <= pipeline.threshold else None
+            right[face["clear"]].append(said == face["name"])
+    assert len(right[True]) >= 100 and len(right[False]) >= 50
+    assert np.mean(right[True]) >= 0.93 and np.mean(right[False]) <= 0.3  # measured: 97% and 8%

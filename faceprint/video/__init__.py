@@ -13,7 +13,8 @@ person across frames; ``engine``: recognition on tracks, every name checked; ``l
 per-frame measures (face quality, appearance, shot change) that decide when to look again;
 ``capture``: enrolment from a
 camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
-machines have no camera.
+machines have no camera (``footage``: the cuts, camera moves, blur, drift and compression of real
+video, for ``synth``).
 """
 
 from .capture import Capture, Verdict, capture

@@ -15,13 +15,15 @@ soft elliptical mask) wanders over a seeded background:
 * **Occlusion**: every few seconds a solid bar sweeps across each face for 0.3-0.6 s.
 
 What broadcast and phone footage adds, each switched on by its own argument (all off by default,
-which gives the same clip as before they existed; each draws from its own seeded stream, so
-switching one on leaves the others' choices alone):
+which gives the same clip as before they existed). Each draws from its own seeded stream:
+``blur``, ``drift`` and ``jpeg`` change the pictures only, never the scene or its truth boxes;
+``cuts``, ``camera`` and ``unclear`` change where the faces go.
 
-* ``cuts``: hard cuts between shots. Each shot has its own cast and camera view (half of them a
-  new scene, half another view of the last one); its first actor is someone who was not in the
-  last shot, put where the largest face was on the last frame, at about its size. Tracks end
-  at a cut: actors after it get new track ids.
+* ``cuts``: hard cuts between shots. Each shot has its own cast and view (half of them a new
+  scene, half another view of the last one; without ``camera``, a fixed view at a random zoom
+  and place); its first actor is someone who was not in the last shot, put where the largest
+  face was on the last frame, at about its size. Tracks end at a cut: actors after it get new
+  track ids.
 * ``camera``: the camera wanders, re-frames with quick pans every 2-5 s and zooms (0.85x-1.25x)
   over a scene larger than the frame; background and faces move together. Faces keep to the
   part of the scene the camera dwells on (its view averaged over about a second), so a quick
@@ -33,9 +35,10 @@ switching one on leaves the others' choices alone):
 * ``jpeg``: every frame goes through JPEG at that quality (low: 20-40) before the mp4 writer:
   blocking and ringing like a low-bitrate stream.
 * ``unclear``: the chance that an actor arrives unrecognisable for 1.5-3 s (less if it stays
-  less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about 10
-  px wide at 640x480, edging nearer, then walking up) or turned 75-90
-  degrees to the side (then turning to the camera within 0.3-0.6 s), or both.
+  less than 2.5-4 s; not at all under 2 s): far away (a face 10-13% of the base width, about
+  10 px wide at 640x480, edging nearer, then walking up) or turned 75-90 degrees to the side
+  (then turning to the camera within 0.3-0.6 s), or both. A cut's newcomer always arrives clear.
+  With the same chance, an actor looks aside (60-85 degrees) for 0.5-1.5 s later on.
 
 Presets (``make_scenario``, ``--scenario``): ``cut_replace``, ``profile_then_frontal``, ``mix``.
 
@@ -53,8 +56,9 @@ head. ``yaw`` is the head's turn in degrees (0: facing the camera), ``blur`` the
 of its motion smear, and ``clear`` says whether single-image recognition can be expected to
 name it: not occluded, nearly all in view, turned at most ``CLEAR_YAW``, at least
 ``CLEAR_WIDTH`` px wide and smeared by at most ``CLEAR_BLUR`` of its width (limits measured with
-the default detector and embedder; see ``tests/test_video_synth.py``). Faces less than half in
-view are left out. ``shot`` counts shots and ``cut`` marks the first frame of each after the
+the default detector and embedder; ``tests/test_video_synth.py`` checks that single frames
+identify the clear faces and mostly fail on the others). Faces less than half in view are left
+out. ``shot`` counts shots and ``cut`` marks the first frame of each after the
 first. ``Clip.photos_used`` lists the photos shown, so tests can enrol people from their *other*
 photos.
 
@@ -66,7 +70,9 @@ hide part of a face the way people do; backgrounds hold no faces, posters or cro
 changes the whole frame at once, never one side of a face; the camera only pans and zooms
 (no rotation, shake, rolling shutter or lens distortion); compression is per-frame JPEG, without
 the motion-compensated smearing and keyframe pulsing of real H.264; the noise and interlacing of
-real sensors are absent. Numbers measured here are an upper bound for real footage.
+real sensors are absent. A cut's newcomer stands exactly where the last face was, which real
+cuts rarely line up so well (the hard case, on purpose). Numbers measured here are an upper
+bound for real footage.
 
 Command line: ``python -m faceprint.video.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``
 (``--cuts N --camera --blur --drift --jpeg Q --unclear P``, or ``--scenario NAME``).
@@ -266,6 +272,8 @@ def make_clip(
         for a in actors:
             if unclear and not a.replaces and spell_rng.random() < unclear:
                 _arrive_unclear(a, spell_rng)
+            if unclear and spell_rng.random() < unclear:
+                _glance(a, spell_rng)
         shots.append(_Shot(int(frames), actors, new_scene=k == 0 or bool(shot_rng.random() < 0.5)))
     return _film(images, out, shots, size, fps, seed, rng, occlusion, _Look(camera, blur, drift, jpeg))
 
@@ -287,15 +295,17 @@ def make_scenario(
     * ``cut_replace`` (4 s): ``enrolled[0]`` alone, clear; at half time a hard cut to a new scene
       where ``strangers[0]`` stands where they were, at about their size (``strangers[1]``, if
       given, elsewhere). No occlusion or camera effects.
-    * ``profile_then_frontal`` (4 s): ``enrolled[0]`` alone, turned 85 degrees for the first
-      2 s, turning to the camera over 0.4 s, then facing it to the end.
-    * ``mix`` (12 s): 3 faces, 3 cuts, camera pan and zoom, motion blur, exposure drift, JPEG at
-      quality 30, occlusion, and half the actors arriving far away or turned.
+    * ``profile_then_frontal`` (4 s): ``enrolled[0]`` alone, turned 80 degrees for the first
+      2 s (a face the detector finds now and then but recognition cannot name), turning to the
+      camera over 0.4 s, then facing it to the end.
+    * ``mix`` (12 s): 3 faces, 3 cuts (fewer under 4 s), camera pan and zoom, motion blur, exposure drift, JPEG at
+      quality 30, occlusion, and half the actors arriving far away or turned (``unclear=0.5``).
     """
     if name == "mix":
-        return make_clip(lfw, out, enrolled=enrolled, strangers=strangers, size=size, fps=fps,
-                         seconds=seconds or 12.0, faces=3, seed=seed, cuts=3, camera=True, blur=True, drift=True,
-                         jpeg=30, unclear=0.5)
+        seconds = seconds or 12.0
+        return make_clip(lfw, out, enrolled=enrolled, strangers=strangers, size=size, fps=fps, seconds=seconds,
+                         faces=3, seed=seed, cuts=min(3, max(0, int(seconds) - 1)), camera=True, blur=True,
+                         drift=True, jpeg=30, unclear=0.5)
     if name not in SCENARIOS:
         raise FaceprintError(f"no scenario {name!r}: choose from {', '.join(SCENARIOS)}")
     if not enrolled or (name == "cut_replace" and not strangers):
@@ -309,14 +319,15 @@ def make_scenario(
     if name == "cut_replace":
         first = n_frames // 2
         shots = [_Shot(first, [_actor(photos, person, True, 0, 1, first / fps, False, rng, False)])]
-        later = [_actor(photos, p, False, i, 2, (n_frames - first) / fps, False, rng, False)
-                 for i, p in enumerate(list(strangers)[:2])]
+        cast = list(strangers)[:2]
+        later = [_actor(photos, p, False, i, len(cast), (n_frames - first) / fps, False, rng, False)
+                 for i, p in enumerate(cast)]
         later[0].replaces = True
         shots.append(_Shot(n_frames - first, later))
     else:
         actor = _actor(photos, person, True, 0, 1, n_frames / fps, False, rng, False)
         side = float(rng.choice([-1.0, 1.0]))
-        actor.yaw = ((0.0, side * 85), (2.0, side * 85), (2.4, side * float(rng.uniform(0, 5))))
+        actor.yaw = ((0.0, side * 80), (2.0, side * 80), (2.4, side * float(rng.uniform(0, 5))))
         shots = [_Shot(n_frames, [actor])]
     return _film(images, out, shots, size, fps, seed, rng, False, _Look())
 
@@ -356,47 +367,22 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
             exposure = Exposure.random(np.random.default_rng([seed, 3, k]), shot.frames, fps) if look.drift else None
             arrive = {i: (view.to_stage(0, last[0]), last[1] / view.zooms[0] / base)
                       for i, a in enumerate(shot.actors) if a.replaces and last is not None}
-            centers, scales, visible = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive,
-                                               view.windows(steady=0.5 * fps))
-            if k:
-                cuts.append(first)
-            seen = {}  # actor -> its face's centre in the last frame
+            motion = _motion(shot.actors, size, base, shot.frames, fps, rng, arrive,
+                             view.windows(steady=0.5 * fps if look.camera else 0.0))
+            cuts += [first] if k else []
+            seen: dict[int, np.ndarray] = {}  # actor -> its face's centre in the frame before
             for f in range(shot.frames):
-                t = f / fps
-                on = [i for i in np.argsort(scales[f], kind="stable") if visible[f, i]]  # far to near
-                frame = background.copy()
-                placed, yaws = [], {}
-                for i in on:
-                    a = shot.actors[i]
-                    photo = a.photos[int(np.searchsorted(a.switches, t, side="right")) % len(a.photos)]
-                    if photo not in shown.setdefault(a.person, []):
-                        shown[a.person].append(photo)
-                    yaws[i] = a.yaw_at(t)
-                    head, x, y, box = _place(crops[photo], centers[f, i] + margin, base * scales[f, i], yaws[i])
-                    if look.blur and f and visible[f - 1, i]:
-                        head = motion_blur(head, *((centers[f, i] - centers[f - 1, i]) * SHUTTER))
-                    placed.append((i, head, x, y, box))
-                bars = _bars(shot.actors, placed, t) if occlusion else []
-                hidden = _hidden(placed, bars, scene_size)
-                for _, head, x, y, _ in placed:
-                    _paste(frame, head, x, y)
-                for (x1, y1, x2, y2), colour in bars:
-                    cv2.rectangle(frame, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+                scene, placed, hidden, yaws = _compose(shot.actors, motion, f, f / fps, background, crops, base, margin,
+                                                       look.blur, occlusion, shown)
                 if moving:
-                    frame = cv2.warpAffine(frame, view.matrix(f, margin), size, flags=cv2.INTER_LINEAR,
+                    scene = cv2.warpAffine(scene, view.matrix(f, margin), size, flags=cv2.INTER_LINEAR,
                                            borderMode=cv2.BORDER_REPLICATE)
-                if look.blur and f:
-                    middle = np.array(size, float) / 2
-                    frame = motion_blur(frame, *((middle - view.to_frame(f - 1, view.to_stage(f, middle))) * SHUTTER))
-                if exposure is not None:
-                    frame = exposure.apply(frame, f)
-                if look.jpeg is not None:
-                    frame = compress(frame, look.jpeg)
-                writer.write(frame)
+                writer.write(_expose(scene, view, f, look, exposure))
                 faces_out, now = [], {}
                 for i, _, _, _, box in sorted(placed, key=lambda p: p[0]):
-                    face = _truth_face(shot.actors[i], int(track + i), view.to_frame(f, box.reshape(2, 2), margin).ravel(),
-                                       yaws[i], hidden[i], seen.get(i) if look.blur else None, size)
+                    in_frame = view.to_frame(f, box.reshape(2, 2), margin).ravel()
+                    face = _truth_face(shot.actors[i], int(track + i), in_frame, yaws[i], hidden[i],
+                                       seen.get(i) if look.blur else None, size)
                     now[i] = face.pop("_centre")
                     if face["box"] is not None:
                         faces_out.append(face)
@@ -404,11 +390,7 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
                 record = {"frame": first + f, "time": round((first + f) / fps, 4), "faces": faces_out, "shot": k,
                           "cut": bool(k and not f)}
                 truth.write(json.dumps(record) + "\n")
-            ends = [f for f in faces_out if not f["occluded"]]
-            last = None
-            if ends:
-                x1, y1, x2, y2 = max(ends, key=lambda f: f["box"][3] - f["box"][1])["box"]
-                last = (np.array([(x1 + x2) / 2, (y1 + y2) / 2]), (y2 - y1) * _FACE_W / _FACE_H)
+            last = _largest(faces_out)
             track += len(shot.actors)
             first += shot.frames
     writer.release()
@@ -419,6 +401,52 @@ def _film(images: Path, out: Path, shots: list[_Shot], size: tuple[int, int], fp
     if not ok:
         raise FaceprintError(f"{out}: the written video does not read back with {n_frames} frames")
     return Clip(out, truth_path(out), float(fps), (width, height), n_frames, shown, tuple(cuts))
+
+
+def _compose(actors: list[_Actor], motion: tuple[np.ndarray, np.ndarray, np.ndarray], f: int, t: float,
+             background: np.ndarray, crops: dict[Path, np.ndarray], base: float, margin: tuple[int, int], blur: bool,
+             occlusion: bool, shown: dict[str, list[Path]]) -> tuple[np.ndarray, list, dict[int, float], dict]:
+    """The scene at frame ``f`` of a shot (before the camera), the heads placed in it (index, image, x, y,
+    face box), how hidden each face is, and each head's yaw. Records the photos shown in ``shown``."""
+    centers, scales, visible = motion
+    scene = background.copy()
+    placed, yaws = [], {}
+    for i in (i for i in np.argsort(scales[f], kind="stable") if visible[f, i]):  # far to near
+        a = actors[i]
+        photo = a.photos[int(np.searchsorted(a.switches, t, side="right")) % len(a.photos)]
+        if photo not in shown.setdefault(a.person, []):
+            shown[a.person].append(photo)
+        yaws[i] = a.yaw_at(t)
+        head, x, y, box = _place(crops[photo], centers[f, i] + margin, base * scales[f, i], yaws[i])
+        if blur and f and visible[f - 1, i]:
+            head = motion_blur(head, *((centers[f, i] - centers[f - 1, i]) * SHUTTER))
+        placed.append((i, head, x, y, box))
+    bars = _bars(actors, placed, t) if occlusion else []
+    hidden = _hidden(placed, bars, (scene.shape[1], scene.shape[0]))
+    for _, head, x, y, _ in placed:
+        _paste(scene, head, x, y)
+    for (x1, y1, x2, y2), colour in bars:
+        cv2.rectangle(scene, (x1, y1), (x2 - 1, y2 - 1), colour, -1)
+    return scene, placed, hidden, yaws
+
+
+def _expose(frame: np.ndarray, view: CameraPath, f: int, look: _Look, exposure: Exposure | None) -> np.ndarray:
+    """What the camera and the stream make of the frame in view: the pan's smear, exposure drift, compression."""
+    if look.blur and f:
+        middle = np.array(frame.shape[1::-1], float) / 2
+        frame = motion_blur(frame, *((middle - view.to_frame(f - 1, view.to_stage(f, middle))) * SHUTTER))
+    if exposure is not None:
+        frame = exposure.apply(frame, f)
+    return compress(frame, look.jpeg) if look.jpeg is not None else frame
+
+
+def _largest(faces: list[dict]) -> tuple[np.ndarray, float] | None:
+    """The centre and (facing) width of the largest visible face: where a cut puts the next shot's first actor."""
+    faces = [f for f in faces if not f["occluded"]]
+    if not faces:
+        return None
+    x1, y1, x2, y2 = max(faces, key=lambda f: f["box"][3] - f["box"][1])["box"]
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2]), (y2 - y1) * _FACE_W / _FACE_H
 
 
 def _truth_face(actor: _Actor, track: int, box: np.ndarray, yaw: float, hidden: float, before: np.ndarray | None,
@@ -499,6 +527,21 @@ def _arrive_unclear(actor: _Actor, rng: np.random.Generator) -> None:
         side, turning = float(rng.choice([-1.0, 1.0])), rng.uniform(0.3, 0.6)
         yaw = side * rng.uniform(75, 90)
         actor.yaw = ((s, yaw), (s + length - turning, yaw), (s + length, side * rng.uniform(0, 8)))
+
+
+def _glance(actor: _Actor, rng: np.random.Generator) -> None:
+    """Make ``actor`` look aside (60-85 degrees, turning in 0.2-0.4 s) for 0.5-1.5 s, a second or more after
+    it became clear and before it leaves; nothing if the appearance is too short for that."""
+    settled = max([actor.start, *(t for t, _ in actor.yaw), *(t for t, _ in actor.reach[:-1])]) + 1.0
+    hold, turning = rng.uniform(0.5, 1.5), rng.uniform(0.2, 0.4)
+    room = actor.end - 1.0 - settled - hold - 2 * turning
+    if room <= 0:
+        return
+    t = settled + rng.uniform(0, room)
+    ahead = actor.yaw[-1][1] if actor.yaw else 0.0
+    aside = float(rng.choice([-1.0, 1.0])) * rng.uniform(60, 85)
+    actor.yaw = (*(actor.yaw or ((actor.start, 0.0),)), (t, ahead), (t + turning, aside),
+                 (t + turning + hold, aside), (t + 2 * turning + hold, ahead))
 
 
 def _head(photo: Path) -> np.ndarray:
