@@ -5,8 +5,9 @@ re-place each tracked face where its motion predicts it (MTCNN's output network 
 under a millisecond a face), which is what lets a 2-core machine keep up with a camera.
 
 An embedding costs far more than that, so cheap per-frame measures (``looks``) decide when one is
-due: a new track is embedded at once; a face that stops looking like the track's last look (a
-different person where the prediction pointed, a new pose) is embedded on that frame; an unnamed
+due: a new track is embedded at once; a face that no longer looks as it did when last embedded
+(a different person where the prediction pointed, a new pose, something covering it, even when
+it came on gradually) is embedded on that frame; an unnamed
 face is embedded again when it gets clearly better (turns to the camera, comes closer) and every
 few frames; a named one every ``refresh`` frames. A whole-frame change that is a cut ends every
 track, so no name crosses a shot change.
@@ -39,11 +40,12 @@ from .tracker import Tracker, Track
 
 _log = logging.getLogger("faceprint.video")
 
-#: Frames between full detections (at 25 fps: 0.2 s, the longest a newcomer waits to be seen).
+#: Frames between full detections (at 25 fps: 0.12 s, the longest a newcomer waits to be seen).
 #: In between, each track's face is only re-placed where its motion predicts it (``Detector.refine``).
-DETECT_EVERY = 5
-#: Frame area (1280x720) up to which that holds; larger frames have full detections less often.
-FULL_AREA = 1280 * 720
+DETECT_EVERY = 3
+#: Frame area (1280x720) up to which that holds. A full detection's cost grows with the area
+#: (more detector tiles), so larger frames have one every ``LARGE_EVERY`` frames per such area.
+FULL_AREA, LARGE_EVERY = 1280 * 720, 5
 #: Frames between re-embeddings of a track, and of a good face not yet named nor settled as nobody
 #: enrolled (it may be named on the next look).
 REFRESH, REFRESH_UNNAMED = 10, 2
@@ -135,8 +137,8 @@ class Recognizer:
         events += [Event("leave", t.id, t.name, frame.index, frame.time) for t in gone]
         visible = [t for t in self.tracker.active if t.missed == 0]
         for t in visible:
-            now = look(frame.image, t.box)
-            t.changed, t.look = not same_look(t.look, now), now
+            t.look = look(frame.image, t.box)
+            t.changed = not same_look(t.verified_look, t.look)
             t.quality = quality(frame.image, t.face)
         due = [t for t in visible if self._due(t, frame.index)]
         if due:
@@ -167,11 +169,10 @@ class Recognizer:
 
     def _detect(self, frame: VideoFrame, full: bool) -> list[Face]:
         """Between full detections, newcomers wait and tracked faces, visible or briefly lost, are
-        looked for where their motion puts them. A full detection's cost grows with the frame's area
-        (more tiles), so frames larger than ``FULL_AREA`` have proportionally fewer of them, and the
-        cost per frame stays flat: at 1080p newcomers wait up to 11 frames instead of 5."""
+        looked for where their motion puts them. Frames larger than ``FULL_AREA`` have fewer full
+        detections, in proportion to their area: at 1080p newcomers wait up to 10 frames."""
         area = frame.image.shape[0] * frame.image.shape[1]
-        every = max(self.detect_every, round(self.detect_every * area / FULL_AREA))
+        every = self.detect_every if area <= FULL_AREA else max(self.detect_every, round(LARGE_EVERY * area / FULL_AREA))
         if not full and frame.index - self._full_at < every:
             tracks = self.tracker.active
             if not tracks:
@@ -218,6 +219,7 @@ class Recognizer:
                            frame.index, track.id, track.name, apart, named)
                 if track.doubt is None or 1.0 - float(track.doubt @ vector) > same_person:
                     track.doubt, track.changed, track.checked_quality = vector, False, track.quality
+                    track.verified_look = track.look
                     continue
                 events += self._rename(track, None, frame)
                 if other:
@@ -232,7 +234,7 @@ class Recognizer:
         events = []
         fresh = track.embedding is None
         track.add_embedding(vector, good=track.quality >= GOOD)
-        track.embedded_frame, track.changed = frame.index, False
+        track.embedded_frame, track.changed, track.verified_look = frame.index, False, track.look
         track.embedded_quality = max(track.embedded_quality, track.quality)
         track.checked_quality = track.quality
         if track.embeddings <= 2:  # a young track may be a lost one come back: it takes that id

@@ -42,7 +42,8 @@ class Track:
     checked_quality: float = 0.0  # of the face last embedded
     quality: float = 0.0  # of the current face
     look: np.ndarray | None = None  # the current face's appearance (``looks.look``)
-    changed: bool = False  # the face under the track stopped looking like the last one
+    verified_look: np.ndarray | None = None  # its appearance when last embedded
+    changed: bool = False  # the face under the track no longer looks like when it was last embedded
     doubt: np.ndarray | None = None  # a good face's embedding that did not match the track: its name is hidden
     lost_frame: int | None = None
 
@@ -163,6 +164,7 @@ class Tracker:
         old.hits += track.hits
         old.votes.update(track.votes)
         old.embedded_frame, old.quality, old.look = track.embedded_frame, track.quality, track.look
+        old.verified_look = track.verified_look
         old.add_embedding(track.embedding, good=track.anchor is not None)
         self.active[self.active.index(track)] = old
         return old
