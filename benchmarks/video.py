@@ -3,7 +3,7 @@
     python benchmarks/video.py --lfw ../shared/datasets/lfw        # -> benchmarks/results/video.json
 
 Three parts, each recording the machine's load average (the machine may be shared: fps measured
-under load is pessimistic):
+under load is pessimistic; CPU time per frame, all threads, is less affected):
 
 * **speed**: for each frame size (640x480, 1280x720) and face count (1, 3, 10), and each seed, a
   plain clip from ``faceprint.video.synth`` (8 s at 25 fps: LFW faces moving, scaling, switching
@@ -62,9 +62,9 @@ def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path)
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,
                      strangers=DEFAULT_STRANGERS, size=size, faces=faces, seconds=8.0, seed=seed)
     with _gallery(lfw, clip, folder / f"gallery-{size[0]}-{faces}-{seed}.db") as gallery:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         frames = [[f.to_dict() for f in r.faces] for r in Watch(clip.video, gallery)]
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         writer = Writer(folder / "annotated.mp4", clip.fps)
         start = time.perf_counter()
         for r in Watch(clip.video, gallery):
@@ -74,7 +74,7 @@ def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path)
     score = video_against_truth(load_truth(clip.truth), frames)
     return {"size": f"{size[0]}x{size[1]}", "faces": faces, "seed": seed, "frames": len(frames),
             "fps": round(len(frames) / seconds, 1), "fps_annotated": round(len(frames) / seconds_annotated, 1),
-            **score, **_load()}
+            "cpu_ms_per_frame": round(cpu / len(frames) * 1000, 1), **score, **_load()}
 
 
 def scenario(lfw: Path, name: str, seed: int, folder: Path) -> dict:
@@ -99,7 +99,8 @@ def real(video: Path, folder: Path) -> dict:
 
 def _flat(report: dict) -> dict:
     """The report's numbers, with frame-by-frame delays kept per track for pooling."""
-    out = {"frames": report["frames"], "fps": report["fps"], "reference": report["reference"]}
+    out = {"frames": report["frames"], "fps": report["fps"], "cpu_ms_per_frame": report["cpu_ms_per_frame"],
+           "reference": report["reference"]}
     if "truth" in report:
         out["truth"] = report["truth"]
     return out
@@ -174,6 +175,7 @@ def main() -> None:
                 # fps over all frames of the group's clips: total frames / total time
                 "fps": round(frames / sum(r["frames"] / r["fps"] for r in group), 1),
                 "fps_annotated": round(frames / sum(r["frames"] / r["fps_annotated"] for r in group), 1),
+                "cpu_ms_per_frame": round(sum(r["cpu_ms_per_frame"] * r["frames"] for r in group) / frames, 1),
                 "accuracy": round(sum(r["correct"] for r in group) / face_frames, 4),
                 "missed": round(sum(r["missed"] for r in group) / face_frames, 4),
                 "wrong_name_rate": round(sum(r["wrong_names"] for r in group)
