@@ -142,33 +142,71 @@ def models_list(json_out: JsonOpt = False) -> None:
 
 
 @models_app.command("fetch")
-def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default all).")] = None
+def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="Models to fetch (default all).")] = None,
+                 force: Annotated[bool, typer.Option(
+                     "--force", help="Download again even if cached and redo the conversions: "
+                                     "the fix for a file that `models verify` or a load refused.")] = False,
                  ) -> None:
-    """Download and verify model files into the cache (then everything works offline)."""
+    """Download, verify and convert models into the cache (then everything works offline)."""
     def go() -> None:
         specs = [zoo.get(n) for n in names] if names else zoo.specs()
-        zoo.fetch([f for s in specs for f in s.files.values()], progress=err.is_terminal)
+        fix = " ".join(["faceprint models fetch --force", *(names or [])])
+        zoo.fetch([f for s in specs for f in s.files.values()], progress=err.is_terminal, force=force, fix=fix)
         for s in specs:
+            _load_model(s)  # converts on first load, so using the cache later needs no write access
             out.print(f"{s.name}: cached ({', '.join(s.sources)})", highlight=False)
     _run(go)
 
 
+def _load_model(spec: zoo.ModelSpec) -> None:
+    from .detection import get_detector
+    from .embedding import get_embedder
+
+    (get_detector if spec.kind == "detector" else get_embedder)(spec.name)
+
+
 @models_app.command("verify")
 def models_verify(json_out: JsonOpt = False) -> None:
-    """Re-hash every cached model file against its pinned SHA-256."""
-    results = []
+    """Re-hash every cached model file and conversion, and run each embedder's known-answer self-test."""
+    from .zoo import selftest
+
+    status = {None: "missing", True: "ok", False: "CORRUPT"}
+    results, seen = [], set()
     for s in zoo.specs():
-        for key, f in s.files.items():
-            ok = zoo.verify(f)
-            results.append({"model": s.name, "file": f.member, "status": {None: "missing", True: "ok", False: "CORRUPT"}[ok]})
+        for f in s.files.values():
+            results.append({"model": s.name, "file": f.member, "status": status[zoo.verify(f)]})
+            for stamp in zoo.converted_from(f.sha256):
+                if stamp.suffix == ".json" and stamp not in seen:
+                    seen.add(stamp)
+                    results.append({"model": s.name, "file": f"converted/{stamp.stem}", **_conversion_status(stamp)})
+    for s in zoo.specs("embedder"):
+        row = {"model": s.name, "file": "self-test", "status": "missing"}
+        if s.cached:
+            try:
+                d = selftest.distance(s.name)
+                row.update(status="ok" if d <= selftest.TOLERANCE else "FAILED",
+                           detail=f"cosine distance {d:.1e} to the reference (at most {selftest.TOLERANCE:g})")
+            except FaceprintError as e:
+                row.update(status="FAILED", detail=str(e))
+        results.append(row)
     if json_out:
         _print_json(results)
     else:
         for r in results:
-            out.print(f"{r['status']:8} {r['model']:14} {r['file']}", highlight=False)
-    if any(r["status"] == "CORRUPT" for r in results):
-        err.print("corrupt files found: delete them or run `faceprint models fetch` after removing them")
+            detail = f"  {r['detail']}" if "detail" in r else ""
+            out.print(f"{r['status']:9} {r['model']:22} {r['file']}{detail}", highlight=False, soft_wrap=True)
+    bad = sorted({r["model"] for r in results if r["status"] in {"CORRUPT", "FAILED"}})
+    if bad:
+        err.print(f"damaged: {', '.join(bad)}; run `faceprint models fetch --force {' '.join(bad)}`", highlight=False)
         raise typer.Exit(1)
+
+
+def _conversion_status(stamp: Path) -> dict:
+    """A conversion whose file is gone is ``missing``: it is made again on next use."""
+    try:
+        return {"status": "ok" if zoo.checked_conversion(stamp, fresh=True) else "missing"}
+    except FaceprintError as e:
+        return {"status": "CORRUPT", "detail": str(e)}
 
 
 # -- one-shot commands ----------------------------------------------------------------------

