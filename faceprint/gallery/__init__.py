@@ -28,7 +28,7 @@ import numpy as np
 from platformdirs import user_data_dir
 
 from ..errors import GalleryError, ImageError, InvalidNameError, NoFaceError, UnknownPersonError
-from ..imageio import load_image
+from ..imageio import load_image, load_reduced
 from ..index import APPROX_FROM, FaceIndex
 from ..pipeline import Pipeline, get_pipeline, largest
 from ..types import Face, Image
@@ -134,35 +134,38 @@ class Gallery:
 
     # -- writing ----------------------------------------------------------------------------
     def enroll(self, name: str, image: Image | bytes | str | Path, source: str | None = None,
-               box: tuple[float, float, float, float] | None = None, create: bool = True) -> int | None:
+               box: tuple[float, float, float, float] | None = None, create: bool = True,
+               min_side: int | None = None) -> int | None:
         """Add the largest face in ``image`` (or the one at ``box``) to ``name`` (created if new,
         unless not ``create``).
 
         Returns the face id, or None if this image was already enrolled for them. ``box`` picks the detected face overlapping it most, for photos of several people (e.g. a
-        face chosen in `faceprint cluster` output).
+        face chosen in `faceprint cluster` output). ``min_side``: a large encoded image may be
+        decoded reduced to that long side (:func:`~faceprint.imageio.load_reduced`); the face's
+        box and landmarks are stored in the image's own coordinates all the same.
         """
         name = _valid_name(name)
         if isinstance(image, (str, Path)):
             source = source or str(Path(image).resolve())
-            raw = _read(image)
-            pixels = load_image(raw, name=str(image))
-            sha = hashlib.sha256(raw).hexdigest()
+            raw, label = _read(image), str(image)
         elif isinstance(image, bytes):
-            pixels = load_image(image, name=source)
-            sha = hashlib.sha256(image).hexdigest()
+            raw, label = image, source
         else:
-            pixels = load_image(image)
-            sha = hashlib.sha256(pixels.tobytes()).hexdigest()
+            raw, label = None, None
+        decoded = load_reduced(image if raw is None else raw, min_side, name=label)
+        pixels, scale = decoded.pixels, decoded.scale
+        sha = hashlib.sha256(pixels.tobytes() if raw is None else raw).hexdigest()
         self._follow_embedder()
         faces = self.pipeline.detect(pixels)
         if not faces:
             raise NoFaceError(f"{source or 'image'}: no face found")
-        face = largest(faces) if box is None else _at(faces, box, source)
+        face = largest(faces) if box is None else _at(faces, tuple(v / scale for v in box), source)
         emb = self.pipeline.embed(pixels, [face])[0]
         chip, chip_face = _chip(pixels, face) if self.keep_images else (b"", {})
+        stored = face.scaled(scale)
         return self.store.add_face(
             name, self.pipeline.embedder.name, emb.vector, source=source, image_sha256=sha,
-            box=[float(v) for v in face.box], landmarks={k: list(v) for k, v in face.landmarks.items()},
+            box=[float(v) for v in stored.box], landmarks={k: list(v) for k, v in stored.landmarks.items()},
             detector=face.detector, chip=chip, chip_face=chip_face, create=create,
         )
 
