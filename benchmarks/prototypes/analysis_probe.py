@@ -683,7 +683,7 @@ def pose_eyes_landmarks(lfw: Path, per: int, people: list[str]) -> dict:
              / (2 * np.linalg.norm(p68[i] - p68[i + 3])) for i in (36, 42)]
         ear.append(e)
         lm = fr_landmark(f)
-        err_fp.append(np.linalg.norm(lm - p68, axis=1).mean() / iod)
+        err_fp.append(np.linalg.norm(lm - p68, axis=1) / iod)
         mesh = mp_mesh(f)
         d = np.linalg.norm(mesh[mp_idx] - p68[ib_idx], axis=1) / iod
         err_mp.append(d.mean())
@@ -694,7 +694,8 @@ def pose_eyes_landmarks(lfw: Path, per: int, people: list[str]) -> dict:
         "faces": len(eye_p),
         "pose_bgr": {"n": len(yaw), "yaw_mean_abs": round(float(np.abs(yaw[:, 0]).mean()), 2),
                      "flip_corr_yaw": round(float(np.corrcoef(yaw[:, 0], yaw_flip[:, 0])[0, 1]), 3),
-                     "flip_sign_agree": round(float((np.sign(yaw[:, 0]) == -np.sign(yaw_flip[:, 0]))[np.abs(yaw[:, 0]) > 5].mean()), 3),
+                     "flip_sign_agree": round(float((np.sign(yaw[:, 0]) == -np.sign(yaw_flip[:, 0]))
+                                                    [np.abs(yaw[:, 0]) > 5].mean()), 3),
                      "flip_yaw_sum_mean_abs": round(float(np.abs(yaw[:, 0] + yaw_flip[:, 0]).mean()), 2),
                      "flip_roll_corr": round(float(np.corrcoef(yaw[:, 2], yaw_flip[:, 2])[0, 1]), 3),
                      "flip_pitch_corr": round(float(np.corrcoef(yaw[:, 1], yaw_flip[:, 1])[0, 1]), 3),
@@ -707,10 +708,14 @@ def pose_eyes_landmarks(lfw: Path, per: int, people: list[str]) -> dict:
                  "frac_class0_gt_class1": round(float((eye_p[:, :, 0] > eye_p[:, :, 1]).mean()), 3),
                  "corr_p0_with_EAR": round(float(np.corrcoef(eye_p[:, :, 0].ravel(), ear.ravel())[0, 1]), 3),
                  "EAR_mean": round(float(ear.mean()), 3),
-                 "p0_at_lowest_EAR_decile": round(float(eye_p[:, :, 0].ravel()[ear.ravel() < np.quantile(ear, 0.1)].mean()), 3)},
+                 "p0_at_lowest_EAR_decile": round(float(eye_p[:, :, 0].ravel()[ear.ravel() < np.quantile(ear, 0.1)]
+                                                        .mean()), 3)},
         "landmarks_vs_dlib68": {
             "fr_landmark_68pt_mean_err_iod": round(float(np.mean(err_fp)), 4),
-            "fr_landmark_median": round(float(np.median(err_fp)), 4),
+            "fr_landmark_median_of_face_means": round(float(np.median(np.mean(err_fp, 1))), 4),
+            "fr_landmark_by_region": {r: round(float(np.mean(np.array(err_fp)[:, a:b])), 4) for r, (a, b) in
+                                      {"jaw 0-16": (0, 17), "brows 17-26": (17, 27), "nose 27-35": (27, 36),
+                                       "eyes 36-47": (36, 48), "mouth 48-67": (48, 68)}.items()},
             "mediapipe_8pt_mean_err_iod": round(float(np.mean(err_mp)), 4),
             "mediapipe_per_point": dict(zip(map(str, ib_idx), np.mean(err_mp_pts, 0).round(4).tolist()))},
     }
@@ -746,7 +751,8 @@ def screen_attack(img: np.ndarray, bg: np.ndarray, rng: np.random.Generator) -> 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     th = rng.uniform(0.05, 0.2)
     f = rng.uniform(0.42, 0.48)  # near the sampling limit: aliases into a coarse moire
-    grid = np.sin(2 * np.pi * f * (xx * np.cos(th) + yy * np.sin(th))) * np.sin(2 * np.pi * f * (yy * np.cos(th) - xx * np.sin(th)))
+    u, v = xx * np.cos(th) + yy * np.sin(th), yy * np.cos(th) - xx * np.sin(th)
+    grid = np.sin(2 * np.pi * f * u) * np.sin(2 * np.pi * f * v)
     x *= (1 + 0.12 * grid)[..., None]
     x = x * (1 + 0.03 * np.sin(yy / rng.uniform(5, 9)))[..., None]  # refresh banding
     bez = np.full((h + 30, w + 30, 3), 15, np.float32)
@@ -807,7 +813,8 @@ def liveness(lfw: Path, n: int, litert_python: str | None, save: Path | None) ->
     picks = [people[i] for i in rng.choice(len(people), n, replace=False)]
     kinds = {"real": lambda im, bg: im, "print": lambda im, bg: print_attack(im, bg, rng),
              "screen": lambda im, bg: screen_attack(im, bg, rng)}
-    scores = {k: {"fr_liveness": [], "fr_liveness_bgr": [], "h_antispoof": [], "h_liveness": [], "expo": []} for k in kinds}
+    models = ("fr_liveness", "fr_liveness_bgr", "h_antispoof", "h_liveness", "expo")
+    scores = {k: {m: [] for m in models} for k in kinds}
     expo_in = {k: [] for k in kinds}
     missed = {k: 0 for k in kinds}
     for i, name in enumerate(picks):
