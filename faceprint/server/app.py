@@ -29,8 +29,8 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from ..errors import (FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError, NoFaceError,
-                      PersonExistsError, UnknownPersonError)
+from ..errors import (BusyError, FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError,
+                      NoFaceError, PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
 from ..gallery.store import KeyRow
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, load_image
@@ -79,8 +79,11 @@ _ERRORS: list[tuple[type[FaceprintError], int, str]] = [
     (InvalidNameError, 422, "invalid_name"),
     (PersonExistsError, 409, "person_exists"),
     (GalleryError, 409, "gallery_conflict"),
+    (BusyError, 503, "busy"),  # the gallery's write lock stayed taken: nothing written, try again
     (FaceprintError, 400, "bad_request"),
 ]
+#: sent with every 503: when a client may try again, in seconds
+RETRY_AFTER = "1"
 # 400 comes from Starlette/FastAPI for a body they cannot parse (malformed multipart, too many parts)
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                413: "too_large", 415: "unsupported_media_type"}
@@ -122,7 +125,7 @@ class ImagesJson(BaseModel):
 
 
 class PersonJson(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(description="A person's name (faceprint.gallery.names: refused with 422 invalid_name)")
 
 
 def _b64(data: str, what: str) -> bytes:
@@ -236,7 +239,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(FaceprintError)
     async def faceprint_error(_: Request, e: FaceprintError) -> JSONResponse:
         err = _as_api_error(e)
-        return _error_response(err.status, err.code, err.message)
+        return _error_response(err.status, err.code, err.message,
+                               {"Retry-After": RETRY_AFTER} if err.status == 503 else None)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:
@@ -298,8 +302,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/people", status_code=201)
     def create_person(body: PersonJson, _: Enroll) -> dict:
-        gallery().add_person(body.name)
-        return {"name": body.name.strip(), "faces": 0}
+        return {"name": gallery().add_person(body.name), "faces": 0}
 
     @app.get("/v1/people/{name}")
     def person(name: str, _: Read) -> dict:
@@ -310,8 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.patch("/v1/people/{name}")
     def rename(name: str, body: PersonJson, _: Enroll) -> dict:
-        gallery().rename(name, body.name)
-        return {"name": body.name.strip(), "renamed_from": name}
+        return {"name": gallery().rename(name, body.name), "renamed_from": name}
 
     @app.delete("/v1/people/{name}")
     def delete(name: str, _: Admin) -> dict:
