@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -47,7 +48,8 @@ def one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
     """The single error line of a failed command, checked to hold each of ``needles``."""
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
-    assert all(n in lines[0] for n in needles), (needles, lines[0])
+    words = re.sub(r"/\S+", "", lines[0])  # outside paths: a test's tmp folder is named after the test
+    assert all(n in (lines[0] if n.startswith("/") else words) for n in needles), (needles, lines[0])
     return lines[0]
 
 
@@ -245,16 +247,18 @@ def test_a_foreign_sqlite_file_is_refused_and_left_untouched(tmp_path, lfw_dir):
     assert sorted(os.listdir(tmp_path)) == ["notes.db"]
 
 
-def test_a_damaged_gallery_is_one_line_naming_the_file(tmp_path, lfw_dir):
+def test_a_damaged_gallery_is_one_line_naming_the_file(tmp_path):
     db = tmp_path / "g.db"
     store = open_store(db)
     for i in range(300):
         store.add_person(f"person {i:03d} " + "x" * 100)
     store.close()
-    with open(db, "r+b") as f:  # the tables' pages, not the header: SQLite opens it, then finds garbage
-        f.seek(4096 * 2)
-        f.write(np.random.default_rng(0).integers(0, 256, 4096 * 8, np.uint8).tobytes())
-    for args in (["people", "list"], ["identify", str(lfw_image(lfw_dir, BUSH, 1))]):
+    pages = db.stat().st_size // 4096
+    assert pages > 30
+    with open(db, "r+b") as f:  # people's pages after the tables' first pages: the gallery opens, then
+        f.seek(4096 * 16)       # reading its people finds garbage
+        f.write(np.random.default_rng(0).integers(0, 256, 4096 * (pages - 20), np.uint8).tobytes())
+    for args in (["people", "list"], ["people", "rename", "person 299 " + "x" * 100, "Bush"]):
         one_line_error(cli(*args, "--db", str(db), ok=False), str(db), "damaged")
 
 
@@ -262,7 +266,7 @@ def test_a_mistyped_db_for_a_reading_command_is_refused_not_created(tmp_path, lf
     missing = tmp_path / "gallery-typo.db"
     for args in (["identify", str(lfw_image(lfw_dir, BUSH, 1))], ["people", "list"], ["people", "show", "x"],
                  ["keys", "list"]):
-        one_line_error(cli(*args, "--db", str(missing), ok=False), f"no gallery at {missing}", "--db")
+        one_line_error(cli(*args, "--db", str(missing), ok=False), "no gallery at", str(missing), "--db")
     assert not missing.exists()
     blocked = tmp_path / "a-file"
     blocked.write_text("")
