@@ -137,8 +137,9 @@ def lock_timeout() -> float:
 def open_store(location: str | Path, sealer: Sealer | None = None, *, readonly: bool = False) -> Store:
     """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path.
 
-    ``readonly`` (for commands that only read): the gallery must exist already, and a SQLite file is
-    opened read-only, so a gallery on a read-only file or folder can still be read.
+    ``readonly`` (for commands that only read): the gallery must exist already (a mistyped path is
+    refused, not made into an empty gallery), nothing is ever written (``write()`` refuses), and a
+    SQLite gallery on a read-only file or folder can still be read.
     """
     if str(location).startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
