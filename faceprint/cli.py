@@ -26,6 +26,7 @@ from .detection import DEFAULT_DETECTOR, detector_names
 from .embedding import DEFAULT_EMBEDDER, embedder_names
 from .errors import FaceprintError, about
 from .gallery import Gallery
+from .gallery.names import valid_name
 from .imageio import load_image, save_image
 from .matching import verify_vectors
 from .pipeline import get_pipeline
@@ -106,8 +107,12 @@ def _each_image(items: Iterable[T], fn: Callable[[T], R], json_mode: bool, what:
 
 
 def _strip_path(message: str, path: Path) -> str:
-    prefix = f"{path}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    """The message without its leading path (as given, or resolved as the gallery records sources),
+    since the report prints the path before it."""
+    for prefix in (f"{path}: ", f"{Path(path).resolve()}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def _print_per_image(done: list[tuple[Path, list]], failures: list[tuple[str, str]]) -> None:
@@ -275,7 +280,9 @@ def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")],
              json_out: JsonOpt = False, vectors: VectorsOpt = None) -> None:
     """Name every face in each image against the gallery (null/unknown when nobody is close enough)."""
     def go() -> None:
-        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, vectors=vectors) as gallery:
+        # read-only, but Milvus follows the log under the gallery's write lock
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, vectors=vectors,
+                     readonly=not vectors) as gallery:
             def one(path: Path) -> list:
                 image = load_image(path)
                 matches = gallery.identify(image)
@@ -302,7 +309,8 @@ def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")],
 
 # -- gallery --------------------------------------------------------------------------------
 def _enrol_jobs(paths: list[Path], name: Optional[str]) -> list[tuple[str, Path]]:
-    if name:
+    if name is not None:
+        name = valid_name(name)  # refused once, not once per image
         return [(name, p) for p in paths]
     jobs = []
     for root in paths:
@@ -357,7 +365,7 @@ def reindex(embedder: Annotated[str, typer.Option("--embedder", "-e", help="Embe
 def people_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Everyone enrolled, with face counts."""
     def go() -> None:
-        with Gallery(db) as g:
+        with Gallery(db, readonly=True) as g:
             people = [{"name": p["name"], "faces": p["faces"]} for p in g.people()]
         if json_out:
             return _print_json(people)
@@ -373,7 +381,7 @@ def people_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
 def people_show(name: str, db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """One person's enrolled faces."""
     def go() -> None:
-        with Gallery(db) as g:
+        with Gallery(db, readonly=True) as g:
             faces = [{"id": f.id, "source": f.source, "image_sha256": f.image_sha256, "box": f.box,
                       "detector": f.detector} for f in g.faces(name)]
         if json_out:
@@ -389,8 +397,8 @@ def people_rename(old: str, new: str, db: DbOpt = None) -> None:
     """Rename a person."""
     def go() -> None:
         with Gallery(db) as g:
-            g.rename(old, new)
-        out.print(f"renamed {old} -> {new}", highlight=False)
+            stored = g.rename(old, new)
+        out.print(f"renamed {old} -> {stored}", highlight=False)
     _run(go)
 
 
@@ -474,7 +482,7 @@ def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is
 def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Every key: id, name, scopes, created, revoked (never the key)."""
     def go() -> None:
-        with Gallery(db) as g:
+        with Gallery(db, readonly=True) as g:
             rows = [{"id": k.id, "name": k.name, "scopes": list(k.scopes), "created": k.created,
                      "revoked": k.revoked} for k in g.store.keys()]
         if json_out:
@@ -545,7 +553,7 @@ def watch(source: SourceArg,
 
     def go() -> None:
         window = _window(show)
-        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold) as gallery:
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, readonly=True) as gallery:
             run = Watch(source, gallery, every=every)
             writer = Writer(out_video, run.source.fps) if out_video else None
             log = open(events, "a", encoding="utf-8") if events else None
@@ -607,6 +615,7 @@ def capture(name: Annotated[str, typer.Argument(help="The person to enrol.")],
         err.print(f"frame {frame.index:5d}  {status}", highlight=False)
 
     def go() -> None:
+        valid_name(name)
         with Gallery(db, detector=detector, embedder=embedder) as gallery:
             result = run_capture(name, source, gallery, count=count, min_size=min_size, on_verdict=say)
         summary = {"name": name, "enrolled": len(result.enrolled), "wanted": count, "frames": result.frames,
@@ -683,6 +692,7 @@ def people_from_cluster(
         db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None) -> None:
     """Enrol the faces of one cluster as a person (in a photo of several, the face at the cluster's box)."""
     def go() -> None:
+        valid_name(name)
         faces = _cluster_faces(clusters_json, index)
         with Gallery(db, detector=detector, embedder=embedder) as gallery:
             def one(face: dict) -> int | None:

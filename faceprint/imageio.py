@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -133,7 +133,8 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
     """Write an RGB image to ``path`` in the format its extension names (.jpg/.jpeg, .png, .webp).
 
     The file is written beside its destination and renamed into place, so a crash never leaves a
-    half-written image under the final name. Returns the path written.
+    half-written image under the final name. It gets the mode any new file would (0666 less the
+    umask), not the private 0600 of a temporary file. Returns the path written.
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -143,7 +144,7 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
     pixels = _from_array(np.asarray(image), "<array>")
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = _new_file(path.parent, f".{path.name}.", ".tmp")
         with os.fdopen(fd, "wb") as fp:
             Image.fromarray(pixels).save(fp, fmt, **_SAVE_OPTIONS[fmt])
         os.replace(tmp_name, path)
@@ -157,6 +158,18 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
             except OSError:
                 pass
     return path
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``mkstemp`` with the mode ``open()`` gives (0666 less the umask) instead of 0600: created with
+    O_EXCL under a random name, the kernel applying the umask (no process-wide ``os.umask`` call)."""
+    for _ in range(100):
+        name = str(folder / f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def _pixel_limit(max_pixels: int | None) -> int:
