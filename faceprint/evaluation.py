@@ -442,7 +442,7 @@ def open_set_identification(split: OpenSetSplit, vectors: dict[str, np.ndarray |
 # -- video: per-frame identity, identity switches ------------------------------------------------
 @dataclass(frozen=True)
 class VideoScore:
-    """How a watched clip compares with its ground truth (``faceprint.video.synth`` writes one).
+    """How a watched clip compares with its ground truth (``faceprint.testing.synth`` writes one).
 
     ``accuracy``: of the face-frames in view and not occluded, the share whose face was tracked and
     named right (an enrolled person's name, or unknown for a stranger); a missed face counts as
