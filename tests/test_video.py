@@ -21,8 +21,8 @@ from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
 from faceprint.video import Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
-from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
+from faceprint.testing.mjpeg import serve_mjpeg
+from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
 
 from .conftest import lfw_image
 
