@@ -110,13 +110,16 @@ class OnnxEmbedder(Embedder):
     """
 
     source: ClassVar[str] = "model"
+    #: bump when ``convert`` makes a different file, so conversions cached by the old one are not reused
+    converter_revision: ClassVar[int] = 1
 
     def __init__(self, flip: bool | None = None) -> None:
         if flip is not None:
             self.flip = flip
         from ..runtime import onnx_session
 
-        self._session = onnx_session(zoo.get(self.name).converted(self.source, type(self).convert))
+        self._session = onnx_session(zoo.get(self.name).converted(self.source, type(self).convert,
+                                                                       self.converter_revision))
         self._input = self._session.get_inputs()[0].name
 
     @staticmethod
