@@ -30,3 +30,10 @@ class DlibResNet(OnnxEmbedder):
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         return crops.astype(np.float32)
+
+
+class DlibResNetInt8(DlibResNet):
+    """The converted network quantised to int8, calibrated on LFW DevTrain faces (docs/models.md)."""
+
+    name = "dlib-resnet-int8"
+    precision = "int8"
