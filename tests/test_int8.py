@@ -83,3 +83,14 @@ def test_without_lfw_the_int8_build_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setenv("FACEPRINT_LFW", str(tmp_path))
     with pytest.raises(ModelError, match="has no peopleDevTrain.txt"):
         lfw_folder()
+
+
+def test_eval_caches_of_an_int8_model_are_keyed_on_its_quantisation():
+    """A changed quantiser (its converter_revision bumped) must not reuse vectors cached by the old one."""
+    from faceprint.embedding.faceplugin import FacePlugin, FacePluginInt8
+
+    # fingerprints read only class settings and the zoo's pins: no model needs loading
+    old = object.__new__(FacePluginInt8)
+    new = object.__new__(type("Requantised", (FacePluginInt8,), {"converter_revision": 2}))
+    assert old.fingerprint != new.fingerprint
+    assert "int8" not in object.__new__(FacePlugin).fingerprint  # float models' caches stay valid

@@ -130,6 +130,12 @@ class OnnxEmbedder(Embedder):
         self._session = onnx_session(zoo.get(self.name).converted(self.source, convert, self.converter_revision))
         self._input = self._session.get_inputs()[0].name
 
+    @property
+    def fingerprint(self) -> str:
+        """An int8 model's vectors also depend on its quantisation, which ``converter_revision`` versions."""
+        extra = f" {self.precision} c{self.converter_revision}" if self.precision != "float32" else ""
+        return super().fingerprint + extra
+
     @staticmethod
     @abstractmethod
     def convert(path: Path) -> bytes:
