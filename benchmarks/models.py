@@ -15,7 +15,7 @@ process's CPU seconds instead (run it with ``FACEPRINT_THREADS=1``, so CPU time 
 
     FACEPRINT_THREADS=1 FACEPRINT_LFW=../shared/datasets/lfw python benchmarks/models.py \
         --lfw ../shared/datasets/lfw --images 64 --clock cpu --dlib-runtime \
-        --only blazeface-mtcnn dlib-resnet dlib-resnet-int8 faceplugin faceplugin-int8 faceplugin+dlib-resnet
+        --only blazeface-mtcnn dlib-resnet dlib-resnet-int8 faceplugin faceplugin+dlib-resnet
 """
 
 from __future__ import annotations

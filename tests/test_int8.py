@@ -11,27 +11,20 @@ from faceprint.evaluation import central, read_pairs
 from faceprint.zoo.quantize import calibration_images, lfw_folder
 
 #: float model -> its int8 variant
-PAIRS = {"faceplugin": "faceplugin-int8", "dlib-resnet": "dlib-resnet-int8"}
+PAIRS = {"dlib-resnet": "dlib-resnet-int8"}
 #: same/different decisions (each model at its own threshold) that may differ, of the 100 pairs
 MAX_CHANGED = 3
 
 
 @pytest.fixture(scope="module")
-def lfw_env(lfw_dir):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FACEPRINT_LFW", str(lfw_dir))
-        yield lfw_dir
-
-
-@pytest.fixture(scope="module")
-def subset_faces(lfw_env):
+def subset_faces(lfw_dir):
     """100 View 2 pairs (5 same and 5 different from each fold) and each image's detected face."""
     from faceprint.detection import get_detector
     from faceprint.imageio import load_image
 
     pairs = []
     for fold in range(10):
-        in_fold = [p for p in read_pairs(lfw_env) if p.fold == fold]
+        in_fold = [p for p in read_pairs(lfw_dir) if p.fold == fold]
         pairs += [p for p in in_fold if p.same][:5] + [p for p in in_fold if not p.same][:5]
     det = get_detector()
     faces = {}
@@ -65,13 +58,13 @@ def test_int8_model_gives_the_float_models_answers(float_name, subset_faces):
     assert np.abs(d_int8 - d_float).mean() <= 0.1 * zoo.get(float_name).threshold
 
 
-def test_calibration_uses_devtrain_people_and_no_view2_image(lfw_env):
-    images = calibration_images(lfw_env)
+def test_calibration_uses_devtrain_people_and_no_view2_image(lfw_dir):
+    images = calibration_images(lfw_dir)
     assert len(images) == 256 and len(set(images)) == 256
-    assert images == calibration_images(lfw_env)  # deterministic: the same model on every machine
-    view2 = {str(p) for pair in read_pairs(lfw_env) for p in (pair.a, pair.b)}
+    assert images == calibration_images(lfw_dir)  # deterministic: the same model on every machine
+    view2 = {str(p) for pair in read_pairs(lfw_dir) for p in (pair.a, pair.b)}
     assert not view2 & {str(p) for p in images}
-    dev_train = {line.split()[0] for line in (lfw_env / "peopleDevTrain.txt").read_text().split("\n")[1:] if line}
+    dev_train = {line.split()[0] for line in (lfw_dir / "peopleDevTrain.txt").read_text().split("\n")[1:] if line}
     assert {p.parent.name for p in images} <= dev_train
 
 
@@ -87,10 +80,10 @@ def test_without_lfw_the_int8_build_is_a_one_line_error(monkeypatch, tmp_path):
 
 def test_eval_caches_of_an_int8_model_are_keyed_on_its_quantisation():
     """A changed quantiser (its converter_revision bumped) must not reuse vectors cached by the old one."""
-    from faceprint.embedding.faceplugin import FacePlugin, FacePluginInt8
+    from faceprint.embedding.dlib_resnet import DlibResNet, DlibResNetInt8
 
     # fingerprints read only class settings and the zoo's pins: no model needs loading
-    old = object.__new__(FacePluginInt8)
-    new = object.__new__(type("Requantised", (FacePluginInt8,), {"converter_revision": 2}))
+    old = object.__new__(DlibResNetInt8)
+    new = object.__new__(type("Requantised", (DlibResNetInt8,), {"converter_revision": 2}))
     assert old.fingerprint != new.fingerprint
-    assert "int8" not in object.__new__(FacePlugin).fingerprint  # float models' caches stay valid
+    assert "int8" not in object.__new__(DlibResNet).fingerprint  # float models' caches stay valid

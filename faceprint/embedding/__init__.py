@@ -25,7 +25,6 @@ _EMBEDDERS = {
     "faceplugin": "faceprint.embedding.faceplugin:FacePlugin",
     "expo-mobilefacenet": "faceprint.embedding.expo_mobilefacenet:ExpoMobileFaceNet",
     "faceplugin+dlib-resnet": "faceprint.embedding.fusion:FacePluginDlibResNet",
-    "faceplugin-int8": "faceprint.embedding.faceplugin:FacePluginInt8",
     "dlib-resnet-int8": "faceprint.embedding.dlib_resnet:DlibResNetInt8",
 }
 

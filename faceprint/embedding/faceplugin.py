@@ -35,10 +35,3 @@ class FacePlugin(OnnxEmbedder):
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         return ((crops[..., ::-1].astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
-
-
-class FacePluginInt8(FacePlugin):
-    """The same network quantised to int8, calibrated on LFW DevTrain faces (docs/models.md)."""
-
-    name = "faceplugin-int8"
-    precision = "int8"

@@ -248,19 +248,20 @@ _SPECS += [
 
 
 
-def _int8(base: str, threshold: float, **changes) -> ModelSpec:
-    """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py)."""
+def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
+    """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py).
+
+    Offered only where it pays (faster, at most a few tenths of a point lost on LFW): docs/models.md
+    has the measurements, those of the variants that did not pay (faceplugin's) too.
+    """
     spec = next(s for s in _SPECS if s.name == base)
     return replace(spec, name=f"{base}-int8", summary=f"{spec.summary}; int8 (static QDQ, per-channel weights)",
-                   threshold=threshold, calibrated=True,
+                   threshold=threshold, identify_threshold=identify_threshold, calibrated=True,
                    notes="Built on first use from the float model, calibrated on LFW DevTrain faces: needs "
-                         "FACEPRINT_LFW. Measured against the float model in docs/models.md.", **changes)
+                         "FACEPRINT_LFW. Measured against the float model in docs/models.md.")
 
 
-_SPECS += [
-    _int8("faceplugin", threshold=0.7229),
-    _int8("dlib-resnet", threshold=0.0930),
-]
+_SPECS += [_int8("dlib-resnet", threshold=0.0933, identify_threshold=0.0585)]
 
 _BY_NAME = {s.name: s for s in _SPECS}
 
