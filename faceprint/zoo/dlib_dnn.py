@@ -129,7 +129,7 @@ def _read_layer(r: _Reader, op: _Op) -> dict:
         filters, nr, nc, stride_y, stride_x, pad_y, pad_x = (r.int() for _ in range(7))
         n, k, s = op.arg
         r.expect((filters, nr, nc, stride_y, stride_x), ((n, k, k, s, s),), "convolution")
-        fshape, bshape = r.alias(), r.alias()
+        fshape, _ = r.alias(), r.alias()  # filters, biases
         for _ in range(4):  # learning-rate and weight-decay multipliers
             r.float()
         use_bias = r.bool() if name == "con_5" else True
@@ -137,7 +137,7 @@ def _read_layer(r: _Reader, op: _Op) -> dict:
         size = int(np.prod(fshape))
         return {"w": flat[:size].reshape(fshape),
                 "b": flat[size:size + fshape[0]] if use_bias else np.zeros(fshape[0], np.float32),
-                "pads": [pad_y, pad_x, pad_y, pad_x], "stride": s}
+                "pads": [pad_y, pad_x, pad_y, pad_x]}
     if op.kind == "affine":
         r.expect(name, ("affine_",), "layer type")
         params = r.tensor().ravel()
