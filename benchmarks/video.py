@@ -6,13 +6,13 @@ Three parts, each recording the machine's load average (the machine may be share
 under load is pessimistic; CPU time per frame, all threads, is less affected):
 
 * **speed**: for each frame size (640x480, 1280x720) and face count (1, 3, 10), and each seed, a
-  plain clip from ``faceprint.video.synth`` (8 s at 25 fps: LFW faces moving, scaling, switching
+  plain clip from ``faceprint.testing.synth`` (8 s at 25 fps: LFW faces moving, scaling, switching
   photos, briefly occluded, entering and leaving; half enrolled, half strangers) is watched by the
   default pipeline against a gallery of the enrolled people from three LFW photos each that the
   clip never shows. Timed: the whole loop a live source needs (decode, detect, track, embed,
   search), then again drawing and writing the annotated video. Scored against the truth.
 * **scenarios**: the realistic presets (``make_scenario``: ``cut_replace``, ``profile_then_frontal``,
-  ``mix``) per seed, scored by ``faceprint.evaluation.evaluate_video`` against both the truth
+  ``mix``) per seed, scored by ``faceprint.evaluation.video_report`` against both the truth
   (wrong names, tracks outliving a cut) and frame-by-frame identification (recall, contradictions,
   time to name).
 * **real**: ``crowd-1080p.mp4`` (real 1080p footage, many walking faces; not in the repository),
@@ -44,7 +44,7 @@ def _load() -> dict:
 
 def _gallery(lfw: Path, clip, db: Path):
     from faceprint import Gallery
-    from faceprint.video.synth import DEFAULT_ENROLLED
+    from faceprint.testing.synth import DEFAULT_ENROLLED
 
     gallery = Gallery(db)
     for person in DEFAULT_ENROLLED:
@@ -56,8 +56,8 @@ def _gallery(lfw: Path, clip, db: Path):
 
 def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path) -> dict:
     from faceprint.evaluation import video_against_truth
+    from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
     from faceprint.video import Watch, Writer
-    from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
 
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,
                      strangers=DEFAULT_STRANGERS, size=size, faces=faces, seconds=8.0, seed=seed)
@@ -78,22 +78,22 @@ def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path)
 
 
 def scenario(lfw: Path, name: str, seed: int, folder: Path) -> dict:
-    from faceprint.evaluation import evaluate_video
-    from faceprint.video.synth import make_scenario
+    from faceprint.evaluation import video_report
+    from faceprint.testing.synth import make_scenario
 
     clip = make_scenario(name, lfw, folder / f"{name}-{seed}.mp4", seed=seed)
     with _gallery(lfw, clip, folder / f"gallery-{name}-{seed}.db") as gallery:
-        report = evaluate_video(clip.video, gallery, clip.truth)
+        report = video_report(clip.video, gallery, clip.truth)
     return {"scenario": name, "seed": seed, **_flat(report), **_load()}
 
 
 def real(video: Path, folder: Path) -> dict:
     from faceprint import Gallery
-    from faceprint.evaluation import enrol_from_frame, evaluate_video
+    from faceprint.evaluation import enrol_from_frame, video_report
 
     with Gallery(folder / "gallery-real.db") as gallery:
         enrol_from_frame(gallery, video, "walker", frame=5)
-        report = evaluate_video(video, gallery)
+        report = video_report(video, gallery)
     return {"video": video.name, **_flat(report), **_load()}
 
 

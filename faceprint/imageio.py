@@ -13,8 +13,15 @@ Decisions, so callers need not guess:
   the high byte, which is how Pillow hands them over), never clipped at 255.
 * **Size limit**: images with more than ``max_pixels`` pixels (argument, else the
   ``FACEPRINT_MAX_PIXELS`` environment variable, else 40 megapixels) are refused from the header,
-  before any pixel is decoded. Pillow's own bomb guard (``Image.MAX_IMAGE_PIXELS``) still applies
-  beneath ours; raising our limit above ~179 megapixels also needs that one raised.
+  before any pixel is decoded. That limit is the only one: Pillow's own bomb guard
+  (``Image.MAX_IMAGE_PIXELS``) is switched off when this module is imported, since it would warn
+  from 89 megapixels and refuse from 179 with its own message, whatever faceprint's limit says.
+  Code that opens untrusted images with Pillow directly in the same process must check their
+  size itself.
+* **Reduced decoding** (:func:`load_reduced`): a caller that needs no more than ``min_side``
+  pixels along the long side gets large images reduced by a power of two. JPEGs are reduced
+  while decoding (DCT scaling), so the full image never exists in memory; other formats are
+  decoded whole and reduced at once.
 * **Truncated or corrupt files** are refused, never returned half-grey:
   ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is left False and the pixels are decoded here, inside
   the error handling, not lazily later.
@@ -27,10 +34,12 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
@@ -49,6 +58,22 @@ FORMATS = tuple(f for f in ("JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "TIFF", 
 _SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 _SAVE_OPTIONS = {"JPEG": {"quality": 95}, "PNG": {"compress_level": 6}, "WEBP": {"quality": 95, "method": 4}}
 _EXIF_ORIENTATION = 0x0112
+#: Modes whose pixels Pillow's ``reduce`` may average (palette indices, 16-bit and bilevel may not).
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA", "CMYK", "YCbCr")
+
+# faceprint checks each image's size against its own limit before decoding (see above).
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image decoded, perhaps reduced: point ``(x, y)`` of ``pixels`` is ``(x * scale, y * scale)``
+    in the image, which is ``width`` x ``height`` (upright)."""
+
+    pixels: ImageArray
+    scale: int
+    width: int
+    height: int
 
 
 def load_image(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> ImageArray:
@@ -60,15 +85,28 @@ def load_image(source: Source, *, max_pixels: int | None = None, name: str | Non
     naming the input (``name`` if given, e.g. the file bytes came from; else the path, ``<bytes>``
     or ``<array>``) and the problem.
     """
+    return load_reduced(source, None, max_pixels=max_pixels, name=name).pixels
+
+
+def load_reduced(source: Source, min_side: int | None, *, max_pixels: int | None = None,
+                 name: str | None = None) -> Decoded:
+    """:func:`load_image`, with an encoded image whose long side is at least twice ``min_side``
+    reduced by the largest power of two (at most 8) that keeps its long side at least ``min_side``
+    (None: never reduced; arrays never are).
+
+    For callers that do not need every pixel of a large photo (a detector that scales the image
+    down anyway): a 40-megapixel JPEG then costs a quarter of its full size in memory.
+    """
     if isinstance(source, np.ndarray):
-        return _from_array(source, name or "<array>")
+        pixels = _from_array(source, name or "<array>")
+        return Decoded(pixels, 1, pixels.shape[1], pixels.shape[0])
     limit = _pixel_limit(max_pixels)
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = name or "<bytes>"
         data = bytes(source)
         if not data:
             raise ImageError(f"{name}: empty input, no image data")
-        return _decode(io.BytesIO(data), name, limit)
+        return _decode(io.BytesIO(data), name, limit, min_side)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         name = name or str(path)
@@ -87,7 +125,7 @@ def load_image(source: Source, *, max_pixels: int | None = None, name: str | Non
         except OSError as exc:
             raise ImageError(f"{name}: cannot open file: {_one_line(exc.strerror or exc)}") from None
         with fp:
-            return _decode(fp, name, limit)
+            return _decode(fp, name, limit, min_side)
     raise ImageError(f"<{type(source).__name__}>: not an image source (expected a path, bytes or a numpy array)")
 
 
@@ -95,7 +133,8 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
     """Write an RGB image to ``path`` in the format its extension names (.jpg/.jpeg, .png, .webp).
 
     The file is written beside its destination and renamed into place, so a crash never leaves a
-    half-written image under the final name. Returns the path written.
+    half-written image under the final name. It gets the mode any new file would (0666 less the
+    umask), not the private 0600 of a temporary file. Returns the path written.
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -105,7 +144,7 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
     pixels = _from_array(np.asarray(image), "<array>")
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = _new_file(path.parent, f".{path.name}.", ".tmp")
         with os.fdopen(fd, "wb") as fp:
             Image.fromarray(pixels).save(fp, fmt, **_SAVE_OPTIONS[fmt])
         os.replace(tmp_name, path)
@@ -119,6 +158,18 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
             except OSError:
                 pass
     return path
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``mkstemp`` with the mode ``open()`` gives (0666 less the umask) instead of 0600: created with
+    O_EXCL under a random name, the kernel applying the umask (no process-wide ``os.umask`` call)."""
+    for _ in range(100):
+        name = str(folder / f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def _pixel_limit(max_pixels: int | None) -> int:
@@ -135,7 +186,15 @@ def _pixel_limit(max_pixels: int | None) -> int:
     return int(max_pixels)
 
 
-def _decode(fp, name: str, limit: int) -> ImageArray:
+def _reduction(width: int, height: int, min_side: int | None) -> int:
+    """The largest power of two, at most 8, that keeps the long side at least ``min_side``."""
+    factor = 1
+    while min_side and factor < 8 and max(width, height) // (factor * 2) >= min_side:
+        factor *= 2
+    return factor
+
+
+def _decode(fp, name: str, limit: int, min_side: int | None) -> Decoded:
     # Never let a truncated file decode into grey padding, even if someone flipped the global.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise ImageError(f"{name}: refusing to decode while PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True")
@@ -150,22 +209,32 @@ def _decode(fp, name: str, limit: int) -> ImageArray:
                     f"{name}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels, "
                     f"over the limit of {limit / 1e6:.1f} (set max_pixels or {MAX_PIXELS_ENV})"
                 )
+            factor, scale = _reduction(width, height, min_side), 1
+            if factor > 1 and (drafted := im.draft(None, (width // factor, height // factor))):
+                scale = round(width / drafted[1][2])  # JPEG: decoded at 1/scale (DCT scaling)
             im.load()  # decode now, inside this try, so truncation and corruption surface here
             orientation = _orientation(im)
+            if factor > scale and im.mode in _REDUCIBLE:
+                full, im = im, im.reduce(factor // scale)
+                full.close()  # free the full-size pixels now, not when the file is closed
+                scale = factor
             pixels = _to_rgb(im, name)
     except ImageError:
         raise
     except Image.UnidentifiedImageError:
         raise ImageError(f"{name}: not a recognised image format (supported: {', '.join(FORMATS)})") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name}: too many pixels: {_one_line(exc)}") from None
     except MemoryError:
         raise ImageError(f"{name}: out of memory while decoding") from None
     except Exception as exc:  # Pillow reports corruption as OSError, SyntaxError, ValueError, EOFError, ...
         raise ImageError(f"{name}: corrupt or truncated image: {_one_line(exc)}") from None
+    if factor > scale:  # a mode Pillow cannot average: reduce the RGB pixels instead
+        pixels = cv2.resize(pixels, (-(-width // factor), -(-height // factor)), interpolation=cv2.INTER_AREA)
+        scale = factor
     pixels = _orient(pixels, orientation)
+    if orientation >= 5:  # turned a quarter: the upright image is height x width
+        width, height = height, width
     # Pillow hands pixels over as read-only bytes; callers (drawing, in-place preprocessing) need to write.
-    return pixels if pixels.flags.writeable else pixels.copy()
+    return Decoded(pixels if pixels.flags.writeable else pixels.copy(), scale, width, height)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,6 +35,13 @@ class Face:
     @property
     def height(self) -> float:
         return self.box[3] - self.box[1]
+
+    def scaled(self, k: float) -> Face:
+        """This face in the image resized by ``k`` (e.g. ``k`` = 2: back from a half-size copy)."""
+        if k == 1:
+            return self
+        return replace(self, box=tuple(v * k for v in self.box),
+                       landmarks={n: (x * k, y * k) for n, (x, y) in self.landmarks.items()})
 
     def to_dict(self) -> dict:
         return {

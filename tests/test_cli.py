@@ -115,7 +115,10 @@ def test_models_list_and_verify():
     assert all(r["licence"] and r["sources"] for r in rows)
     assert all(r["threshold"] for r in rows if r["kind"] == "embedder")
     p = run("models", "verify", "--json")
-    assert all(r["status"] in {"ok", "missing"} for r in json.loads(p.stdout))
+    checks = json.loads(p.stdout)
+    assert all(r["status"] in {"ok", "missing"} for r in checks)
+    cached = {r["name"] for r in rows if r["kind"] == "embedder" and r["cached"]}
+    assert {r["model"] for r in checks if r["file"] == "self-test" and r["status"] == "ok"} == cached
 
 
 def test_every_format_reaches_the_detector_and_bad_ones_fail_cleanly(tmp_path, astronaut):

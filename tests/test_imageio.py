@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
-from faceprint.errors import FaceprintError, ImageError
-from faceprint.imageio import load_image, save_image
+from faceprint.errors import FaceprintError, ImageError, ImageTooLargeError
+from faceprint.imageio import load_image, load_reduced, save_image
 
 
 def mae(a: np.ndarray, b: np.ndarray) -> float:
@@ -371,3 +373,53 @@ def test_save_errors(tmp_path, astronaut):
         save_image(tmp_path / "missing" / "out.png", astronaut)
     with pytest.raises(ImageError, match="shape"):
         save_image(tmp_path / "out.png", np.zeros((3, 3, 2), np.uint8))
+
+
+@pytest.mark.parametrize("side", [10_000, 14_000])  # 100 MP: Pillow would warn; 196 MP: Pillow would refuse
+def test_faceprints_limit_speaks_not_pillows(side):
+    header_only = raw_png(side, side, 8, 2, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # DecompressionBombWarning would fail the test
+        with pytest.raises(ImageTooLargeError, match=r"over the limit of 40\.0 \(set max_pixels"):
+            load_image(header_only)
+
+
+# --- reduced decoding ------------------------------------------------------------------------------
+def _big(astronaut: np.ndarray) -> np.ndarray:
+    """A 2003x1602 photo (odd sizes: the last reduced pixel covers a partial block)."""
+    return cv2.resize(astronaut, (2003, 1602), interpolation=cv2.INTER_CUBIC)
+
+
+def _blocks(full: np.ndarray, k: int) -> np.ndarray:
+    """The mean of each whole ``k`` x ``k`` block: what reducing by ``k`` means."""
+    h, w = full.shape[0] // k, full.shape[1] // k
+    return np.rint(full[:h * k, :w * k].reshape(h, k, w, k, 3).mean(axis=(1, 3))).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name, kw, tol", [("a.jpg", {"quality": 95}, 3.0), ("a.png", {}, 1.0),
+                                           ("p.png", {"palette": True}, 8.0), ("a.webp", {"lossless": True}, 1.0)])
+def test_reduced_decoding_matches_reducing_the_full_image(tmp_path, astronaut, name, kw, tol):
+    big = _big(astronaut)
+    im = Image.fromarray(big)
+    if kw.pop("palette", False):  # a mode Pillow cannot average: reduced after conversion to RGB
+        im = im.quantize(256)
+    path = save(tmp_path, name, im, **kw)
+    full = load_image(path)
+    out = load_reduced(path, 500)  # 2003 // 4 >= 500 > 2003 // 8: a quarter
+    assert (out.scale, out.width, out.height) == (4, 2003, 1602)
+    check_rgb(out.pixels)
+    assert out.pixels.shape == (401, 501, 3)
+    assert mae(out.pixels[:400, :500], _blocks(full, 4)) < tol
+    assert load_reduced(path, 1002).scale == 1 and load_reduced(path, 1001).scale == 2
+    assert load_reduced(path, None).scale == 1
+    assert load_reduced(full, 500).pixels is full  # arrays are never reduced
+
+
+def test_reduced_decoding_turns_upright_with_the_original_size(tmp_path, astronaut):
+    upright = _big(astronaut)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = save(tmp_path, "o6.jpg", Image.fromarray(upright).transpose(STORED[6]), exif=exif.tobytes(), quality=95)
+    out = load_reduced(path, 800)
+    assert (out.scale, out.width, out.height) == (2, 2003, 1602) and out.pixels.shape == (801, 1002, 3)
+    assert mae(out.pixels[:801, :1001], _blocks(upright, 2)) < 3

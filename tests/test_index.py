@@ -49,9 +49,16 @@ def test_exact_and_approximate_agree(faces):
     assert (person[exact_keys[:, 0]] == person).mean() > 0.95
 
 
-def test_two_stage_among_distractors_agrees_with_exact(faces):
+def test_two_stage_among_distractors_agrees_with_exact(faces, monkeypatch):
     """The reduced-dimension graph plus re-ranking finds exact search's nearest face for real probes
-    among synthetic faceprints drawn like the benchmark's (a Gaussian fitted to real ones)."""
+    among synthetic faceprints drawn like the benchmark's (a Gaussian fitted to real ones).
+
+    The graph is built on one thread, so the test is deterministic (a two-thread build inserts in a
+    varying order). Real probes must find exactly what exact search finds; the noisy synthetic
+    queries sit far from everything, among near-ties, so for them the approximate answer must be as
+    near as the exact one, not the same face.
+    """
+    monkeypatch.setenv("FACEPRINT_THREADS", "1")
     vectors = np.stack([v for vecs in faces.values() for v in vecs])
     probes, enrolled = vectors[3::4], np.delete(vectors, np.s_[3::4], axis=0)
     rng = np.random.default_rng(0)
@@ -63,7 +70,9 @@ def test_two_stage_among_distractors_agrees_with_exact(faces):
         index.add(np.arange(len(enrolled)), enrolled)  # the graph's components come from real faces only
         index.add(np.arange(len(enrolled), len(gallery)), gallery[len(enrolled):])
     (ek, ed), (ak, ad) = exact.search(queries, 3), approx.search(queries, 3)
-    assert approx.approximate and (ek[:, 0] == ak[:, 0]).mean() >= 0.99
+    real = len(probes)
+    assert approx.approximate and (ek[:real, 0] == ak[:real, 0]).all()
+    assert (ad[real:, 0] - ed[real:, 0] < 0.01).mean() >= 0.99
     assert np.abs(ed[ek == ak] - ad[ek == ak]).max() < 2e-3
 
 

@@ -251,6 +251,26 @@ def test_lost_connection_is_replaced(db):
         store.count_people()
 
 
+def test_a_held_write_lock_gives_busy_within_the_bound(db, monkeypatch):
+    from faceprint.errors import BusyError
+    from faceprint.gallery.postgres import _WRITE_LOCK
+
+    monkeypatch.setenv("FACEPRINT_LOCK_TIMEOUT", "1")
+    store = open_store(db)
+    store.add_person("Before")
+    with psycopg.connect(db, autocommit=True) as outside:  # another writer, holding the lock every writer takes
+        outside.execute("SELECT pg_advisory_lock(%s)", (_WRITE_LOCK,))
+        started = time.perf_counter()
+        with pytest.raises(BusyError, match="busy"):
+            store.add_person("Refused")
+        assert 0.9 < time.perf_counter() - started < 3
+        assert [p[0] for p in store.people()] == ["Before"]  # the store reads on, nothing half-written
+        outside.execute("SELECT pg_advisory_unlock(%s)", (_WRITE_LOCK,))
+    store.add_person("After")
+    assert [p[0] for p in store.people()] == ["After", "Before"]
+    store.close()
+
+
 # -- several processes on one database ---------------------------------------------------------------------
 def _key_from_cli(db: str) -> dict:
     done = subprocess.run([FACEPRINT, "keys", "create", "test", "-s", "admin", "--db", db, "--json"],

@@ -15,13 +15,14 @@ import cv2
 import pytest
 
 from faceprint import Gallery
-from faceprint.evaluation import enrol_from_frame, evaluate_video, video_score
+from faceprint.evaluation import enrol_from_frame, video_report, video_score
+from faceprint.gallery.store import open_store
 from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
+from faceprint.testing.mjpeg import serve_mjpeg
+from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip, make_scenario
 from faceprint.video import Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
-from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip, make_scenario
 
 from .conftest import lfw_image
 
@@ -127,6 +128,7 @@ def test_a_source_that_cannot_be_read_is_one_clear_line(tmp_path, kind):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "garbage.mp4").write_bytes(os.urandom(20_000))
     out = tmp_path / "out.mp4"
+    open_store(tmp_path / "g.db").close()  # watch only reads: it refuses a gallery that is not there
     done = subprocess.run([FACEPRINT, "watch", source, "--db", str(tmp_path / "g.db"), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     expected = {"missing": "no such video file", "empty": "empty file", "garbage": "cannot open this video file",
@@ -215,7 +217,7 @@ def test_a_face_turning_to_the_camera_is_named_at_once(tmp_path, lfw_dir):
     single-image identification is clearly (0.8 x threshold) the person."""
     clip, db = _scenario(tmp_path, lfw_dir, "profile_then_frontal")
     with Gallery(db) as gallery:
-        report = evaluate_video(clip.video, gallery, clip.truth)
+        report = video_report(clip.video, gallery, clip.truth)
     delay = report["reference"]["time_to_name"]
     assert delay["tracks"] >= 1 and delay["never"] == 0, delay
     assert delay["median"] <= 2 and delay["max"] <= 5, delay
@@ -250,7 +252,7 @@ def test_real_footage_one_walker_one_track(tmp_path):
     face-frames, and hardly ever shows the name where frame-by-frame confidently says otherwise."""
     with Gallery(tmp_path / "g.db") as gallery:
         enrol_from_frame(gallery, CROWD, "walker", frame=5)
-        report = evaluate_video(CROWD, gallery)
+        report = video_report(CROWD, gallery)
     ref = report["reference"]
     assert report["frames"] == 105 and ref["named_by_reference"] >= 20
     assert ref["tracks_per_person"] == {"walker": 1}, ref

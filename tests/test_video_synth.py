@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from faceprint.errors import FaceprintError
-from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import CLEAR_YAW, Clip, load_truth, main, make_clip, make_scenario
+from faceprint.testing.mjpeg import serve_mjpeg
+from faceprint.testing.synth import CLEAR_YAW, Clip, load_truth, main, make_clip, make_scenario
 
 ENROLLED = ["Tony_Blair", "Colin_Powell"]
 STRANGERS = ["Hugo_Chavez", "Jean_Chretien"]

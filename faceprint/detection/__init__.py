@@ -32,6 +32,10 @@ class Detector(ABC):
     name: ClassVar[str]
     #: bump when the code changes what the detector returns, so cached evaluations are redone
     revision: ClassVar[int] = 1
+    #: The smallest face found, as a fraction of the image's long side, for a detector that scales
+    #: large images down to a fixed size: it needs no more resolution than that to find its faces.
+    #: None: it finds faces down to a size in pixels, so every pixel counts.
+    min_face_fraction: float | None = None
 
     @property
     def fingerprint(self) -> str:

@@ -55,6 +55,11 @@ class BlazeFaceMTCNN(Detector):
     def fingerprint(self) -> str:
         return f"{super().fingerprint} [{self._blazeface.fingerprint} + {self._mtcnn.fingerprint}]"
 
+    @property
+    def min_face_fraction(self) -> float:
+        # BlazeFace's reach over the most tiles (the fallback's, min_face_size at 1280 px, is near it)
+        return 1 / (_REACH * self.max_tiles)
+
     def _tiles(self, height: int, width: int) -> int:
         return min(self.max_tiles, math.ceil(max(height, width) / (_REACH * self.min_face_size)))
 
@@ -74,9 +79,7 @@ class BlazeFaceMTCNN(Detector):
             return self._mtcnn.detect(image)
         small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                            interpolation=cv2.INTER_AREA)
-        return [replace(f, box=tuple(v / scale for v in f.box),
-                        landmarks={k: (x / scale, y / scale) for k, (x, y) in f.landmarks.items()})
-                for f in self._mtcnn.detect(small)]
+        return [f.scaled(1 / scale) for f in self._mtcnn.detect(small)]
 
     def refine(self, image: Image, boxes: np.ndarray) -> list[Face]:
         return [replace(f, detector=self.name) for f in self._mtcnn.place(image, boxes)]

@@ -25,6 +25,7 @@ _EMBEDDERS = {
     "faceplugin": "faceprint.embedding.faceplugin:FacePlugin",
     "expo-mobilefacenet": "faceprint.embedding.expo_mobilefacenet:ExpoMobileFaceNet",
     "faceplugin+dlib-resnet": "faceprint.embedding.fusion:FacePluginDlibResNet",
+    "dlib-resnet-int8": "faceprint.embedding.dlib_resnet:DlibResNetInt8",
 }
 
 DEFAULT_EMBEDDER = "faceplugin"
@@ -110,14 +111,29 @@ class OnnxEmbedder(Embedder):
     """
 
     source: ClassVar[str] = "model"
+    #: bump when ``convert`` (or, for an int8 model, the quantisation) makes a different file, so
+    #: conversions cached by the old code are not reused
+    converter_revision: ClassVar[int] = 1
+    #: "int8": the float conversion quantised on this machine (``faceprint.zoo.quantize``)
+    precision: ClassVar[str] = "float32"
 
     def __init__(self, flip: bool | None = None) -> None:
         if flip is not None:
             self.flip = flip
         from ..runtime import onnx_session
+        from ..zoo.quantize import int8_conversion
 
-        self._session = onnx_session(zoo.get(self.name).converted(self.source, type(self).convert))
+        convert = type(self).convert
+        if self.precision == "int8":
+            convert = int8_conversion(convert, self._prepare, self.template, self.size)
+        self._session = onnx_session(zoo.get(self.name).converted(self.source, convert, self.converter_revision))
         self._input = self._session.get_inputs()[0].name
+
+    @property
+    def fingerprint(self) -> str:
+        """An int8 model's vectors also depend on its quantisation, which ``converter_revision`` versions."""
+        extra = f" {self.precision} c{self.converter_revision}" if self.precision != "float32" else ""
+        return super().fingerprint + extra
 
     @staticmethod
     @abstractmethod

@@ -27,12 +27,13 @@ import cv2
 import numpy as np
 from platformdirs import user_data_dir
 
-from ..errors import GalleryError, ImageError, InvalidNameError, NoFaceError, UnknownPersonError
-from ..imageio import load_image
+from ..errors import GalleryError, ImageError, NoFaceError, UnknownPersonError
+from ..imageio import load_image, load_reduced
 from ..index import APPROX_FROM, FaceIndex
 from ..pipeline import Pipeline, get_pipeline, largest
 from ..types import Face, Image
 from .crypto import Sealer
+from .names import lookup_name, valid_name
 from .store import FaceRow, Removed, open_store
 
 _CHIP_MARGIN = 0.6  # of the face box, each side: room for any embedder's template
@@ -69,13 +70,15 @@ class Gallery:
     ``FACEPRINT_ENCRYPTION_KEY`` set, embeddings and face images are encrypted at rest.
     ``vectors`` keeps the search index in Milvus (a Milvus Lite ``.db`` path or a server URL,
     ``faceprint.gallery.milvus``) instead of memory; refused on an encrypted gallery.
-    Safe to share between threads.
+    ``readonly``: for callers that only read; the gallery must exist, and a SQLite file is opened
+    read-only (``open_store``). Safe to share between threads.
     """
 
     def __init__(self, location: str | Path | None = None, *, detector: str | None = None,
                  embedder: str | None = None, threshold: float | None = None, approx_from: int | None = APPROX_FROM,
-                 keep_images: bool = True, sealer: Sealer | None = None, vectors: str | None = None):
-        self.store = open_store(location or default_location(), sealer or Sealer.from_env())
+                 keep_images: bool = True, sealer: Sealer | None = None, vectors: str | None = None,
+                 readonly: bool = False):
+        self.store = open_store(location or default_location(), sealer or Sealer.from_env(), readonly=readonly)
         self.keep_images = keep_images
         stored = self.store.get_meta("embedder")
         if embedder and stored and embedder != stored and self.store.count_faces():
@@ -134,44 +137,49 @@ class Gallery:
 
     # -- writing ----------------------------------------------------------------------------
     def enroll(self, name: str, image: Image | bytes | str | Path, source: str | None = None,
-               box: tuple[float, float, float, float] | None = None, create: bool = True) -> int | None:
+               box: tuple[float, float, float, float] | None = None, create: bool = True,
+               min_side: int | None = None) -> int | None:
         """Add the largest face in ``image`` (or the one at ``box``) to ``name`` (created if new,
         unless not ``create``).
 
         Returns the face id, or None if this image was already enrolled for them. ``box`` picks the detected face overlapping it most, for photos of several people (e.g. a
-        face chosen in `faceprint cluster` output).
+        face chosen in `faceprint cluster` output). ``min_side``: a large encoded image may be
+        decoded reduced to that long side (:func:`~faceprint.imageio.load_reduced`); the face's
+        box and landmarks are stored in the image's own coordinates all the same.
         """
-        name = _valid_name(name)
+        name = valid_name(name) if create else lookup_name(name)  # a bad name fails before any model work
         if isinstance(image, (str, Path)):
             source = source or str(Path(image).resolve())
-            raw = _read(image)
-            pixels = load_image(raw, name=str(image))
-            sha = hashlib.sha256(raw).hexdigest()
+            raw, label = _read(image), str(image)
         elif isinstance(image, bytes):
-            pixels = load_image(image, name=source)
-            sha = hashlib.sha256(image).hexdigest()
+            raw, label = image, source
         else:
-            pixels = load_image(image)
-            sha = hashlib.sha256(pixels.tobytes()).hexdigest()
+            raw, label = None, None
+        decoded = load_reduced(image if raw is None else raw, min_side, name=label)
+        pixels, scale = decoded.pixels, decoded.scale
+        sha = hashlib.sha256(pixels.tobytes() if raw is None else raw).hexdigest()
         self._follow_embedder()
         faces = self.pipeline.detect(pixels)
         if not faces:
             raise NoFaceError(f"{source or 'image'}: no face found")
-        face = largest(faces) if box is None else _at(faces, box, source)
+        face = largest(faces) if box is None else _at(faces, tuple(v / scale for v in box), source)
         emb = self.pipeline.embed(pixels, [face])[0]
         chip, chip_face = _chip(pixels, face) if self.keep_images else (b"", {})
+        stored = face.scaled(scale)
         return self.store.add_face(
             name, self.pipeline.embedder.name, emb.vector, source=source, image_sha256=sha,
-            box=[float(v) for v in face.box], landmarks={k: list(v) for k, v in face.landmarks.items()},
+            box=[float(v) for v in stored.box], landmarks={k: list(v) for k, v in stored.landmarks.items()},
             detector=face.detector, chip=chip, chip_face=chip_face, create=create,
         )
 
-    def add_person(self, name: str) -> None:
-        """A person with no faces yet (enrolling a face creates its person anyway)."""
-        self.store.add_person(_valid_name(name))
+    def add_person(self, name: str) -> str:
+        """A person with no faces yet (enrolling a face creates its person anyway); returns the name
+        as stored (``names.valid_name``: NFC)."""
+        return self.store.add_person(name)
 
-    def rename(self, old: str, new: str) -> None:
-        self.store.rename(old, _valid_name(new))
+    def rename(self, old: str, new: str) -> str:
+        """Returns the new name as stored."""
+        return self.store.rename(old, new)
 
     def remove(self, name: str) -> Removed:
         """Erase a person: every face, embedding and face image stored for them."""
@@ -317,15 +325,6 @@ class Gallery:
             self._index_saved = True
         except OSError:
             self._index_saved = False  # a read-only folder: the index stays in memory, rebuilt next time
-
-
-def _valid_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidNameError("a person's name cannot be empty")
-    if len(name) > 200 or any(ord(c) < 32 for c in name):
-        raise InvalidNameError("a person's name must be one line of at most 200 characters")
-    return name
 
 
 def _at(faces: list[Face], box: tuple[float, float, float, float], source: str | None) -> Face:

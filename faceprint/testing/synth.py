@@ -74,7 +74,7 @@ real sensors are absent. A cut's newcomer stands exactly where the last face was
 cuts rarely line up so well (the hard case, on purpose). Numbers measured here are an upper
 bound for real footage.
 
-Command line: ``python -m faceprint.video.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``
+Command line: ``python -m faceprint.testing.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``
 (``--cuts N --camera --blur --drift --jpeg Q --unclear P``, or ``--scenario NAME``).
 """
 
@@ -736,7 +736,7 @@ def _paste(frame: np.ndarray, head: np.ndarray, x: int, y: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m faceprint.video.synth", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m faceprint.testing.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--lfw", type=Path, required=True, help="LFW folder (with images/NAME/NAME_000N.jpg)")
     parser.add_argument("--out", type=Path, required=True, help="video to write (.mp4); truth goes beside it")
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT (default 640x480)")
