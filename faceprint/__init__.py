@@ -2,7 +2,11 @@
 
 Stages, one module each: ``imageio`` (decode) -> ``detection`` -> ``alignment`` -> ``embedding``
 -> ``matching`` / ``gallery``; ``zoo`` fetches the pretrained models; ``cli`` is the command line.
+The library logs through ``logging.getLogger("faceprint")`` and its children, silent unless the
+application configures logging.
 """
+
+import logging
 
 from .api import detect, embed, verify
 from .errors import FaceprintError, GalleryError, ImageError, ModelError, NoFaceError
@@ -18,3 +22,5 @@ __all__ = [
     "FaceprintError", "GalleryError", "ImageError", "ModelError", "NoFaceError",
 ]
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

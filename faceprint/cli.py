@@ -24,8 +24,9 @@ from rich.table import Table
 from . import zoo
 from .detection import DEFAULT_DETECTOR, detector_names
 from .embedding import DEFAULT_EMBEDDER, embedder_names
-from .errors import FaceprintError, about
+from .errors import FaceprintError, ModelError, about
 from .gallery import Gallery
+from .gallery.keys import create_key, list_keys, revoke_key
 from .gallery.names import valid_name
 from .imageio import load_image, save_image
 from .matching import verify_vectors
@@ -100,6 +101,8 @@ def _each_image(items: Iterable[T], fn: Callable[[T], R], json_mode: bool, what:
         for item in items:
             try:
                 done.append((item, fn(item)))
+            except ModelError:  # models load on first use: one that cannot load is no image's fault
+                raise
             except FaceprintError as e:
                 failures.append((str(path(item)), _strip_path(str(e), path(item))))
             bar.advance(task)
@@ -467,8 +470,6 @@ def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is
                 db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Make a key; it is printed once and only its hash is stored."""
     def go() -> None:
-        from .server.auth import create_key
-
         with Gallery(db) as g:
             key = create_key(g.store, name, scope)
         if json_out:
@@ -484,7 +485,7 @@ def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     def go() -> None:
         with Gallery(db, readonly=True) as g:
             rows = [{"id": k.id, "name": k.name, "scopes": list(k.scopes), "created": k.created,
-                     "revoked": k.revoked} for k in g.store.keys()]
+                     "revoked": k.revoked} for k in list_keys(g.store)]
         if json_out:
             return _print_json(rows)
         t = Table("id", "name", "scopes", "created", "revoked")
@@ -501,7 +502,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `
     """Revoke a key: requests with it get 401 from then on."""
     def go() -> None:
         with Gallery(db) as g:
-            if not g.store.revoke_key(key_id):
+            if not revoke_key(g.store, key_id):
                 raise FaceprintError(f"no live key with id {key_id!r}")
         out.print(f"revoked {key_id}", highlight=False)
     _run(go)
