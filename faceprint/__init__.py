@@ -4,11 +4,14 @@ Stages, one module each: ``imageio`` (decode) -> ``detection`` -> ``alignment`` 
 -> ``matching`` / ``gallery``; ``zoo`` fetches the pretrained models; ``cli`` is the command line.
 
 The names below are imported on first use, so importing a submodule (``faceprint.cli``,
-``faceprint.errors``) does not first load OpenCV, the gallery and every stage.
+``faceprint.errors``) does not first load OpenCV, the gallery and every stage. The library logs
+through ``logging.getLogger("faceprint")`` and its children, silent unless the application
+configures logging.
 """
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING
 
@@ -43,3 +46,6 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_HOME})
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

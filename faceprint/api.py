@@ -12,16 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .detection import DEFAULT_DETECTOR
 from .embedding import DEFAULT_EMBEDDER
 from .errors import FaceprintError, about
 from .matching import Metric, Verification, verify_vectors
 from .pipeline import get_pipeline
-from .types import Embedding, Face
-
-ImageLike = str | Path | bytes | np.ndarray
+from .types import Embedding, Face, ImageLike
 
 
 def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR) -> list[Face]:

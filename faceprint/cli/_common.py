@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..detection import detector_names
 from ..embedding import embedder_names
-from ..errors import FaceprintError
+from ..errors import FaceprintError, ModelError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -105,6 +105,8 @@ def each_image(items: Iterable[T], fn: Callable[[T], R], json_mode: bool, what: 
         for item in items:
             try:
                 done.append((item, fn(item)))
+            except ModelError:  # models load on first use: one that cannot load is no image's fault
+                raise
             except FaceprintError as e:
                 failures.append((str(path(item)), _strip_path(str(e), path(item))))
             bar.advance(task)

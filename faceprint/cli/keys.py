@@ -21,10 +21,9 @@ def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is
                 db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Make a key; it is printed once and only its hash is stored."""
     from ..gallery import Gallery
+    from ..gallery.keys import create_key
 
     def go() -> None:
-        from ..server.auth import create_key
-
         with Gallery(db) as g:
             key = create_key(g.store, name, scope)
         if json_out:
@@ -38,11 +37,12 @@ def keys_create(name: Annotated[str, typer.Argument(help="Who or what the key is
 def keys_list(db: DbOpt = None, json_out: JsonOpt = False) -> None:
     """Every key: id, name, scopes, created, revoked (never the key)."""
     from ..gallery import Gallery
+    from ..gallery.keys import list_keys
 
     def go() -> None:
         with Gallery(db, readonly=True) as g:
             rows = [{"id": k.id, "name": k.name, "scopes": list(k.scopes), "created": k.created,
-                     "revoked": k.revoked} for k in g.store.keys()]
+                     "revoked": k.revoked} for k in list_keys(g.store)]
         if json_out:
             return print_json(rows)
         t = Table("id", "name", "scopes", "created", "revoked")
@@ -58,10 +58,11 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `
                 db: DbOpt = None) -> None:
     """Revoke a key: requests with it get 401 from then on."""
     from ..gallery import Gallery
+    from ..gallery.keys import revoke_key
 
     def go() -> None:
         with Gallery(db) as g:
-            if not g.store.revoke_key(key_id):
+            if not revoke_key(g.store, key_id):
                 raise FaceprintError(f"no live key with id {key_id!r}")
         out.print(f"revoked {key_id}", highlight=False)
     run(go)

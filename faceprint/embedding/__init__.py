@@ -7,7 +7,6 @@ stage produces exactly that crop, so embedders never see raw images or detector 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,8 +14,7 @@ import numpy as np
 
 from .. import zoo
 from ..alignment import align
-from ..errors import ModelError
-from ..zoo.plugins import instantiate
+from ..zoo.plugins import Registry, fingerprint
 
 _EMBEDDERS = {
     "dlib-resnet": "faceprint.embedding.dlib_resnet:DlibResNet",
@@ -59,11 +57,7 @@ class Embedder(ABC):
 
         Evaluation caches are keyed on it, so new weights or changed code never reuse old vectors.
         """
-        try:
-            hashes = sorted(f.sha256 for f in zoo.get(self.name).files.values())
-        except ModelError:  # a model with no zoo entry (tests' stand-ins): name and settings only
-            hashes = []
-        return f"{self.name} r{self.revision} flip={self.flip} {' '.join(hashes)}"
+        return fingerprint(self.name, self.revision, f"flip={self.flip}")
 
     def embed_faces(self, image: np.ndarray, faces: list) -> np.ndarray:
         """Vectors of ``faces`` in ``image``: aligned onto this embedder's template, then embedded.
@@ -148,14 +142,16 @@ class OnnxEmbedder(Embedder):
         return self._session.run(None, {self._input: np.ascontiguousarray(self._prepare(crops))})[0]
 
 
+embedders: Registry[Embedder] = Registry("embedder", _EMBEDDERS)
+
+
 def embedder_names() -> list[str]:
-    return list(_EMBEDDERS)
+    return embedders.names()
 
 
-@cache
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """The shared instance of an embedder, loading (and fetching) its model on first use."""
-    return instantiate(_EMBEDDERS, name, "embedder")
+    return embedders.get(name)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..errors import FaceprintError
 from ..imageio import load_image
 from ..pipeline import get_pipeline
@@ -167,10 +168,9 @@ def embed_images(paths: list[Path], detector: str, embedder: str, workers: int =
     dims = next((len(v) for v in result.values() if v is not None), 1)
     matrix = np.stack([result[p] if result[p] is not None else np.zeros(dims, np.float32) for p in unique])
     found = np.array([result[p] is not None for p in unique])
-    tmp = saved.with_suffix(".tmp.npz")
-    np.savez(tmp, paths=np.array(unique), matrix=matrix, found=found, seconds_per_image=per_image,
-             fingerprint=fingerprint)
-    os.replace(tmp, saved)
+    with atomic_file(saved, sync=False) as f:  # a cache: a power cut may lose it, never tear it
+        np.savez(f, paths=np.array(unique), matrix=matrix, found=found, seconds_per_image=per_image,
+                 fingerprint=fingerprint)
     return result, per_image
 
 

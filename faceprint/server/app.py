@@ -43,10 +43,9 @@ from swagger_ui_bundle import swagger_ui_path
 from ..errors import (BusyError, FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError,
                       NoFaceError, PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
-from ..gallery.store import KeyRow
+from ..gallery.keys import KeyRow, allows, check_key
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Decoded, load_reduced
 from ..matching import verify_vectors
-from .auth import allows, check_key
 
 log = logging.getLogger("faceprint.server")
 

@@ -13,16 +13,15 @@ starts outside a transaction; a transaction it broke fails and is rolled back by
 
 from __future__ import annotations
 
-from typing import Any
-
 import time
+from typing import Any
 
 import psycopg
 from psycopg import errors, pq
 
-from ..errors import GalleryError
-from .crypto import Sealer
-from .store import DEFAULT_LOCK_TIMEOUT, SCHEMA_VERSION, Store
+from ...errors import GalleryError
+from ..crypto import Sealer
+from ._sql import DEFAULT_LOCK_TIMEOUT, SCHEMA_VERSION, Store
 
 _WRITE_LOCK = 0x66616365  # "face": the advisory lock key every faceprint writer takes
 

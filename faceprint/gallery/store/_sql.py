@@ -1,36 +1,28 @@
-"""The gallery's database: people, their faces, the faces' embeddings, and API keys.
+"""The SQL both store engines share: the schema, the records, and every query.
 
-One SQL layer, two engines. SQLite (``SQLiteStore``) is the embedded default: a file in WAL
-mode with ``BEGIN IMMEDIATE`` write transactions. PostgreSQL (``PostgresStore``, in
-``postgres.py``) is the server backend that several processes or hosts share. Either way each
-enrolment is one atomic transaction, so a killed process leaves every earlier enrolment intact
-and nothing half-written, and concurrent writers queue instead of failing or losing rows.
-
-Every add and remove of a face is also written to ``changes``, the log a search index follows to
-stay in step with the database (``faceprint.gallery``). With a ``Sealer`` (``crypto.py``)
-embeddings and face images are encrypted before they are written.
+Engines (``sqlite.py``, ``postgres.py``) only connect, open transactions and run statements.
+The ``api_keys`` table is created here with the others (one schema, upgraded in one place); its
+rows are read and written by ``faceprint.gallery.keys``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
-from ..errors import BusyError, GalleryError, PersonExistsError, UnknownPersonError
-from .crypto import KEY_ENV, Sealer
-from .names import lookup_name, valid_name
+from ...errors import BusyError, GalleryError, PersonExistsError, UnknownPersonError
+from ..crypto import KEY_ENV, Sealer
+from ..names import lookup_name, valid_name
 
 #: 2 added ``changes``, the log the search index follows; 3 added ``api_keys`` (older files are
 #: upgraded in place: both are new tables)
@@ -104,13 +96,20 @@ class FaceRow:
 
 
 @dataclass(frozen=True)
-class KeyRow:
-    id: str
-    name: str
-    hash: str
-    scopes: tuple[str, ...]
-    created: float
-    revoked: float | None
+class NewFace:
+    """A face to store: who, the embedding, where it was found, and its chip (``faceprint.chips``;
+    empty when images are not kept). ``box`` and ``landmarks`` are in the source image's pixels."""
+
+    person: str
+    embedder: str
+    vector: np.ndarray
+    image_sha256: str
+    box: list[float]
+    landmarks: dict[str, list[float]]
+    detector: str
+    source: str | None = None
+    chip: bytes = b""
+    chip_face: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,20 +131,6 @@ def lock_timeout() -> float:
     if not 0 <= seconds < float("inf"):
         raise GalleryError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, not {raw!r}")
     return seconds
-
-
-def open_store(location: str | Path, sealer: Sealer | None = None, *, readonly: bool = False) -> Store:
-    """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path.
-
-    ``readonly`` (for commands that only read): the gallery must exist already (a mistyped path is
-    refused, not made into an empty gallery), nothing is ever written (``write()`` refuses), and a
-    SQLite gallery on a read-only file or folder can still be read.
-    """
-    if str(location).startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return PostgresStore(str(location), sealer, lock_timeout=lock_timeout())
-    return SQLiteStore(location, sealer, lock_timeout=lock_timeout(), readonly=readonly)
 
 
 class Store:
@@ -357,12 +342,11 @@ class Store:
                 raise PersonExistsError(f"a person named {name!r} already exists")
         return name
 
-    def add_face(self, person: str, embedder: str, vector: np.ndarray, *, source: str | None, image_sha256: str,
-                 box: list[float], landmarks: dict, detector: str, chip: bytes, chip_face: dict,
-                 create: bool = True) -> int | None:
-        """Store one face of ``person`` (created if new, unless not ``create``); None if that image is
+    def add_face(self, face: NewFace, *, create: bool = True) -> int | None:
+        """Store one face (its person created if new, unless not ``create``); None if that image is
         already enrolled for them."""
-        person = valid_name(person) if create else lookup_name(person)
+        person = valid_name(face.person) if create else lookup_name(face.person)
+        embedder, sha = face.embedder, face.image_sha256
         now = time.time()
         with self.write():
             self._check_embedder(embedder)
@@ -375,14 +359,14 @@ class Store:
             row = self._run(
                 "INSERT INTO faces(person_id, source, image_sha256, box, landmarks, detector, chip, chip_face, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(person_id, image_sha256) DO NOTHING RETURNING id",
-                (pid, source, image_sha256, json.dumps(box), json.dumps(landmarks), detector,
-                 self._seal(chip, f"face image {image_sha256}"), json.dumps(chip_face), now),
+                (pid, face.source, sha, json.dumps(face.box), json.dumps(face.landmarks), face.detector,
+                 self._seal(face.chip, f"face image {sha}"), json.dumps(face.chip_face), now),
             ).fetchone()
             if row is None:
                 return None
             fid = row[0]
             self._run("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
-                      (fid, embedder, self._vector_in(fid, embedder, vector)))
+                      (fid, embedder, self._vector_in(fid, embedder, face.vector)))
             self._run("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (fid,))
             return fid
 
@@ -498,176 +482,3 @@ class Store:
                           (fid, embedder, self._vector_in(fid, embedder, v)))
             self.set_meta("embedder", embedder)
             self._run("INSERT INTO changes(op) VALUES ('reset')")
-
-    # -- API keys ---------------------------------------------------------------------------
-    def add_key(self, key_id: str, name: str, digest: str, scopes: list[str]) -> None:
-        with self.write():
-            self._run("INSERT INTO api_keys(id, name, hash, scopes, created) VALUES (?, ?, ?, ?, ?)",
-                      (key_id, name, digest, " ".join(scopes), time.time()))
-
-    def keys(self) -> list[KeyRow]:
-        return [self._key_row(r) for r in self._all(
-            "SELECT id, name, hash, scopes, created, revoked FROM api_keys ORDER BY created")]
-
-    def key(self, key_id: str) -> KeyRow | None:
-        row = self._one("SELECT id, name, hash, scopes, created, revoked FROM api_keys WHERE id = ?", (key_id,))
-        return self._key_row(row) if row else None
-
-    def revoke_key(self, key_id: str) -> bool:
-        """True if the key existed and was live."""
-        with self.write():
-            return self._run("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL RETURNING id",
-                             (time.time(), key_id)).fetchone() is not None
-
-    @staticmethod
-    def _key_row(r: tuple) -> KeyRow:
-        return KeyRow(r[0], r[1], r[2], tuple(r[3].split()), r[4], r[5])
-
-
-class SQLiteStore(Store):
-    """A gallery in one SQLite file, in WAL mode: writes go through one connection under the write
-    lock, reads through another, so reads see the last commit while a writer (in this process or
-    another) holds the database's write lock."""
-
-    _ID, _BLOB, _REAL = "INTEGER PRIMARY KEY", "BLOB", "REAL"
-
-    def __init__(self, path: str | Path, sealer: Sealer | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 readonly: bool = False):
-        super().__init__(str(path), sealer, lock_timeout)
-        self.path = Path(path)
-        self.readonly = readonly
-        self._read_lock = threading.RLock()
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
-        if readonly:
-            if not self.path.is_file():
-                raise GalleryError(f"no gallery at {self.path}; enrol someone first or check --db")
-        else:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                why = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
-                raise GalleryError(f"{self.path}: cannot make its folder {self.path.parent}: {why or e}") from None
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
-
-    def _open(self) -> None:
-        try:
-            if self.readonly:
-                self._reader = self._connect_readonly()
-            else:
-                self._writer = self._connect(str(self.path))
-                self._reader = self._connect(str(self.path))
-        except sqlite3.Error as e:
-            raise self._error(e) from None
-        # Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite's busy
-        # handler being consulted when several processes open a new gallery at once: retry.
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                with self._reading():
-                    self._refuse_foreign(self._tables())  # before WAL mode is written into its header
-                if self._writer is not None:
-                    self._execute(self._writer, "PRAGMA journal_mode=WAL")
-                    self._execute(self._writer, "PRAGMA foreign_keys=ON")
-                    self._execute(self._writer, "PRAGMA synchronous=NORMAL")
-                self._setup()
-                return
-            except BusyError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _connect_readonly(self) -> sqlite3.Connection:
-        """A connection that can read the gallery. Opened as usual where the file allows it (SQLite
-        itself opens a file it cannot write read-only, and closing tidies the WAL files away as
-        usual; ``write()`` refuses anyway); a WAL gallery in a read-only folder, closed cleanly,
-        lacks the shared-memory file a reader needs and cannot create it, and nobody can be writing
-        it meanwhile: it is read as immutable."""
-        db = self._connect(str(self.path))
-        try:
-            db.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-            return db
-        except sqlite3.OperationalError:
-            db.close()
-            if os.access(self.path.parent, os.W_OK):
-                raise
-        return self._connect(f"file:{quote(str(self.path.absolute()))}?immutable=1")
-
-    def _connect(self, target: str) -> sqlite3.Connection:
-        return sqlite3.connect(target, timeout=self.lock_timeout, isolation_level=None, check_same_thread=False,
-                               uri=target.startswith("file:"))
-
-    def _ddl(self) -> list[str]:
-        # SQLite numbers INTEGER PRIMARY KEY itself; AUTOINCREMENT keeps log sequence numbers from being reused
-        return [s.replace("seq INTEGER PRIMARY KEY", "seq INTEGER PRIMARY KEY AUTOINCREMENT") for s in super()._ddl()]
-
-    def _tables(self) -> set[str]:
-        return {r[0] for r in self._run("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
-
-    def _refuse_foreign(self, tables: set[str]) -> None:
-        others = tables - {"sqlite_sequence"}
-        if not others:
-            return  # a new, empty file
-        try:
-            ours = "meta" in others and self._run("SELECT 1 FROM meta WHERE key = 'schema'").fetchone() is not None
-        except sqlite3.Error:
-            ours = False
-        if not ours:
-            raise GalleryError(f"{self.path} is a SQLite database but not a faceprint gallery (its tables: "
-                               f"{', '.join(sorted(others)[:5])}{', ...' if len(others) > 5 else ''}); "
-                               "it was left untouched: point --db at a gallery or a new file")
-
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        if self._writing():  # inside write(): its own connection, already this thread's
-            yield
-        else:
-            with self._read_lock:
-                yield
-
-    def _run(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
-        return self._execute(self._writer if self._writing() else self._reader, sql, params)
-
-    def _execute(self, db: sqlite3.Connection, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
-        """Run a statement; SQLite's errors about the file itself become one-line ``FaceprintError``s."""
-        try:
-            return db.execute(sql, params)
-        except sqlite3.DatabaseError as e:
-            raise self._error(e) from None
-
-    def _error(self, e: sqlite3.Error) -> Exception:
-        """SQLite's errors about the file itself as one-line ``FaceprintError``s; others (bugs) as they are."""
-        text = str(e)
-        if "locked" in text or "busy" in text:
-            return self._busy()
-        if "readonly" in text or "read-only" in text or "unable to open" in text:
-            where = "" if os.access(self.path.parent, os.W_OK) else \
-                f" (its folder {self.path.parent} is read-only: only commands that read work on it)"
-            return GalleryError(f"{self.path}: cannot open the gallery: {text}{where}")
-        if "not a database" in text:
-            return GalleryError(f"{self.path} is not a faceprint gallery database: {text}")
-        if "malformed" in text or "disk I/O" in text:
-            return GalleryError(f"{self.path}: the gallery database is damaged ({text}); restore it from a backup")
-        return e
-
-    def _begin_write(self, deadline: float) -> None:
-        self._run(f"PRAGMA busy_timeout = {max(0, int((deadline - time.monotonic()) * 1000))}")
-        self._run("BEGIN IMMEDIATE")
-
-    def _begin_read(self) -> None:
-        self._run("BEGIN")
-
-    @property
-    def version(self) -> int:
-        # the read connection's data_version moves with every commit made through any other connection,
-        # this store's writer included
-        return self._one("PRAGMA data_version")[0]
-
-    def close(self) -> None:
-        for db in (self._reader, self._writer):
-            if db is not None:
-                db.close()
