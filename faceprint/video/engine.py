@@ -262,6 +262,8 @@ class Recognizer:
             track.votes[None] += weight * min(1.0 + (d - threshold) / threshold, 2.0)
         if good and known and d <= STRONG * threshold:
             return self._rename(track, name, frame)
+        if not track.votes:  # no gallery, or an empty one: nothing to weigh, the face stays unnamed
+            return []
         leader, votes = max(track.votes.items(), key=lambda kv: kv[1])
         if leader != track.name and votes >= NEED and votes >= track.votes[track.name] + LEAD:
             return self._rename(track, leader, frame)
