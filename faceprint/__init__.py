@@ -1,10 +1,12 @@
 """faceprint: face recognition that does the whole job, each stage real and swappable.
 
 Stages, one module each: ``imageio`` (decode) -> ``detection`` -> ``alignment`` -> ``embedding``
--> ``matching`` / ``gallery``; ``zoo`` fetches the pretrained models; ``cli`` is the command line.
+-> ``matching`` / ``gallery``; ``analysis`` reads attributes (age, expression, pose...) off a face;
+``zoo`` fetches the pretrained models; ``cli`` is the command line.
 """
 
-from .api import detect, embed, verify
+from .analysis import FaceAnalysis
+from .api import analyze, detect, embed, verify
 from .errors import FaceprintError, GalleryError, ImageError, ModelError, NoFaceError
 from .gallery import Gallery, Match
 from .imageio import load_image
@@ -13,8 +15,8 @@ from .pipeline import Pipeline
 from .types import AlignedFace, Embedding, Face
 
 __all__ = [
-    "detect", "embed", "verify", "load_image", "Gallery", "Match", "Pipeline", "Verification", "cosine_distance",
-    "Face", "AlignedFace", "Embedding",
+    "analyze", "detect", "embed", "verify", "load_image", "Gallery", "Match", "Pipeline", "Verification",
+    "cosine_distance", "Face", "FaceAnalysis", "AlignedFace", "Embedding",
     "FaceprintError", "GalleryError", "ImageError", "ModelError", "NoFaceError",
 ]
 __version__ = "0.1.0"

@@ -305,6 +305,82 @@ def identify(images: Annotated[list[Path], typer.Argument(help="Image files.")],
     _run(go)
 
 
+# -- face analysis --------------------------------------------------------------------------
+ModelChoiceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--model", "-m", help="ATTRIBUTE=MODEL, repeatable (e.g. expression=fr-expression); "
+                          "`faceprint models list` shows kinds landmarks/attribute.")]
+
+
+def _analyze_images(images: list[Path], analyzer, detector: str, draw: Optional[Path], json_out: bool,
+                    labels: bool = True) -> tuple[list[tuple[Path, list]], list[tuple[str, str]]]:
+    """Analyse every image, carrying on past bad files (the caller reports them); ``--draw`` as ``detect``."""
+    from .draw import draw_analysis
+
+    pipe = get_pipeline(detector)
+
+    def one(path: Path) -> list:
+        image = load_image(path)
+        found = analyzer.analyze(image, pipe.detect(image))
+        if draw:
+            save_image(_draw_target(draw, path, len(images) > 1), draw_analysis(image, found, labels=labels))
+        return found
+
+    done, failures = _each_image(images, one, json_out, "analysing")
+    if json_out:
+        _print_per_image(done, failures)
+    return done, failures
+
+
+@app.command()
+def analyze(images: Annotated[list[Path], typer.Argument(help="Image files.")],
+            only: Annotated[Optional[str], typer.Option(
+                help=f"Comma-separated attributes (default all): {','.join(ATTRIBUTES)}.")] = None,
+            model: ModelChoiceOpt = None,
+            draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
+            detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """Age, gender, expression, head pose, eye state, quality and 68 landmarks of every face.
+
+    An attribute whose model cannot be fetched or loaded is reported with its reason; the rest still run.
+    """
+    def go() -> None:
+        from .analysis import Analyzer
+        from .draw import summary
+
+        analyzer = Analyzer(only, model)
+        done, failures = _analyze_images(images, analyzer, detector, draw, json_out)
+        if not json_out:
+            for p, found in done:
+                out.print(f"{p}: {len(found)} face(s)", highlight=False)
+                for a in found:
+                    out.print(f"  box={[round(v) for v in a.face.box]} {summary(a)}", highlight=False)
+                    for attribute, why in a.errors.items():
+                        out.print(f"    {attribute}: unavailable: {why}", highlight=False)
+        _report_failures(failures, json_out)
+    _run(go)
+
+
+@app.command()
+def landmarks(images: Annotated[list[Path], typer.Argument(help="Image files.")],
+              draw: Annotated[Optional[Path], typer.Option(help="Write image(s) with the 68 points drawn here.")] = None,
+              model: Annotated[str, typer.Option(help=f"One of: {', '.join(model_names('landmarks68'))}.")] = "dlib-68",
+              detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """The 68 iBUG landmarks of every face, as named groups (jaw, eyebrows, nose, eyes, lips)."""
+    def go() -> None:
+        from .analysis import Analyzer
+
+        analyzer = Analyzer("landmarks68", {"landmarks68": model})
+        done, failures = _analyze_images(images, analyzer, detector, draw, json_out, labels=False)
+        if not json_out:
+            for p, found in done:
+                out.print(f"{p}: {len(found)} face(s)", highlight=False)
+                for a in found:
+                    lm = a.landmarks68
+                    what = f"68 points, eyes {lm.inter_ocular:.0f} px apart" if lm else f"no landmarks: {a.errors}"
+                    out.print(f"  box={[round(v) for v in a.face.box]} {what}", highlight=False)
+        _report_failures(failures, json_out)
+    _run(go)
+
+
 # -- gallery --------------------------------------------------------------------------------
 def _enrol_jobs(paths: list[Path], name: Optional[str]) -> list[tuple[str, Path]]:
     if name:
