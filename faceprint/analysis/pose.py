@@ -13,8 +13,10 @@ from .record import Pose
 
 #: A generic head (arbitrary units, about 0.1 mm) in camera axes for a frontal face: x to the image's
 #: right, y down, z away from the camera; the nose tip at the origin. Points: nose tip (iBUG 30),
-#: chin (8), outer eye corners (36, 45), mouth corners (48, 54). The usual six-point model.
-_HEAD = np.array([[0, 0, 0], [0, 330, 65], [-225, -170, 135], [225, -170, 135], [-150, 150, 125], [150, 150, 125]],
+#: chin (8), outer eye corners (36, 45), mouth corners (48, 54). The usual six-point model with its
+#: depths x1.6: then yaw matches Hopenet's (fr-pose) on 120 LFW faces with slope 1.05, mean absolute
+#: difference 3.0 degrees, r = 0.97; with the usual depths it read 1.65x Hopenet's yaw.
+_HEAD = np.array([[0, 0, 0], [0, 330, 104], [-225, -170, 216], [225, -170, 216], [-150, 150, 200], [150, 150, 200]],
                  np.float64)
 _POINTS = [30, 8, 36, 45, 48, 54]
 

@@ -435,7 +435,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       model: Annotated[list[str] | None, Query(description="ATTRIBUTE=MODEL, repeatable")] = None
                       ) -> dict:
         """Every face with the attributes asked for; one whose model is unavailable is in its ``errors``."""
-        query = collections.Counter(request.query_params.keys())
+        query = collections.Counter(k for k, _ in request.query_params.multi_items())
         for key, count in query.items():
             if key not in ("only", "model"):
                 raise ApiError(400, "bad_request", f"unknown query parameter {key!r}; expected only, model")
