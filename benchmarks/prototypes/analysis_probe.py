@@ -34,6 +34,9 @@ from faceprint.zoo.fetch import Distribution, ModelFile, converted_path, fetch, 
 from faceprint.zoo.tfgraph import convert_tfjs
 from faceprint.zoo.tflite import tflite_to_onnx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis import NEUTRAL, SMILING  # noqa: E402  the hand-picked expression photos live with the benchmark
+
 # ------------------------------------------------------------------------------------------
 # Registry files (SHA-256s computed from the downloaded files on 2026-11-28)
 # ------------------------------------------------------------------------------------------
@@ -117,30 +120,6 @@ PEOPLE = {  # name: (gender, birth year)
     "Megawati_Sukarnoputri": ("f", 1947), "Angelina_Jolie": ("f", 1975), "Kim_Clijsters": ("f", 1983),
 }
 PHOTO_YEAR = 2003
-
-#: LFW photos picked by looking at them: the first photo of 144 people drawn at random (seed 12),
-#: shown as contact sheets; clear smiles vs closed-mouth neutral faces, ambiguous ones left out.
-SMILING = [
-    "Joseph_Kabila_0001.jpg", "Keanu_Reeves_0001.jpg", "Roberto_Canessa_0001.jpg", "Erwin_Abdullah_0001.jpg",
-    "Bernadette_Peters_0001.jpg", "Calvin_Harrison_0001.jpg", "Marcio_de_Souza_0001.jpg", "Mary_Carey_0001.jpg",
-    "Chita_Rivera_0001.jpg", "Polona_Bas_0001.jpg", "Jessica_Alba_0001.jpg", "Diana_Taylor_0001.jpg",
-    "Ornella_Muti_0001.jpg", "Seth_Gorney_0001.jpg", "Toshihiko_Fukui_0001.jpg", "Minnie_Driver_0001.jpg",
-    "Prince_William_0001.jpg", "Julianna_Margulies_0001.jpg", "Kate_Burton_0001.jpg", "Paris_Hilton_0001.jpg",
-    "Nikki_Reed_0001.jpg", "Maria_Simon_0001.jpg", "Sergio_Garcia_0001.jpg", "Cecilia_Cheung_0001.jpg",
-    "Ramon_Santana_0001.jpg", "Brad_Brownell_0001.jpg", "Angela_Mascia-Frye_0001.jpg", "Sybille_Schmid_0001.jpg",
-    "Patricia_Heaton_0001.jpg", "Yu_Shyi-kun_0001.jpg", "Ellen_DeGeneres_0001.jpg", "Eddie_Jordan_0001.jpg",
-    "Aileen_Riggin_Soule_0001.jpg", "Noel_Niell_0001.jpg",
-]
-NEUTRAL = [
-    "Peter_Ahearn_0001.jpg", "Mohammed_Salmane_0001.jpg", "Michael_Kahn_0001.jpg", "Scott_Fawell_0001.jpg",
-    "Abdel_Nasser_Assidi_0001.jpg", "Dave_Lewis_0001.jpg", "Martin_Brooke_0001.jpg", "Ben_Glisan_0001.jpg",
-    "Patrice_Chereau_0001.jpg", "Walter_Annenberg_0001.jpg", "Bruce_Gebhardt_0001.jpg", "Otto_Schily_0001.jpg",
-    "Brian_Gregory_0001.jpg", "Leonardo_DiCaprio_0001.jpg", "Sam_Brownback_0001.jpg", "John_Negroponte_0001.jpg",
-    "Robert_Lee_Yates_Jr_0001.jpg", "Gary_Leon_Ridgway_0001.jpg", "Vassilis_Xiros_0001.jpg",
-    "Antonio_Cassano_0001.jpg", "Larry_Ellison_0001.jpg", "Gary_Barnett_0001.jpg", "Scott_McClellan_0001.jpg",
-    "Micah_Knorr_0001.jpg", "Mohammad_Hasanein_0001.jpg", "Michel_Charles_Chretien_0001.jpg",
-    "Edward_Albee_0001.jpg", "Garry_Kasparov_0001.jpg", "Ian_Moran_0001.jpg", "Gregory_Geoffroy_0001.jpg",
-]
 
 FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 

@@ -30,7 +30,8 @@ log = logging.getLogger("faceprint.analysis")
 _MODELS = {
     "landmarks68": {"dlib-68": "faceprint.analysis.landmarks:Dlib68",
                     "fr-landmark": "faceprint.analysis.landmarks:FacepluginLandmarks"},
-    "age": {"cydral-age": "faceprint.analysis.age_gender:CydralAge"},
+    "age": {"cydral-age": "faceprint.analysis.age_gender:CydralAge",
+            "fr-age": "faceprint.analysis.age_gender:FacepluginAge"},
     "gender": {"cydral-gender": "faceprint.analysis.age_gender:CydralGender"},
     "expression": {"human-emotion": "faceprint.analysis.expression:HumanEmotion",
                    "fr-expression": "faceprint.analysis.expression:FacepluginExpression"},

@@ -263,6 +263,14 @@ _SPECS += [
         input="32x32 dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256",
     ),
     ModelSpec(
+        name="fr-age",
+        kind="attribute",
+        files={"model": _f(_FACEPLUGIN, "package/model/fr_age.onnx",
+                           "74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a")},
+        licence=_FP_NOTE, summary="age in years (SSR-Net, three-stage soft regression); ready ONNX",
+        input="64x64 BGR, ImageNet mean/std, its detector's box x1.4",
+    ),
+    ModelSpec(
         name="human-emotion",
         kind="attribute",
         files={"graph": _f(_HUMAN, "package/models/emotion.json",
