@@ -78,6 +78,15 @@ NEUTRAL = [
     "Micah_Knorr_0001.jpg", "Mohammad_Hasanein_0001.jpg", "Michel_Charles_Chretien_0001.jpg",
     "Edward_Albee_0001.jpg", "Garry_Kasparov_0001.jpg", "Ian_Moran_0001.jpg", "Gregory_Geoffroy_0001.jpg",
 ]
+#: Hand check (2026-11-28): every face where the model and the name disagreed (40 of 1,252) was looked
+#: at. These 12 people's names give the wrong label (the photo plainly shows the other gender; the model
+#: was right); 3 more could not be told from the photo (a toddler, a hat and shadow) and stay as labelled.
+#: A random 48 of the name labels had 1 wrong (Elgin Baylor, in this list too).
+NAME_LABEL_WRONG = {
+    "Rand_Miller", "Mario_Alfaro-Lopez", "Michele_Placido", "Joan_Laporta", "Joschka_Fischer", "Elgin_Baylor",
+    "Daniele_Bergamin", "Nate_Huffman", "Nate_Blackwell", "Sabah_Al-Ahmad_Al-Jaber_Al-Sabah", "Aby_Har-Even",
+    "Paddy_Torsney",
+}
 REGIONS = {"jaw": (0, 17), "brows": (17, 27), "nose": (27, 36), "eyes": (36, 48), "mouth": (48, 68)}
 
 
@@ -133,8 +142,12 @@ def gender(lfw: Path, n_people: int) -> dict:
         g = one(("gender", "cydral-gender"), image, face)
         rows.append((person, label, g.label, g.probability))
     k = sum(1 for _, want, got, _ in rows if want == got)
+    other = {"male": "female", "female": "male"}
+    fixed = sum(1 for p, want, got, _ in rows if (other[want] if p in NAME_LABEL_WRONG else want) == got)
     return {"model": "cydral-gender", "people_drawn": n_people, "labelled": len(rows), "no_face": no_face,
             "names_skipped": skipped, "accuracy": r(k / len(rows)), "ci95": wilson(k, len(rows)),
+            "accuracy_hand_checked_labels": r(fixed / len(rows)), "ci95_hand_checked": wilson(fixed, len(rows)),
+            "name_labels_found_wrong": sorted(p for p, *_ in rows if p in NAME_LABEL_WRONG),
             "by_label": {lab: r(np.mean([w == g for _, w, g, _ in rows if w == lab])) for lab in ("male", "female")},
             "n_by_label": {lab: sum(1 for row in rows if row[1] == lab) for lab in ("male", "female")},
             "errors": [{"person": p, "name_says": w, "model_says": g, "p": r(pr, 3)} for p, w, g, pr in rows if w != g]}
@@ -332,17 +345,21 @@ def speed(lfw: Path, n_faces: int, repeats: int) -> dict:
                     break
                 found[a] = get_model(a, analyzer.models[a]).predict(image, face, found)
             found_for.append(found)
-        t0 = time.perf_counter()
-        for (image, face), found in zip(faces, found_for):
-            m.predict(image, face, {k: v for k, v in found.items() if not k.startswith("_")})
-        parts[f"{attribute} ({model})"] = r((time.perf_counter() - t0) / len(faces) * 1000, 2)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for (image, face), found in zip(faces, found_for):
+                m.predict(image, face, {k: v for k, v in found.items() if not k.startswith("_")})
+            times.append((time.perf_counter() - t0) / len(faces) * 1000)
+        parts[f"{attribute} ({model})"] = r(statistics.median(times), 2)
     det = []
     for image, _ in faces[:20]:
         t0 = time.perf_counter()
         get_detector().detect(image)
         det.append((time.perf_counter() - t0) * 1000)
     return {"faces": len(faces), "repeats": repeats, "ms_per_face_all_attributes": [r(x, 2) for x in runs],
-            "median_ms_per_face": r(statistics.median(runs), 2), "ms_per_face_by_attribute": parts,
+            "median_ms_per_face": r(statistics.median(runs), 2), "min_ms_per_face": r(min(runs), 2),
+            "ms_per_face_by_attribute (each alone, median of repeats)": parts,
             "detection_ms_per_250px_image": r(statistics.median(det), 2),
             "threads": os.environ.get("FACEPRINT_THREADS", "default"), "load_average_before": list(os.getloadavg())}
 
@@ -364,7 +381,7 @@ def main() -> None:
     sections = {"boxes": lambda: boxes(a.lfw, 300), "gender": lambda: gender(a.lfw, a.gender_people),
                 "age": lambda: age(a.lfw, a.age_per_person), "expression": lambda: expression(a.lfw),
                 "landmarks": lambda: landmarks_pose_eyes(a.lfw, a.landmark_people, a.pose_faces),
-                "quality": lambda: quality(a.lfw, 500), "speed": lambda: speed(a.lfw, a.speed_faces, 3)}
+                "quality": lambda: quality(a.lfw, 500), "speed": lambda: speed(a.lfw, a.speed_faces, 5)}
     for name, run in sections.items():
         if name in only:
             t0 = time.perf_counter()

@@ -18,7 +18,7 @@ from ..types import Face, Image
 #: box kind -> (centre along eye->mouth, width / s, height / s)
 BOXES = {
     "hog": (0.454, 2.447, 2.427),  # dlib's HOG frontal detector (what the 68-point predictor was trained on)
-    "fr_detect": (0.307, 2.127, 2.945),  # faceplugin's Ultra-Light RFB-320
+    "fr_detect": (0.288, 2.129, 2.969),  # faceplugin's Ultra-Light RFB-320
     "blazeface": (0.464, 2.546, 2.546),  # BlazeFace, as Human's models are fed
 }
 
