@@ -262,6 +262,42 @@ def quality(lfw: Path, n_people: int) -> dict:
                                                                       (r(x, 1) for x in q)))}
 
 
+def erc(lfw: Path) -> dict:
+    """Error versus reject on LFW's 6,000 pairs: verification errors of the default pipeline at its
+    calibrated threshold as the pairs with the lowest quality (the lower of the two faces') are dropped."""
+    from faceprint.embedding import DEFAULT_EMBEDDER, get_embedder
+    from faceprint.evaluation import MISSING_DISTANCE, central, embed_images, pair_distances, read_pairs
+
+    pairs = read_pairs(lfw)
+    paths = sorted({p for pair in pairs for p in (pair.a, pair.b)})
+    vectors, _ = embed_images(paths, "blazeface-mtcnn", DEFAULT_EMBEDDER)  # cached by `faceprint eval lfw`
+    analyzer, parts = Analyzer("quality"), ("sharpness", "size", "pose", "detector")
+    quality = {}
+    for p in paths:
+        image = load_image(p)
+        faces = get_detector().detect(image)
+        q = analyzer.analyze(image, [central(faces, image.shape)])[0].quality if faces else None
+        quality[str(p)] = [0.0] * 5 if q is None else [q.score] + [getattr(q, k) for k in parts]
+    d = pair_distances(pairs, vectors)
+    same = np.array([pair.same for pair in pairs])
+    wrong = (d < get_embedder(DEFAULT_EMBEDDER).threshold) != same
+    q = np.array([np.minimum(quality[str(pair.a)], quality[str(pair.b)]) for pair in pairs])
+    rng = np.random.default_rng(16)
+    drops = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
+
+    def curve(score: np.ndarray) -> dict:
+        order = np.lexsort((rng.random(len(score)), score))  # ties broken at random
+        return {f"{int(f * 100)}%": r(wrong[order[int(round(f * len(order))):]].mean(), 5) for f in drops}
+
+    curves = {"quality": curve(q[:, 0]), **{k: curve(q[:, i + 1]) for i, k in enumerate(parts)},
+              "random (baseline)": curve(rng.random(len(q)))}
+    base = wrong.mean()
+    return {"pairs": len(pairs), "embedder": DEFAULT_EMBEDDER, "threshold": get_embedder(DEFAULT_EMBEDDER).threshold,
+            "pairs_without_a_face": int((d == MISSING_DISTANCE).sum()), "errors": int(wrong.sum()),
+            "error_rate_after_dropping_lowest": curves,
+            "error_cut_at_10pct_dropped": {k: r(1 - v["10%"] / base, 3) for k, v in curves.items()}}
+
+
 def boxes(lfw: Path, n_people: int) -> dict:
     """The medians behind faceprint.analysis._crops.BOXES: each carrier's detector box from the eyes and mouth."""
     import cv2
@@ -381,7 +417,7 @@ def main() -> None:
     sections = {"boxes": lambda: boxes(a.lfw, 300), "gender": lambda: gender(a.lfw, a.gender_people),
                 "age": lambda: age(a.lfw, a.age_per_person), "expression": lambda: expression(a.lfw),
                 "landmarks": lambda: landmarks_pose_eyes(a.lfw, a.landmark_people, a.pose_faces),
-                "quality": lambda: quality(a.lfw, 500), "speed": lambda: speed(a.lfw, a.speed_faces, 5)}
+                "quality": lambda: quality(a.lfw, 500), "erc": lambda: erc(a.lfw), "speed": lambda: speed(a.lfw, a.speed_faces, 5)}
     for name, run in sections.items():
         if name in only:
             t0 = time.perf_counter()
