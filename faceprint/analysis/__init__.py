@@ -154,6 +154,7 @@ class Analyzer:
     def analyze(self, image: Image, faces: list[Face]) -> list[FaceAnalysis]:
         """One record per face, in ``faces``' order."""
         models, failed = self._load() if faces else ({}, {})
+        image = np.ascontiguousarray(image)  # dlib reads only contiguous arrays (a mirrored view is not)
         return [self._one(image, face, models, failed) for face in faces]
 
     def _one(self, image: Image, face: Face, models: dict, failed: dict) -> FaceAnalysis:
