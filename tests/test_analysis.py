@@ -157,6 +157,14 @@ def test_analyze_api_gives_only_what_was_asked(lfw_dir):
         analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), models={"expression": "nope"})
 
 
+def test_only_what_is_asked_and_needed_runs():
+    assert Analyzer("gender").order == ["gender"]
+    assert Analyzer("eyes").order == ["landmarks68", "eyes"]
+    assert Analyzer("quality").order == ["landmarks68", "pose", "quality"]
+    assert Analyzer("quality", {"pose": "fr-pose"}).order == ["pose", "quality"]  # Hopenet needs no landmarks
+    assert Analyzer().order == list(ATTRIBUTES)
+
+
 # -- the command line ------------------------------------------------------------------------------
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(FACEPRINT + list(args), capture_output=True, text=True, timeout=600,
