@@ -18,7 +18,7 @@ import pytest
 from faceprint import analyze
 from faceprint.analysis import ATTRIBUTES, Analyzer
 from faceprint.detection import get_detector
-from faceprint.errors import FaceprintError
+from faceprint.errors import FaceprintError, ImageError
 from faceprint.imageio import load_image, save_image
 from faceprint.pipeline import largest
 from faceprint.zoo import cache_dir
@@ -155,6 +155,9 @@ def test_analyze_api_gives_only_what_was_asked(lfw_dir):
             analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), only=bad)
     with pytest.raises(FaceprintError, match="unknown expression model"):
         analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), models={"expression": "nope"})
+    with pytest.raises(ImageError):
+        analyze(b"not an image", only="age")
+    assert analyze(np.full((100, 100, 3), 128, np.uint8)) == []  # no face: no records, no model loaded
 
 
 def test_only_what_is_asked_and_needed_runs():
