@@ -1,7 +1,7 @@
 """Face analysis measured on LFW: gender, age, expression, 68-point landmarks, pose, eyes, quality, speed.
 
     PYTHONPATH=/tmp/gg python benchmarks/analysis.py --lfw ../shared/datasets/lfw \\
-        --out benchmarks/results/analysis.json [--only boxes,gender,age,expression,landmarks,pose,quality,speed]
+        --out benchmarks/results/analysis.json [--only boxes,gender,age,expression,landmarks,posefit,quality,erc,speed]
 
 There is no labelled attribute set on the registries, so the labels are built, each as stated:
 
@@ -17,6 +17,8 @@ There is no labelled attribute set on the registries, so the labels are built, e
 - landmarks: no ground truth; the two sources against each other and against the detector's 5 points,
   in % of the inter-ocular (outer eye corner) distance.
 - pose: no ground truth; the two models against each other, and each against itself mirrored.
+- quality: error versus reject on LFW's pairs (``erc``; run with ``--lfw ../shared/datasets/lfw`` from
+  the checkout so the embeddings cached by ``faceprint eval lfw`` are found).
 
 Faces: the default detector's face nearest the image centre.
 """
@@ -250,6 +252,27 @@ def landmarks_pose_eyes(lfw: Path, n_people: int, n_pose: int) -> dict:
     }
 
 
+def posefit(lfw: Path, n_people: int) -> dict:
+    """How the generic head's depth scale (faceprint.analysis.pose.DEPTH) was chosen: pnp68's angles
+    against Hopenet's (fr-pose) for a few scales, on the first photo of randomly drawn people."""
+    from faceprint.analysis.pose import LandmarkPose
+
+    hopenet, rows = get_model("pose", "fr-pose"), []
+    scales = (1.0, 1.3, 1.6, 2.0)
+    for person in sample_people(lfw, n_people, seed=7):
+        image = load_image(first_photo(lfw, person))
+        face = central_face(image)
+        if face is None:
+            continue
+        found = {"landmarks68": one(("landmarks68", "dlib-68"), image, face)}
+        ref = hopenet.predict(image, face, {})
+        rows.append([ref.yaw] + [LandmarkPose(k).predict(image, face, found).yaw for k in scales])
+    a = np.array(rows)
+    return {"faces": len(a), "yaw_vs_fr-pose": {str(k): {
+        "slope": r(np.polyfit(a[:, 0], a[:, i + 1], 1)[0], 3), "pearson_r": r(np.corrcoef(a[:, 0], a[:, i + 1])[0, 1], 3),
+        "mean_abs_diff_deg": r(np.abs(a[:, i + 1] - a[:, 0]).mean(), 2)} for i, k in enumerate(scales)}}
+
+
 def quality(lfw: Path, n_people: int) -> dict:
     v = []
     for person in sample_people(lfw, n_people, seed=14):
@@ -404,7 +427,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", type=Path, default=Path("../shared/datasets/lfw"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/analysis.json"))
-    ap.add_argument("--only", default="boxes,gender,age,expression,landmarks,quality,speed")
+    ap.add_argument("--only", default="boxes,gender,age,expression,landmarks,posefit,quality,erc,speed")
     ap.add_argument("--gender-people", type=int, default=1500)
     ap.add_argument("--landmark-people", type=int, default=300)
     ap.add_argument("--pose-faces", type=int, default=150)
@@ -417,6 +440,7 @@ def main() -> None:
     sections = {"boxes": lambda: boxes(a.lfw, 300), "gender": lambda: gender(a.lfw, a.gender_people),
                 "age": lambda: age(a.lfw, a.age_per_person), "expression": lambda: expression(a.lfw),
                 "landmarks": lambda: landmarks_pose_eyes(a.lfw, a.landmark_people, a.pose_faces),
+                "posefit": lambda: posefit(a.lfw, 120),
                 "quality": lambda: quality(a.lfw, 500), "erc": lambda: erc(a.lfw), "speed": lambda: speed(a.lfw, a.speed_faces, 5)}
     for name, run in sections.items():
         if name in only:

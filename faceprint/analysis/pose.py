@@ -13,11 +13,12 @@ from .record import Pose
 
 #: A generic head (arbitrary units, about 0.1 mm) in camera axes for a frontal face: x to the image's
 #: right, y down, z away from the camera; the nose tip at the origin. Points: nose tip (iBUG 30),
-#: chin (8), outer eye corners (36, 45), mouth corners (48, 54). The usual six-point model with its
-#: depths x1.6: then yaw matches Hopenet's (fr-pose) on 120 LFW faces with slope 1.05, mean absolute
-#: difference 3.0 degrees, r = 0.97; with the usual depths it read 1.65x Hopenet's yaw.
-_HEAD = np.array([[0, 0, 0], [0, 330, 104], [-225, -170, 216], [225, -170, 216], [-150, 150, 200], [150, 150, 200]],
+#: chin (8), outer eye corners (36, 45), mouth corners (48, 54): the usual six-point model.
+_HEAD = np.array([[0, 0, 0], [0, 330, 65], [-225, -170, 135], [225, -170, 135], [-150, 150, 125], [150, 150, 125]],
                  np.float64)
+#: The usual model's depths read 1.65x Hopenet's (fr-pose) yaw on LFW; x1.6 they match it: slope 1.05,
+#: mean absolute difference 3.0 degrees, r = 0.97 on 120 faces (benchmarks/analysis.py --only posefit).
+DEPTH = 1.6
 _POINTS = [30, 8, 36, 45, 48, 54]
 
 
@@ -40,6 +41,9 @@ class LandmarkPose(AttributeModel):
     attribute = "pose"
     needs = ("landmarks68",)
 
+    def __init__(self, depth: float = DEPTH) -> None:
+        self._head = _HEAD * [1, 1, depth]
+
     def predict(self, image: Image, face: Face, found: dict) -> Pose:
         p = found["landmarks68"].points[_POINTS].astype(np.float64)
         f = float(max(image.shape[:2]))
@@ -48,7 +52,7 @@ class LandmarkPose(AttributeModel):
         eyes = max(np.linalg.norm(p[3] - p[2]), 1.0)
         z = f * 450 / eyes  # distance at which the head's 450-unit eye span looks this wide
         t = np.array([[(p[0, 0] - centre[0]) * z / f], [(p[0, 1] - centre[1]) * z / f], [z]])
-        ok, rvec, tvec = cv2.solvePnP(_HEAD, p, camera, None, np.zeros((3, 1)), t, useExtrinsicGuess=True,
+        ok, rvec, tvec = cv2.solvePnP(self._head, p, camera, None, np.zeros((3, 1)), t, useExtrinsicGuess=True,
                                       flags=cv2.SOLVEPNP_ITERATIVE)
         return Pose(*_angles(cv2.Rodrigues(rvec)[0]), self.name)
 
