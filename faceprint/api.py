@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .analysis import Analyzer, FaceAnalysis
 from .detection import DEFAULT_DETECTOR
 from .embedding import DEFAULT_EMBEDDER
@@ -22,9 +20,7 @@ from .errors import FaceprintError, about
 from .imageio import load_image
 from .matching import Metric, Verification, verify_vectors
 from .pipeline import get_pipeline
-from .types import Embedding, Face
-
-ImageLike = str | Path | bytes | np.ndarray
+from .types import Embedding, Face, ImageLike
 
 
 def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR) -> list[Face]:

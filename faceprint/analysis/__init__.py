@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from functools import cache
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy as np
 from .. import zoo
 from ..errors import FaceprintError
 from ..types import Face, Image
-from ..zoo.plugins import instantiate
+from ..zoo.plugins import Registry
 from .record import GROUPS_68, Age, Expression, Eyes, FaceAnalysis, Gender, Landmarks68, Pose, Quality
 
 log = logging.getLogger("faceprint.analysis")
@@ -74,16 +73,18 @@ class OnnxAttribute(AttributeModel):
         return self._session.run(None, {self._input: np.ascontiguousarray(x, dtype=np.float32)})
 
 
+_REGISTRIES: dict[str, Registry[AttributeModel]] = {a: Registry(f"{a} model", m) for a, m in _MODELS.items()}
+
+
 def model_names(attribute: str | None = None) -> list[str]:
     return [n for a, m in _MODELS.items() if attribute in (None, a) for n in m]
 
 
-@cache
 def get_model(attribute: str, name: str | None = None) -> AttributeModel:
     """The shared instance of an attribute model, loading (and fetching) its weights on first use."""
     if attribute not in _MODELS:
         raise FaceprintError(f"unknown attribute {attribute!r}; choose from {', '.join(ATTRIBUTES)}")
-    return instantiate(_MODELS[attribute], name or DEFAULT_MODELS[attribute], f"{attribute} model")
+    return _REGISTRIES[attribute].get(name or DEFAULT_MODELS[attribute])
 
 
 def parse_only(only: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -129,8 +130,7 @@ class Analyzer:
 
         def visit(attribute: str) -> None:
             if attribute not in order:
-                cls = _MODELS[attribute][self.models[attribute]]
-                for dep in _needs(cls):
+                for dep in _REGISTRIES[attribute].cls(self.models[attribute]).needs:
                     visit(dep)
                 order.append(attribute)
         for a in self.only:
@@ -174,14 +174,6 @@ class Analyzer:
                     errors[a] = f"{model.name}: {e}"
         return FaceAnalysis(face=face, errors={a: e for a, e in errors.items() if a in self.only},
                             **{a: found.get(a) for a in self.only})
-
-
-def _needs(target: str) -> tuple[str, ...]:
-    """A model class's ``needs`` without importing its runtime twice (the module is imported once anyway)."""
-    import importlib
-
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls).needs
 
 
 __all__ = ["ATTRIBUTES", "DEFAULT_MODELS", "Analyzer", "AttributeModel", "OnnxAttribute", "get_model", "model_names",

@@ -41,13 +41,12 @@ from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from ..analysis import ATTRIBUTES, Analyzer
-from ..errors import (FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError, NoFaceError,
-                      PersonExistsError, UnknownPersonError)
+from ..errors import (BusyError, FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError,
+                      NoFaceError, PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
-from ..gallery.store import KeyRow
+from ..gallery.keys import KeyRow, allows, check_key
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Decoded, load_reduced
 from ..matching import verify_vectors
-from .auth import allows, check_key
 
 log = logging.getLogger("faceprint.server")
 
@@ -132,6 +131,7 @@ _ERRORS: list[tuple[type[FaceprintError], int, str]] = [
     (InvalidNameError, 422, "invalid_name"),
     (PersonExistsError, 409, "person_exists"),
     (GalleryError, 409, "gallery_conflict"),
+    (BusyError, 503, "busy"),  # the gallery's write lock stayed taken: nothing written, try again
     (FaceprintError, 400, "bad_request"),
 ]
 # 400 comes from Starlette/FastAPI for a body they cannot parse (malformed multipart, too many parts)
@@ -179,7 +179,7 @@ class ImagesJson(_Body):
 
 
 class PersonJson(_Body):
-    name: str = Field(description="One line, at most 200 characters (else 422 invalid_name).")
+    name: str = Field(description="A person's name (faceprint.gallery.names: refused with 422 invalid_name)")
 
 
 Model = TypeVar("Model", bound=_Body)
@@ -458,8 +458,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/people", status_code=201, openapi_extra=person_body)
     def create_person(_: Enroll, body: Annotated[PersonJson, Depends(_json_body(PersonJson))]) -> dict:
-        gallery().add_person(body.name)
-        return {"name": body.name.strip(), "faces": 0}
+        return {"name": gallery().add_person(body.name), "faces": 0}
 
     @app.get("/v1/people/{name}")
     def person(name: str, _: Read) -> dict:
@@ -470,8 +469,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.patch("/v1/people/{name}", openapi_extra=person_body)
     def rename(name: str, _: Enroll, body: Annotated[PersonJson, Depends(_json_body(PersonJson))]) -> dict:
-        gallery().rename(name, body.name)
-        return {"name": body.name.strip(), "renamed_from": name}
+        return {"name": gallery().rename(name, body.name), "renamed_from": name}
 
     @app.delete("/v1/people/{name}")
     def delete(name: str, _: Admin) -> dict:

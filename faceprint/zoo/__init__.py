@@ -8,7 +8,7 @@ so a fetch is reproducible and a tampered file is refused, at fetch and again at
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelError
@@ -69,6 +69,9 @@ class ModelSpec:
     dims: int | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    #: made on the user's machine by calibrating on LFW faces (an int8 variant): cached only once
+    #: made, since fetching its source files alone cannot make it
+    calibrated: bool = False
 
     @property
     def size(self) -> int | None:
@@ -77,7 +80,10 @@ class ModelSpec:
 
     @property
     def cached(self) -> bool:
-        return all(local_path(f).is_file() for f in self.files.values())
+        files = all(local_path(f).is_file() for f in self.files.values())
+        return files and (not self.calibrated or all(
+            any(p.name.startswith(f"{self.name}-{key}-") for p in converted_from(f.sha256))
+            for key, f in self.files.items()))
 
     @property
     def sources(self) -> list[str]:
@@ -108,6 +114,11 @@ class ModelSpec:
 
 def _f(dist: Distribution, member: str, sha256: str) -> ModelFile:
     return ModelFile(dist, member, sha256)
+
+
+#: dlib's 5-point predictor: dlib-hog's landmarks and the Cydral attribute nets' face chip
+_SP5 = _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+          "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 
 
 _SPECS = [
@@ -147,8 +158,7 @@ _SPECS = [
     ModelSpec(
         name="dlib-hog",
         kind="detector",
-        files={"landmarks": _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
-                               "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")},
+        files={"landmarks": _SP5},
         licence="Boost (dlib HOG, built in); 5-point shape predictor CC0",
         summary="dlib HOG frontal detector + 5-point shape predictor",
         input="greyscale, upsampled once",
@@ -219,10 +229,6 @@ _SPECS = [
         identify_threshold=0.4685,
     ),
 ]
-
-
-_SP5 = _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
-          "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 
 
 def _faceplugin(name: str, kind: str, model: str, sha256: str, summary: str, input: str) -> ModelSpec:
@@ -310,6 +316,23 @@ _SPECS += [
                summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
 ]
+
+
+
+def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
+    """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py).
+
+    Offered only where it pays (faster, at most a few tenths of a point lost on LFW): docs/models.md
+    has the measurements, those of the variants that did not pay (faceplugin's) too.
+    """
+    spec = next(s for s in _SPECS if s.name == base)
+    return replace(spec, name=f"{base}-int8", summary=f"{spec.summary}; int8 (static QDQ, per-channel weights)",
+                   threshold=threshold, identify_threshold=identify_threshold, calibrated=True,
+                   notes="Built on first use from the float model, calibrated on LFW DevTrain faces: needs "
+                         "FACEPRINT_LFW. Measured against the float model in docs/models.md.")
+
+
+_SPECS += [_int8("dlib-resnet", threshold=0.0933, identify_threshold=0.0585)]
 
 _BY_NAME = {s.name: s for s in _SPECS}
 
