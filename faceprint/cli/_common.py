@@ -1,5 +1,6 @@
 """What every command group shares: the consoles, the common options, one-line errors, JSON output,
-progress bars, and the batch loop that carries on past bad files.
+progress bars, the batch loop that carries on past bad files, and the per-face loop of the
+commands that find faces in photos (detect, identify, analyze, landmarks).
 
 Only light modules are imported here: a command imports the gallery, the pipeline or OpenCV in its
 own body, so ``faceprint --help`` and the commands that need no model stay quick.
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -111,6 +112,40 @@ def each_image(items: Iterable[T], fn: Callable[[T], R], json_mode: bool, what: 
                 failures.append((str(path(item)), _strip_path(str(e), path(item))))
             bar.advance(task)
     return done, failures
+
+
+def faces_in_each(images: list[Path], find: Callable[[Any], list], draw: Path | None, json_out: bool, what: str,
+                  line: Callable[[Any], str], paint: Callable[[Any, list], Any]) -> None:
+    """The loop of the commands that find faces in photos: ``find`` them in each image, write
+    ``paint(image, found)`` under ``draw`` if asked, print each image's faces, one ``line`` each
+    (JSON: one entry per image, its faces or its error), then the failures."""
+    from ..imageio import load_image, save_image
+
+    def one(path: Path) -> list:
+        image = load_image(path)
+        found = find(image)
+        if draw:
+            save_image(_draw_target(draw, path, len(images) > 1), paint(image, found))
+        return found
+
+    done, failures = each_image(images, one, json_out, what)
+    if json_out:
+        print_json([{"path": str(p), "faces": [f.to_dict() for f in found]} for p, found in done]
+                   + [{"path": p, "error": e} for p, e in failures])
+    else:
+        for p, found in done:
+            out.print(f"{p}: {len(found)} face(s)", highlight=False)
+            for f in found:
+                out.print(f"  {line(f)}", highlight=False)
+    report_failures(failures, json_out)
+
+
+def _draw_target(out_arg: Path, source: Path, many: bool) -> Path:
+    """``--draw``: the file named, for one image; else a folder with one ``STEM.jpg`` per image."""
+    if not many and out_arg.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
+        return out_arg
+    out_arg.mkdir(parents=True, exist_ok=True)
+    return out_arg / f"{source.stem}.jpg"
 
 
 def _strip_path(message: str, path: Path) -> str:

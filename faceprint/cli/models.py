@@ -50,10 +50,14 @@ def models_fetch(names: Annotated[Optional[list[str]], typer.Argument(help="Mode
 
 
 def _load_model(spec: zoo.ModelSpec) -> None:
+    from ..analysis import ATTRIBUTES, get_model, model_names
     from ..detection import get_detector
     from ..embedding import get_embedder
 
-    (get_detector if spec.kind == "detector" else get_embedder)(spec.name)
+    if spec.kind in ("landmarks", "attribute"):
+        get_model(next(a for a in ATTRIBUTES if spec.name in model_names(a)), spec.name)
+    else:
+        (get_detector if spec.kind == "detector" else get_embedder)(spec.name)
 
 
 @app.command("verify")

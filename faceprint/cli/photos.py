@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from ..detection import DEFAULT_DETECTOR
 from ..embedding import DEFAULT_EMBEDDER
 from ..errors import FaceprintError, about
-from ._common import (IMAGE_SUFFIXES, DbOpt, DetOpt, EmbOpt, GalleryEmbOpt, JsonOpt, VectorsOpt, each_image, out,
-                      print_json, progress_to, report_failures, run)
+from ._common import (IMAGE_SUFFIXES, DbOpt, DetOpt, EmbOpt, GalleryEmbOpt, JsonOpt, VectorsOpt, each_image,
+                      faces_in_each, out, print_json, progress_to, report_failures, run)
 
 app = typer.Typer()
 
@@ -24,14 +23,15 @@ def detect(images: ImagesArg,
            draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
            detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
     """Find every face: box, score, landmarks."""
+    from ..draw import draw_faces
     from ..pipeline import get_pipeline
 
     def line(f) -> str:
         x1, y1, x2, y2 = f.box
         return f"box=({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) score={f.score:.3f}"
 
-    run(lambda: _faces_in_each(images, get_pipeline(detector).detect, draw, json_out, "detecting", line,
-                               drawn=lambda faces: (faces,)))
+    run(lambda: faces_in_each(images, get_pipeline(detector).detect, draw, json_out, "detecting", line,
+                              paint=draw_faces))
 
 
 @app.command()
@@ -74,6 +74,7 @@ def identify(images: ImagesArg, db: DbOpt = None,
                  help="Cosine-distance threshold (default: the embedder's identification threshold).")] = None,
              json_out: JsonOpt = False, vectors: VectorsOpt = None) -> None:
     """Name every face in each image against the gallery (null/unknown when nobody is close enough)."""
+    from ..draw import draw_faces
     from ..gallery import Gallery
 
     def line(m) -> str:
@@ -84,43 +85,10 @@ def identify(images: ImagesArg, db: DbOpt = None,
         # read-only, but Milvus follows the log under the gallery's write lock
         with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, vectors=vectors,
                      readonly=not vectors) as gallery:
-            _faces_in_each(images, gallery.identify, draw, json_out, "identifying", line,
-                           drawn=lambda ms: ([m.face for m in ms], [m.name or "unknown" for m in ms]))
+            faces_in_each(images, gallery.identify, draw, json_out, "identifying", line,
+                          paint=lambda image, ms: draw_faces(image, [m.face for m in ms],
+                                                             [m.name or "unknown" for m in ms]))
     run(go)
-
-
-def _faces_in_each(images: list[Path], find: Callable[[Any], list], draw: Path | None, json_out: bool, what: str,
-                   line: Callable[[Any], str], drawn: Callable[[list], Sequence]) -> None:
-    """detect's and identify's loop: ``find`` the faces in each image, draw ``drawn(found)`` (the
-    arguments of ``draw_faces`` after the image) if asked, print each image's faces, one ``line``
-    each (JSON: one entry per image, its faces or its error), then the failures."""
-    from ..imageio import load_image, save_image
-
-    def one(path: Path) -> list:
-        image = load_image(path)
-        found = find(image)
-        if draw:
-            from ..draw import draw_faces
-            save_image(_draw_target(draw, path, len(images) > 1), draw_faces(image, *drawn(found)))
-        return found
-
-    done, failures = each_image(images, one, json_out, what)
-    if json_out:
-        print_json([{"path": str(p), "faces": [f.to_dict() for f in found]} for p, found in done]
-                   + [{"path": p, "error": e} for p, e in failures])
-    else:
-        for p, found in done:
-            out.print(f"{p}: {len(found)} face(s)", highlight=False)
-            for f in found:
-                out.print(f"  {line(f)}", highlight=False)
-    report_failures(failures, json_out)
-
-
-def _draw_target(out_arg: Path, source: Path, many: bool) -> Path:
-    if not many and out_arg.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}:
-        return out_arg
-    out_arg.mkdir(parents=True, exist_ok=True)
-    return out_arg / f"{source.stem}.jpg"
 
 
 def _enrol_jobs(paths: list[Path], name: Optional[str]) -> list[tuple[str, Path]]:

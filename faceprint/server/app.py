@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from ..analysis import ATTRIBUTES, Analyzer
 from ..errors import (BusyError, FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError,
                       NoFaceError, PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
@@ -315,7 +316,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gallery.close()
 
     app = FastAPI(title="faceprint", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Face detection, verification, identification and a gallery of enrolled people.")
+                  description="Face detection, verification, identification, face analysis and a gallery of "
+                              "enrolled people.")
     gate = _Gate(settings.concurrency, QUEUE_PER_SLOT * settings.concurrency if settings.queue is None
                  else settings.queue)
     Gauge("faceprint_image_requests", "Image requests at work or waiting for a slot", registry=registry
@@ -426,6 +428,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             matches = await run_in_threadpool(gallery().identify, image.pixels)
         return {"faces": [replace(m, face=m.face.scaled(image.scale)).to_dict() for m in matches],
                 "width": image.width, "height": image.height}
+
+    @app.post("/v1/analyze", openapi_extra=_upload_doc(("image",), ImageJson))
+    async def analyze(request: Request, _: Read,
+                      only: Annotated[str | None, Query(description=f"comma-separated: {','.join(ATTRIBUTES)}")] = None,
+                      model: Annotated[list[str] | None, Query(description="ATTRIBUTE=MODEL, repeatable")] = None
+                      ) -> dict:
+        """Every face with the attributes asked for; one whose model is unavailable is in its ``errors``."""
+        query = collections.Counter(k for k, _ in request.query_params.multi_items())
+        for key, count in query.items():
+            if key not in ("only", "model"):
+                raise ApiError(400, "bad_request", f"unknown query parameter {key!r}; expected only, model")
+            if key == "only" and count > 1:
+                raise ApiError(400, "bad_request", "query parameter 'only' is given more than once; send it once")
+        analyzer = Analyzer(only, model)  # an unknown attribute or model: 400 before any image work
+        async with gate():
+            (image,) = await decode(await _images(request, ("image",)))
+            faces = await run_in_threadpool(gallery().pipeline.detect, image.pixels)
+            found = await run_in_threadpool(analyzer.analyze, image.pixels, faces)
+        return {"faces": [a.scaled(image.scale).to_dict() for a in found], "width": image.width,
+                "height": image.height}
 
     @app.get("/v1/people")
     def people(_: Read) -> list[dict]:

