@@ -55,8 +55,8 @@ def _gallery(lfw: Path, clip, db: Path):
 
 
 def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path) -> dict:
-    from faceprint.evaluation import video_against_truth
-    from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
+    from faceprint.evaluation import load_truth, video_against_truth
+    from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_clip
     from faceprint.video import Watch, Writer
 
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from faceprint import Gallery
-from faceprint.evaluation import enrol_from_frame, video_report, video_score
+from faceprint.evaluation import enrol_from_frame, load_truth, video_report, video_score
 from faceprint.gallery.store import open_store
 from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
 from faceprint.testing.mjpeg import serve_mjpeg
-from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip, make_scenario
+from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_clip, make_scenario
 from faceprint.video import Recognizer, Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
 from faceprint.video.source import VideoFrame

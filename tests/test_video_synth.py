@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from faceprint.errors import FaceprintError
+from faceprint.evaluation import load_truth
 from faceprint.testing.mjpeg import serve_mjpeg
-from faceprint.testing.synth import CLEAR_YAW, Clip, load_truth, main, make_clip, make_scenario
+from faceprint.testing.synth import CLEAR_YAW, Clip, main, make_clip, make_scenario
 
 ENROLLED = ["Tony_Blair", "Colin_Powell"]
 STRANGERS = ["Hugo_Chavez", "Jean_Chretien"]
@@ -371,7 +372,7 @@ def test_presets_and_flags_on_the_command_line(lfw_dir, tmp_path, capsys):
 
 def test_clear_faces_are_the_ones_single_images_identify(lfw_dir, tmp_path, pipeline):
     """The truth's ``clear`` flag against real detection and recognition of each frame on its own."""
-    from faceprint.video.tracker import iou_matrix
+    from faceprint.boxes import overlap
 
     clip = make_scenario("mix", lfw_dir, tmp_path / "mix.mp4", enrolled=ENROLLED, strangers=STRANGERS, size=SMALL,
                          seed=1)
@@ -385,8 +386,8 @@ def test_clear_faces_are_the_ones_single_images_identify(lfw_dir, tmp_path, pipe
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         found = pipeline.embed(rgb)
-        overlap = iou_matrix(np.array([f["box"] for f in faces]), np.array([e.face.box for e in found]).reshape(-1, 4))
-        for face, row in zip(faces, overlap):
+        ious = overlap([f["box"] for f in faces], [e.face.box for e in found])
+        for face, row in zip(faces, ious):
             said = "missed"
             if len(found) and row.max() >= 0.3:
                 d = 1 - gallery @ found[int(row.argmax())].vector

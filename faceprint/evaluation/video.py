@@ -5,6 +5,7 @@ needed), ``watch`` against frame-by-frame identification of the same clip (``vid
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +38,27 @@ class VideoScore:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in vars(self).items()}
 
 
+def truth_path(video: Path | str) -> Path:
+    """Where the per-frame truth of a generated clip lies: beside it, as ``.truth.jsonl``."""
+    return Path(video).with_suffix(".truth.jsonl")
+
+
+def load_truth(path: Path | str) -> list[dict]:
+    """The per-frame truth records of a clip (pass the ``.truth.jsonl`` path or the video's)."""
+    path = Path(path)
+    path = path if path.name.endswith(".truth.jsonl") else truth_path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _pairs(a: list[dict], b: list[dict], min_iou: float) -> dict[int, int]:
     """Index in ``b`` of the face at the same place as each face of ``a`` (one to one, by box overlap)."""
     from scipy.optimize import linear_sum_assignment
 
-    from ..video.tracker import iou_matrix
+    from ..boxes import overlap
 
     if not a or not b:
         return {}
-    iou = iou_matrix(np.array([f["box"] for f in a], float), np.array([f["box"] for f in b], float))
+    iou = overlap([f["box"] for f in a], [f["box"] for f in b])
     rows, cols = linear_sum_assignment(-iou)
     return {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] >= min_iou}
 
@@ -210,7 +223,6 @@ def video_report(video: Path | str, gallery, truth: Path | str | None = None, co
     """``faceprint eval video``: watch ``video`` (timed), identify every frame of it on its own, and
     score the one against the other (``video_against_reference``); with a ``truth`` file (generated
     clips) also against the truth (``video_against_truth``)."""
-    from ..testing.synth import load_truth
     from ..video import Source, Watch
 
     start, cpu = time.perf_counter(), time.process_time()

@@ -92,6 +92,7 @@ import cv2
 import numpy as np
 
 from ..errors import FaceprintError
+from ..evaluation.video import truth_path
 from .footage import SHUTTER, CameraPath, Exposure, compress, motion_blur, turn, turned_x
 
 #: Well-photographed LFW people (50+ photos each): defaults for the command line.
@@ -207,17 +208,6 @@ class _Photos:
 
     def take(self, person: str, photos: list[Path]) -> None:
         self.chosen.setdefault(person, set()).update(photos)
-
-
-def truth_path(video: Path) -> Path:
-    return Path(video).with_suffix(".truth.jsonl")
-
-
-def load_truth(path: Path) -> list[dict]:
-    """The per-frame truth records of a clip (pass the ``.truth.jsonl`` path or the video's)."""
-    path = Path(path)
-    path = path if path.name.endswith(".truth.jsonl") else truth_path(path)
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def make_clip(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..boxes import overlap
 from ..types import Face
 
 Box = tuple[float, float, float, float]
@@ -74,18 +75,6 @@ def _centre(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., :2] + boxes[..., 2:]) / 2
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union of ``(N, 4)`` and ``(M, 4)`` boxes."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 class Tracker:
     """``update`` each frame with its detections; read ``active`` for the current tracks.
 
@@ -107,7 +96,7 @@ class Tracker:
         if self.active and faces:
             boxes = np.array([f.box for f in faces], np.float64)
             predicted = np.stack([t.predicted(frame) for t in self.active])
-            iou = iou_matrix(predicted, boxes)
+            iou = overlap(predicted, boxes)
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= self.min_iou:
