@@ -12,10 +12,10 @@ from rich.table import Table
 from ..detection import DEFAULT_DETECTOR
 from ..embedding import DEFAULT_EMBEDDER
 from ..errors import FaceprintError
-from ._common import ClusterThresholdOpt, DetOpt, EmbOpt, JsonOpt, command_line, out, print_json, progress_to, run, \
-    write_json
+from ._common import ClusterThresholdOpt, DbOpt, DetOpt, EmbOpt, GalleryEmbOpt, JsonOpt, command_line, out, \
+    print_json, progress_to, run, write_json
 
-app = typer.Typer(help="Measure accuracy on standard benchmarks.", no_args_is_help=True)
+app = typer.Typer(help="Measure accuracy on standard benchmarks and on video clips.", no_args_is_help=True)
 
 PairsLfwOpt = Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")]
 PeopleLfwOpt = Annotated[Path, typer.Option(help="LFW folder holding images/PERSON/*.jpg.")]
@@ -129,3 +129,45 @@ def eval_identify(lfw: PeopleLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embedd
             t.add_row(f"shipped {name}", f"{p['threshold']:.4f}", f"{p['dir'] * 100:.2f}%", f"{p['far'] * 100:.2f}%")
         out.print(t)
     run(go)
+
+
+@app.command("video")
+def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
+               db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
+               threshold: Annotated[Optional[float], typer.Option(help="Cosine-distance threshold for a name.")] = None,
+               truth: Annotated[Optional[Path], typer.Option(
+                   help="Per-frame truth (.truth.jsonl, as faceprint.testing.synth writes): adds accuracy, "
+                        "wrong names.")] = None,
+               json_out: JsonOpt = False) -> None:
+    """Score `watch` on a clip against identifying every frame on its own: no truth file needed."""
+    from ..evaluation import video_report
+    from ..gallery import Gallery
+
+    def go() -> None:
+        if truth is not None and not truth.is_file():
+            raise FaceprintError(f"{truth}: no such truth file")
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, readonly=True) as gallery:
+            if not gallery.store.count_faces():
+                raise FaceprintError("the gallery is empty: enrol someone first (faceprint enroll)")
+            r = video_report(clip, gallery, truth, command=command_line())
+        if json_out:
+            return print_json(r)
+        ref = r["reference"]
+        t = ref["time_to_name"]
+        line = (f"{clip}: {r['frames']} frames at {r['fps']} fps; against frame-by-frame identification: "
+                f"names {_pct(ref['recall'])} of what it names, contradicts it on {ref['contradictions']} face-frames "
+                f"({_pct(ref['contradiction_rate'])}), carries names onto {ref['carried']} it cannot judge, "
+                f"agrees on {_pct(ref['agreement'])} of the {ref['judged']} it judges confidently; time to name "
+                f"(frames after the first clear match): median {t['median']}, p95 {t['p95']}, never {t['never']} "
+                f"of {t['tracks']} tracks")
+        if "truth" in r:
+            tr = r["truth"]
+            line += (f"; against the truth: accuracy {_pct(tr['accuracy'])}, wrong names on {tr['wrong_names']} "
+                     f"face-frames ({_pct(tr['wrong_name_rate'])}), {tr['tracks_across_cuts']} track(s) across "
+                     f"{tr['cuts']} cut(s)")
+        out.print(line, highlight=False)
+    run(go)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:.1f}%"

@@ -1,6 +1,7 @@
 """Benchmarks, one module each: ``lfw`` (LFW's pairs and people, the embedding cache),
 ``verification`` (1:1, the ten-fold protocol, ROC, TAR@FAR, plots), ``identification`` (open-set
-1:N), ``clustering`` (pairwise and BCubed scores) and ``video`` (identity and switches on a clip).
+1:N), ``clustering`` (pairwise and BCubed scores) and ``video`` (identity and switches on a clip,
+``watch`` against frame-by-frame identification).
 
 Each module's ``*_report`` builds the report that ``faceprint eval`` prints; the names tests and
 benchmarks use are re-exported here.
@@ -13,7 +14,8 @@ from .lfw import (Embedded, Pair, cache_path, central, embed_for_report, embed_i
 from .verification import (LFW_REPORT_SCHEMA, MISSING_DISTANCE, FoldResult, OperatingPoint, auc, best_threshold,
                            lfw_report, operating_points, pair_distances, roc_curve, tar_at_far, ten_fold,
                            threshold_at_far, thresholds_report, write_plots)
-from .video import VideoScore, video_score
+from .video import (VideoScore, enrol_from_frame, identify_frames, load_truth, video_against_reference,
+                    video_against_truth, video_report, video_score)
 
 __all__ = [
     "bcubed_prf", "cluster_report", "pairwise_prf",
@@ -23,5 +25,6 @@ __all__ = [
     "LFW_REPORT_SCHEMA", "MISSING_DISTANCE", "FoldResult", "OperatingPoint", "auc", "best_threshold", "lfw_report",
     "operating_points", "pair_distances", "roc_curve", "tar_at_far", "ten_fold", "threshold_at_far",
     "thresholds_report", "write_plots",
-    "VideoScore", "video_score",
+    "VideoScore", "enrol_from_frame", "identify_frames", "load_truth", "video_against_reference", "video_against_truth",
+    "video_report", "video_score",
 ]

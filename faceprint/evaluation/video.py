@@ -1,11 +1,18 @@
 """Live-video scoring: per-frame identity accuracy and identity switches of a watched clip against
-the ground truth that ``faceprint.testing.synth`` writes beside it."""
+the ground truth that ``faceprint.testing.synth`` writes beside it, and, for any clip (no truth
+needed), ``watch`` against frame-by-frame identification of the same clip (``video_report``, what
+``faceprint eval video`` prints)."""
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import FaceprintError
 
 
 @dataclass(frozen=True)
@@ -31,13 +38,34 @@ class VideoScore:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in vars(self).items()}
 
 
+def truth_path(video: Path | str) -> Path:
+    """Where the per-frame truth of a generated clip lies: beside it, as ``.truth.jsonl``."""
+    return Path(video).with_suffix(".truth.jsonl")
+
+
+def load_truth(path: Path | str) -> list[dict]:
+    """The per-frame truth records of a clip (pass the ``.truth.jsonl`` path or the video's)."""
+    path = Path(path)
+    path = path if path.name.endswith(".truth.jsonl") else truth_path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pairs(a: list[dict], b: list[dict], min_iou: float) -> dict[int, int]:
+    """Index in ``b`` of the face at the same place as each face of ``a`` (one to one, by box overlap)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from ..boxes import overlap
+
+    if not a or not b:
+        return {}
+    iou = overlap([f["box"] for f in a], [f["box"] for f in b])
+    rows, cols = linear_sum_assignment(-iou)
+    return {int(r): int(c) for r, c in zip(rows, cols) if iou[r, c] >= min_iou}
+
+
 def video_score(truth: list[dict], frames: list[list[dict]], min_iou: float = 0.3) -> VideoScore:
     """``truth``: the ``.truth.jsonl`` lines; ``frames[i]``: frame i's tracked faces as
     ``TrackedFace.to_dict()`` (``track``, ``box``, ``name``)."""
-    from scipy.optimize import linear_sum_assignment
-
-    from ..video.tracker import iou_matrix
-
     face_frames = correct = missed = 0
     track_of: dict[int, list[int]] = {}  # true person -> track ids it was matched to, frame by frame
     names_of: dict[int, list[str | None]] = {}  # track id -> its name, frame by frame
@@ -48,12 +76,7 @@ def video_score(truth: list[dict], frames: list[list[dict]], min_iou: float = 0.
         if not faces:
             continue
         face_frames += len(faces)
-        if not found:
-            missed += len(faces)
-            continue
-        iou = iou_matrix(np.array([f["box"] for f in faces], float), np.array([f["box"] for f in found], float))
-        rows, cols = linear_sum_assignment(-iou)
-        hit = {r: c for r, c in zip(rows, cols) if iou[r, c] >= min_iou}
+        hit = _pairs(faces, found, min_iou)
         missed += len(faces) - len(hit)
         for r, c in hit.items():
             correct += found[c]["name"] == faces[r]["name"]
@@ -63,3 +86,178 @@ def video_score(truth: list[dict], frames: list[list[dict]], min_iou: float = 0.
     return VideoScore(face_frames, correct, missed, correct / face_frames if face_frames else 0.0,
                       float(np.mean(switches)) if switches else 0.0, float(np.mean(renames)) if renames else 0.0,
                       len(names_of), len(track_of))
+
+
+# -- watch against frame-by-frame identification (no truth needed) ------------------------------
+#: A clear match (time to name counts from the first one): this fraction of the threshold or less.
+CLEAR = 0.8
+
+
+def identify_frames(video: Path | str, gallery) -> tuple[list[list[dict]], float]:
+    """Frame-by-frame identification of every frame of ``video`` (``Gallery.identify`` on each, with
+    each face's quality): the reference ``watch`` is scored against when there is no truth file.
+
+    Returns per frame a list of ``{"box", "name", "nearest", "distance", "quality"}`` (``name``
+    within the threshold, else null; ``nearest`` whatever the distance), and the threshold used."""
+    from ..video.looks import quality
+    from ..video.source import Source
+
+    threshold = gallery.threshold
+    frames = []
+    for frame in Source(video, live=False).frames():
+        embeddings = gallery.pipeline.embed(frame.image)
+        count = gallery.store.count_faces()
+        found = (gallery.search(np.stack([e.vector for e in embeddings])) if embeddings and count
+                 else [[] for _ in embeddings])
+        faces = []
+        for e, best in zip(embeddings, found):
+            nearest, d = best[0] if best else (None, None)
+            faces.append({"box": [float(v) for v in e.face.box], "nearest": nearest, "distance": d,
+                          "name": nearest if d is not None and d <= threshold else None,
+                          "quality": quality(frame.image, e.face)})
+        frames.append(faces)
+    return frames, threshold
+
+
+def video_against_reference(reference: list[list[dict]], frames: list[list[dict]], threshold: float,
+                            min_iou: float = 0.3) -> dict:
+    """``watch`` (``frames[i]``: frame i's ``TrackedFace.to_dict()``) against frame-by-frame
+    identification (``identify_frames``), with no ground truth needed.
+
+    * ``recall``: of the face-frames frame-by-frame names, the share ``watch`` names the same.
+    * ``contradictions``: face-frames where ``watch`` shows a name while frame-by-frame, on a
+      good-quality face (``looks.GOOD``), confidently says otherwise: another name, or nobody
+      enrolled at more than ``engine.DROP`` x the threshold. Over all face-frames frame-by-frame found.
+    * ``carried``: names ``watch`` shows where frame-by-frame cannot judge (a poor face, a marginal
+      distance, or no face found there): tracking's gain, reported apart, neither right nor wrong.
+    * ``agreement``: of the face-frames frame-by-frame judges confidently (a good face, named or
+      clearly nobody), the share where ``watch`` gives the same answer (a face it misses disagrees).
+    * ``time_to_name``: per track, frames from the first frame frame-by-frame clearly matches it (a
+      good face at most ``CLEAR`` x the threshold away) to the first frame ``watch`` names it so.
+    * ``tracks_per_person``: per name frame-by-frame gives, how many ``watch`` tracks its face-frames
+      fell on (1: one id per person).
+    """
+    from ..video.engine import DROP
+    from ..video.looks import GOOD
+
+    face_frames = named = same = contradicted = carried = judged = agreed = 0
+    first_clear: dict[int, tuple[int, str]] = {}  # track -> (frame, name) of its first clear match
+    shown: dict[int, list[tuple[int, str | None]]] = {}  # track -> (frame, name shown)
+    tracks_of: dict[str, set[int]] = {}
+    for i, (ref, found) in enumerate(zip(reference, frames)):
+        pairs = _pairs(ref, found, min_iou)
+        for f in found:
+            shown.setdefault(f["track"], []).append((i, f["name"]))
+        for r, face in enumerate(ref):
+            face_frames += 1
+            w = found[pairs[r]] if r in pairs else None
+            good = face["quality"] >= GOOD
+            far = face["distance"] is None or face["distance"] > DROP * threshold
+            named += face["name"] is not None
+            same += w is not None and face["name"] is not None and w["name"] == face["name"]
+            if w is not None and w["name"] is not None and face["name"] != w["name"]:
+                if good and (face["name"] is not None or far):
+                    contradicted += 1
+                elif face["name"] is None:
+                    carried += 1
+            if good and (face["name"] is not None or far):
+                judged += 1
+                agreed += w is not None and w["name"] == face["name"]
+            if w is not None and good and face["name"] is not None:
+                tracks_of.setdefault(face["name"], set()).add(w["track"])
+                if face["distance"] <= CLEAR * threshold and w["track"] not in first_clear:
+                    first_clear[w["track"]] = (i, face["name"])
+        # a face watch names where frame-by-frame found none: carried too
+        carried += sum(1 for c, f in enumerate(found) if f["name"] is not None and c not in pairs.values())
+    delays, never = [], 0
+    for track, (start, name) in first_clear.items():
+        later = [i for i, n in shown[track] if i >= start and n == name]
+        if later:
+            delays.append(later[0] - start)
+        else:
+            never += 1
+    return {
+        "frames": len(reference), "face_frames": face_frames, "threshold": threshold,
+        "named_by_reference": named,
+        "recall": round(same / named, 4) if named else None,
+        "contradictions": contradicted, "contradiction_rate": round(contradicted / face_frames, 4) if face_frames else 0.0,
+        "carried": carried, "carried_rate": round(carried / face_frames, 4) if face_frames else 0.0,
+        "judged": judged, "agreement": round(agreed / judged, 4) if judged else None,
+        "time_to_name": _delays(delays, never),
+        "tracks_per_person": {n: len(t) for n, t in sorted(tracks_of.items())},
+    }
+
+
+def _delays(delays: list[int], never: int) -> dict:
+    """Median, 95th percentile and worst of frame delays (and each, for pooling), with how many never came."""
+    d = np.array(delays, float)
+    return {"tracks": len(delays) + never, "never": never, "delays": sorted(delays),
+            "median": float(np.median(d)) if len(d) else None,
+            "p95": float(np.percentile(d, 95)) if len(d) else None, "max": float(d.max()) if len(d) else None}
+
+
+def video_against_truth(truth: list[dict], frames: list[list[dict]], min_iou: float = 0.3) -> dict:
+    """Per-frame accuracy (``video_score``) plus the wrong-name rate: face-frames in view (occluded
+    too) where ``watch`` shows a name that is not the person's (another person's, or any name on a
+    stranger), and, where the truth marks shot changes (a record with ``"cut": true``), the tracks
+    that outlive a cut by more than one frame."""
+    score = video_score(truth, frames, min_iou)
+    in_view = wrong = 0
+    for t, found in zip(truth, frames):
+        pairs = _pairs(t["faces"], found, min_iou)
+        in_view += len(t["faces"])
+        wrong += sum(1 for r, c in pairs.items() if found[c]["name"] is not None
+                     and found[c]["name"] != t["faces"][r]["name"])
+    cuts = [t["frame"] for t in truth if t.get("cut")]
+    crossing = set()
+    for c in cuts:
+        before = {f["track"] for found in frames[max(0, c - 1):c] for f in found}
+        after = {f["track"] for found in frames[c + 1:] for f in found}
+        crossing |= before & after
+    return {**score.to_dict(), "face_frames_in_view": in_view, "wrong_names": wrong,
+            "wrong_name_rate": round(wrong / in_view, 5) if in_view else 0.0,
+            "cuts": len(cuts), "tracks_across_cuts": len(crossing)}
+
+
+def video_report(video: Path | str, gallery, truth: Path | str | None = None, command: str = "") -> dict:
+    """``faceprint eval video``: watch ``video`` (timed), identify every frame of it on its own, and
+    score the one against the other (``video_against_reference``); with a ``truth`` file (generated
+    clips) also against the truth (``video_against_truth``)."""
+    from ..video import Source, Watch
+
+    start, cpu = time.perf_counter(), time.process_time()
+    frames = [[f.to_dict() for f in r.faces] for r in Watch(Source(video, live=False), gallery)]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if not frames:
+        raise FaceprintError(f"{video}: no frames could be read")
+    reference, threshold = identify_frames(video, gallery)
+    # CPU time (all threads) per frame: what watching costs, much less affected by other jobs than fps
+    report = {"video": str(video), "command": command, "frames": len(frames),
+              "fps": round(len(frames) / seconds, 1),
+              "cpu_ms_per_frame": round(cpu / len(frames) * 1000, 1),
+              "reference": video_against_reference(reference, frames, threshold)}
+    if truth is not None:
+        records = load_truth(Path(truth))
+        if len(records) != len(frames):
+            raise FaceprintError(f"{truth}: {len(records)} truth records for {len(frames)} frames of {video}")
+        report["truth"] = video_against_truth(records, frames)
+    return report
+
+
+def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> int | None:
+    """Enrol ``name`` from one frame of ``video``: the best face there (``looks.quality``), cut out
+    with a face's width and height of margin, as a user would crop a still to try ``eval video``
+    on their own footage. Returns the face id (None if already enrolled)."""
+    from ..video import Source
+    from ..video.looks import quality
+
+    image = next((f.image for f in Source(video, live=False).frames() if f.index == frame), None)
+    if image is None:
+        raise FaceprintError(f"{video}: has no frame {frame}")
+    faces = gallery.pipeline.detect(image)
+    if not faces:
+        raise FaceprintError(f"{video}: no face in frame {frame}")
+    x1, y1, x2, y2 = max(faces, key=lambda f: quality(image, f)).box
+    w, h = x2 - x1, y2 - y1
+    crop = image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)]
+    return gallery.enroll(name, np.ascontiguousarray(crop), source=f"{video}#frame={frame}")

@@ -1,2 +1,3 @@
 """Tools for tests and benchmarks, not the runtime: ``synth`` writes test clips of LFW faces with
-per-frame ground truth, ``mjpeg`` serves a clip as a live MJPEG stream over loopback HTTP."""
+per-frame ground truth (``footage``: the cuts, camera moves, blur, drift and compression of real
+video, which ``synth`` composes), ``mjpeg`` serves a clip as a live MJPEG stream over loopback HTTP."""

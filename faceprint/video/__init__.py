@@ -1,4 +1,4 @@
-"""Live video: sources, tracking, recognition, and test clips.
+"""Live video: sources, tracking and recognition.
 
     from faceprint import Gallery
     from faceprint.video import watch
@@ -9,9 +9,11 @@
                 open_the_door()
 
 ``source``: files and streams are read with OpenCV's FFmpeg backend; ``tracker``: one id per
-person across frames; ``engine``: recognition on tracks with votes; ``capture``: enrolment from a
-camera; ``synth`` and ``mjpeg``: generated test clips and a loopback MJPEG stream, because these
-machines have no camera.
+person across frames; ``engine``: recognition on tracks, every name checked; ``looks``: the cheap
+per-frame measures (face quality, appearance, shot change) that decide when to look again;
+``capture``: enrolment from a
+camera. The test clips (``synth``, ``footage``) and the loopback MJPEG stream live in
+``faceprint.testing``: they are tools, not the runtime.
 """
 
 from .capture import Capture, Verdict, capture

@@ -1,12 +1,23 @@
-"""Recognition on tracks rather than on frames.
+"""Recognition on tracks rather than on frames, with every name checked rather than inherited.
 
 A full detection runs every ``DETECT_EVERY`` frames to find newcomers; the frames between only
 re-place each tracked face where its motion predicts it (MTCNN's output network on that box, well
-under a millisecond a face), which is what lets a 2-core machine keep up with a camera. A face is embedded only
-when its track is new, when the face is clearly better than any seen on that track (bigger, more
-confident), and every ``refresh`` frames; everything in between reuses the track's name. Each
-embedding's answer (a name, or unknown past the gallery's threshold) is a vote, and a track's name
-changes only when another answer leads by a clear margin, so one bad frame never flips a name.
+under a millisecond a face), which is what lets a 2-core machine keep up with a camera.
+
+An embedding costs far more than that, so cheap per-frame measures (``looks``) decide when one is
+due: a new track is embedded at once; a face that no longer looks as it did when last embedded
+(a different person where the prediction pointed, a new pose, something covering it, even when
+it came on gradually) is embedded on that frame; an unnamed
+face is embedded again when it gets clearly better (turns to the camera, comes closer) and every
+few frames; a named one every ``refresh`` frames. A whole-frame change that is a cut ends every
+track, so no name crosses a shot change.
+
+Each embedding is weighed by the face's quality (size, detector score, turn, sharpness) and the
+decision is asymmetric: a good face far below the threshold names the track on that frame; a good
+face of someone else (far from the track's own faces and from the named person's gallery faces)
+splits the track or drops the name at once; only marginal distances wait for a second look.
+Evidence decays with every embedding, so a long stretch of profile frames cannot out-vote a
+clear frontal one.
 """
 
 from __future__ import annotations
@@ -15,25 +26,40 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import logging
+
 import numpy as np
 
 from ..draw import draw_faces
 from ..gallery import Gallery
 from ..pipeline import Pipeline, get_pipeline
 from ..types import Face, Image
+from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, quality, same_look
 from .source import Source, VideoFrame
 from .tracker import Tracker, Track
 
-#: Frames between full detections (at 25 fps: 0.2 s, the longest a newcomer waits to be seen).
+_log = logging.getLogger("faceprint.video")
+
+#: Frames between full detections (at 25 fps: 0.12 s, the longest a newcomer waits to be seen).
 #: In between, each track's face is only re-placed where its motion predicts it (``Detector.refine``).
-DETECT_EVERY = 5
-#: Frames between re-embeddings of a track that is already named (at 25 fps: 0.6 s), and of a
-#: young track (fewer than ``YOUNG`` embeddings), whose name should settle fast.
-REFRESH, REFRESH_YOUNG, YOUNG = 15, 3, 4
-#: A face counts as clearly better (and is embedded again) at this much more quality.
-BETTER = 1.3
-#: Votes the challenger needs over the current name before a track is renamed.
-MARGIN = 2.0
+DETECT_EVERY = 3
+#: Frame area (1280x720) up to which that holds. A full detection's cost grows with the area
+#: (more detector tiles), so larger frames have one every ``LARGE_EVERY`` frames per such area.
+FULL_AREA, LARGE_EVERY = 1280 * 720, 5
+#: Frames between re-embeddings of a track, and of a good face not yet named nor settled as nobody
+#: enrolled (it may be named on the next look).
+REFRESH, REFRESH_UNNAMED = 10, 2
+#: An unnamed face is embedded again as soon as its quality beats the best embedded by this much.
+BETTER = 0.15
+#: A good face at most this fraction of the threshold away names its track on that frame.
+STRONG = 0.8
+#: A good face of the named person's this far past the threshold drops the name on that frame.
+DROP = 1.15
+#: Evidence kept from one embedding to the next; a name needs this much evidence, and this lead over
+#: the current one, to win on marginal distances (two good, marginal faces in a row).
+DECAY, NEED, LEAD = 0.5, 1.5, 0.5
+#: Nearest gallery faces read per embedding, to find the named person's distance among them.
+_NEAREST = 8
 
 
 @dataclass(frozen=True)
@@ -52,7 +78,14 @@ class TrackedFace:
 
 @dataclass(frozen=True)
 class Event:
-    """``kind``: ``appear``, ``named`` (first decision, maybe unknown), ``renamed`` or ``leave``."""
+    """A change to a track; ``name`` is the track's name after it (for ``leave``: its last name).
+
+    ``appear`` (a new track, not yet named: name null),
+    ``named`` (an unnamed track is given a name), ``renamed`` (a named track turns out to be another
+    enrolled person), ``unnamed`` (a named track's face no longer matches that person: name null),
+    ``leave`` (the track ended: out of sight for good, a shot change, or the source ended). A track
+    that went out of sight and comes back keeps its id and has no events for the gap.
+    """
 
     kind: str
     track: int
@@ -90,13 +123,57 @@ class Recognizer:
         self.tracker = tracker or Tracker()
         self.refresh = refresh
         self.detect_every = detect_every
+        self._shots = ShotChange()
         self._full_at = -(10**9)  # frame of the last full detection
         self._last: list[TrackedFace] = []
 
-    def _detect(self, frame: VideoFrame) -> list[Face]:
-        """Between full detections, newcomers wait (at most ``detect_every`` frames) and tracked faces,
-        visible or briefly lost, are looked for where their motion puts them."""
-        if frame.index - self._full_at < self.detect_every:
+    def process(self, frame: VideoFrame) -> tuple[list[TrackedFace], list[Event]]:
+        events = []
+        cut = self._is_cut(frame)
+        if cut:
+            events += [Event("leave", t.id, t.name, frame.index, frame.time) for t in self.tracker.clear()]
+        faces = self._detect(frame, full=cut)
+        gone = self.tracker.update(faces, frame.index)
+        events += [Event("leave", t.id, t.name, frame.index, frame.time) for t in gone]
+        visible = [t for t in self.tracker.active if t.missed == 0]
+        for t in visible:
+            t.look = look(frame.image, t.box)
+            t.changed = not same_look(t.verified_look, t.look)
+            t.quality = quality(frame.image, t.face)
+        due = [t for t in visible if self._due(t, frame.index)]
+        if due:
+            events += self._recognise(frame, due)
+        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None else t.name, t.distance)
+                      for t in self.tracker.active if t.missed == 0]
+        return self._last, events
+
+    def close(self, frame: int, time: float) -> list[Event]:
+        """``leave`` for every track still known when the source ends."""
+        return [Event("leave", t.id, t.name, frame, time) for t in self.tracker.clear()]
+
+    @property
+    def last(self) -> list[TrackedFace]:
+        return self._last
+
+    def _is_cut(self, frame: VideoFrame) -> bool:
+        """A shot change: the whole frame changed a lot, or enough to be one and the faces under the
+        tracks (where they were) no longer look like the tracked ones."""
+        change = self._shots(frame.image)
+        if change >= SURE_CUT:
+            return True
+        tracked = [t for t in self.tracker.active if t.missed == 0 and t.look is not None]
+        if change < MAYBE_CUT or not tracked:
+            return False
+        kept = sum(same_look(t.look, look(frame.image, t.predicted(frame.index))) for t in tracked)
+        return kept * 2 < len(tracked)
+
+    def _detect(self, frame: VideoFrame, full: bool) -> list[Face]:
+        """Between full detections, newcomers wait and tracked faces, visible or briefly lost, are
+        looked for where their motion puts them. Frames larger than ``FULL_AREA`` have fewer full
+        detections, in proportion to their area: at 1080p newcomers wait up to 10 frames."""
+        area = frame.image.shape[0] * frame.image.shape[1]
+        every = self.detect_every if area <= FULL_AREA else max(self.detect_every, round(LARGE_EVERY * area / FULL_AREA))
+        if not full and frame.index - self._full_at < every:
             tracks = self.tracker.active
             if not tracks:
                 return []
@@ -106,73 +183,110 @@ class Recognizer:
         self._full_at = frame.index
         return self.pipeline.detect(frame.image)
 
-    def process(self, frame: VideoFrame) -> tuple[list[TrackedFace], list[Event]]:
-        faces = self._detect(frame)
-        gone = self.tracker.update(faces, frame.index)
-        events = [Event("leave", t.id, t.name, frame.index, frame.time) for t in gone]
-        visible = [t for t in self.tracker.active if t.missed == 0]
-        due = [t for t in visible if self._due(t, frame.index)]
-        if due:
-            events += self._recognise(frame, due)
-        self._last = [TrackedFace(t.id, t.face, t.name, t.distance) for t in self.tracker.active if t.missed == 0]
-        return self._last, events
-
-    def close(self, frame: int, time: float) -> list[Event]:
-        """``leave`` for every track still known when the source ends."""
-        tracks = self.tracker.active + self.tracker.lost
-        self.tracker.active, self.tracker.lost = [], []
-        return [Event("leave", t.id, t.name, frame, time) for t in sorted(tracks, key=lambda t: t.id)]
-
-    @property
-    def last(self) -> list[TrackedFace]:
-        return self._last
-
     def _due(self, track: Track, frame: int) -> bool:
-        quality = _quality(track.face)
-        every = REFRESH_YOUNG if track.embeddings < YOUNG else self.refresh
-        if track.embedding is None or quality > track.best_quality * BETTER or frame - track.embedded_frame >= every:
-            track.best_quality = max(track.best_quality, quality)
+        """Whether the face under ``track`` is worth an embedding on this frame (see the module docstring)."""
+        since = frame - track.embedded_frame
+        if track.embedding is None or track.changed or track.doubt is not None:
             return True
-        return False
+        if track.quality >= GOOD and track.checked_quality < GOOD:
+            return True  # a name carried over poor faces is checked on the first good one
+        if track.name is not None:
+            return since >= self.refresh
+        if track.quality > track.embedded_quality + BETTER:
+            return True
+        # A good face not yet settled as nobody enrolled is looked at often (a name may be a frame
+        # away); a poor one waits for a better face (above) or the refresh.
+        settled = self.gallery is None or track.votes[None] >= NEED
+        return since >= (REFRESH_UNNAMED if track.quality >= GOOD and not settled else self.refresh)
 
     def _recognise(self, frame: VideoFrame, tracks: list[Track]) -> list[Event]:
         vectors = np.stack([e.vector for e in self.pipeline.embed(frame.image, [t.face for t in tracks])])
-        answers = (self.gallery.search(vectors) if self.gallery is not None and self.gallery.store.count_faces()
-                   else [[] for _ in tracks])
+        count = self.gallery.store.count_faces() if self.gallery is not None else 0
+        answers = self.gallery.search(vectors, k=min(_NEAREST, count)) if count else [[] for _ in tracks]
         threshold = self.gallery.threshold if self.gallery is not None else 0.0
+        same_person = self.pipeline.embedder.threshold  # verification: are two faces one person
         events = []
-        for track, vector, best in zip(tracks, vectors, answers):
-            fresh = track.embedding is None
-            track.add_embedding(vector)
-            track.embedded_frame = frame.index
-            if track.embeddings <= YOUNG:  # a young track may be a lost one come back: it takes that id
-                back = self.tracker.reattach(track)
-                if back is not None and not fresh:  # it was announced: it leaves, the old one is back
-                    events.append(Event("leave", track.id, track.name, frame.index, frame.time))
-                if back is not None or fresh:
-                    events.append(Event("appear", (back or track).id, (back or track).name, frame.index, frame.time))
-                track = back or track
-            name, d = best[0] if best else (None, None)
-            known = d is not None and d <= threshold
-            track.distance = d
-            # a close match counts more than a marginal one; unknown is one plain vote
-            track.votes[name if known else None] += 1.0 + (threshold - d) / threshold if known else 1.0
-            events += self._decide(track, frame)
+        for track, vector, nearest in zip(tracks, vectors, answers):
+            named = _distance_to(nearest, track.name)
+            apart = 1.0 - float(track.anchor @ vector) if track.anchor is not None else 0.0
+            other = apart > same_person and (track.name is None or named > threshold)
+            if track.quality >= GOOD and (other or (track.name is not None and named > DROP * threshold)):
+                # A good face that is not who the track is. Once, it may be an occluder sweeping over
+                # the face: the name is hidden and the face looked at again on the next frame. Twice
+                # and both times the same face, it is so: the name goes, and the track starts over
+                # as whoever is under it now (the prediction may have landed on another face).
+                _log.debug("frame %d: track %d (%s) does not match: %.3f from its faces, %.3f from its name's",
+                           frame.index, track.id, track.name, apart, named)
+                if track.doubt is None or 1.0 - float(track.doubt @ vector) > same_person:
+                    track.doubt, track.changed, track.checked_quality = vector, False, track.quality
+                    track.verified_look = track.look
+                    continue
+                events += self._rename(track, None, frame)
+                if other:
+                    track.anchor = None
+            track.doubt = None
+            events += self._embedded(track, vector, nearest, threshold, frame)
         return events
 
-    def _decide(self, track: Track, frame: VideoFrame) -> list[Event]:
-        (leader, votes), = track.votes.most_common(1)
-        if not track.decided:
-            track.decided, track.name = True, leader
-            return [Event("named", track.id, leader, frame.index, frame.time)]
-        if leader != track.name and votes >= track.votes[track.name] + MARGIN:
-            track.name = leader
-            return [Event("renamed", track.id, leader, frame.index, frame.time)]
+    def _embedded(self, track: Track, vector: np.ndarray, nearest: list[tuple[str, float]], threshold: float,
+                  frame: VideoFrame) -> list[Event]:
+        """Add an embedding that belongs to ``track`` (or to a lost track it turns out to be) and decide."""
+        events = []
+        fresh = track.embedding is None
+        track.add_embedding(vector, good=track.quality >= GOOD)
+        track.embedded_frame, track.changed, track.verified_look = frame.index, False, track.look
+        track.embedded_quality = max(track.embedded_quality, track.quality)
+        track.checked_quality = track.quality
+        if track.embeddings <= 2:  # a young track may be a lost one come back: it takes that id
+            back = self.tracker.reattach(track)
+            if back is None and fresh:
+                events.append(Event("appear", track.id, None, frame.index, frame.time))
+            elif back is not None and not fresh:  # it was announced: it leaves; the old one never left
+                events.append(Event("leave", track.id, track.name, frame.index, frame.time))
+            track = back or track
+        return events + self._decide(track, nearest[0] if nearest else (None, None), threshold, frame)
+
+    def _decide(self, track: Track, best: tuple[str | None, float | None], threshold: float,
+                frame: VideoFrame) -> list[Event]:
+        """Weigh one embedding's answer into the track's name (see the module docstring)."""
+        name, d = best
+        track.distance = d
+        known = d is not None and d <= threshold
+        good = track.quality >= GOOD
+        for k in track.votes:
+            track.votes[k] *= DECAY
+        weight = max(track.quality, 0.05)
+        if known:
+            track.votes[name] += weight * (1.0 + (threshold - d) / threshold)
+        elif d is not None:
+            track.votes[None] += weight * min(1.0 + (d - threshold) / threshold, 2.0)
+        if good and known and d <= STRONG * threshold:
+            return self._rename(track, name, frame)
+        if not track.votes:  # no gallery, or an empty one: nothing to weigh, the face stays unnamed
+            return []
+        leader, votes = max(track.votes.items(), key=lambda kv: kv[1])
+        if leader != track.name and votes >= NEED and votes >= track.votes[track.name] + LEAD:
+            return self._rename(track, leader, frame)
         return []
 
+    @staticmethod
+    def _rename(track: Track, name: str | None, frame: VideoFrame) -> list[Event]:
+        if name == track.name:
+            return []
+        kind = "named" if track.name is None else "unnamed" if name is None else "renamed"
+        track.name = name
+        if name is None:
+            track.votes.clear()
+            track.embedded_quality = 0.0  # start over: the next better face is looked at again
+        return [Event(kind, track.id, name, frame.index, frame.time)]
 
-def _quality(face: Face) -> float:
-    return min(face.width, face.height) * float(face.score)
+
+def _distance_to(nearest: list[tuple[str, float]], name: str | None) -> float:
+    """Distance to ``name``'s nearest gallery face among ``nearest`` (at least the farthest read, if
+    it is not there; infinite for no name or no gallery)."""
+    if name is None or not nearest:
+        return float("inf")
+    return next((d for n, d in nearest if n == name), nearest[-1][1])
 
 
 class Watch:

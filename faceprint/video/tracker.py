@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..boxes import overlap
 from ..types import Face
 
 Box = tuple[float, float, float, float]
@@ -31,14 +32,20 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # of the box's centre, px/frame
     missed: int = 0
     hits: int = 1
-    votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> weight
+    votes: Counter = field(default_factory=Counter)  # name (None: unknown) -> recent, quality-weighted evidence
     name: str | None = None
-    decided: bool = False  # a first name (maybe unknown) has been given
     distance: float | None = None  # of the latest embedding's nearest gallery face
     embedding: np.ndarray | None = None  # running mean of the track's embeddings, unit length
+    anchor: np.ndarray | None = None  # the same over good-quality faces only: who this track is
     embedded_frame: int = -(10**9)
     embeddings: int = 0  # how many embeddings went into ``embedding``
-    best_quality: float = 0.0
+    embedded_quality: float = 0.0  # the best face quality embedded since the track was last named or split
+    checked_quality: float = 0.0  # of the face last embedded
+    quality: float = 0.0  # of the current face
+    look: np.ndarray | None = None  # the current face's appearance (``looks.look``)
+    verified_look: np.ndarray | None = None  # its appearance when last embedded
+    changed: bool = False  # the face under the track no longer looks like when it was last embedded
+    doubt: np.ndarray | None = None  # a good face's embedding that did not match the track: its name is hidden
     lost_frame: int | None = None
 
     @property
@@ -52,26 +59,20 @@ class Track:
         shift = self.velocity * min(frame - self.last_frame, _COAST)
         return np.asarray(self.box) + np.concatenate([shift, shift])
 
-    def add_embedding(self, vector: np.ndarray) -> None:
-        mean = vector if self.embedding is None else self.embedding * 0.7 + vector * 0.3
-        self.embedding = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    def add_embedding(self, vector: np.ndarray, good: bool = False) -> None:
+        self.embedding = _blend(self.embedding, vector)
+        if good:
+            self.anchor = _blend(self.anchor, vector)
         self.embeddings += 1
+
+
+def _blend(mean: np.ndarray | None, vector: np.ndarray) -> np.ndarray:
+    mean = vector if mean is None else mean * 0.7 + vector * 0.3
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
 def _centre(boxes: np.ndarray) -> np.ndarray:
     return (boxes[..., :2] + boxes[..., 2:]) / 2
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over union of ``(N, 4)`` and ``(M, 4)`` boxes."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 class Tracker:
@@ -95,7 +96,7 @@ class Tracker:
         if self.active and faces:
             boxes = np.array([f.box for f in faces], np.float64)
             predicted = np.stack([t.predicted(frame) for t in self.active])
-            iou = iou_matrix(predicted, boxes)
+            iou = overlap(predicted, boxes)
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= self.min_iou:
@@ -151,10 +152,17 @@ class Tracker:
         old.velocity = np.zeros(2)
         old.hits += track.hits
         old.votes.update(track.votes)
-        old.embedded_frame = track.embedded_frame
-        old.add_embedding(track.embedding)
+        old.embedded_frame, old.quality, old.look = track.embedded_frame, track.quality, track.look
+        old.verified_look = track.verified_look
+        old.add_embedding(track.embedding, good=track.anchor is not None)
         self.active[self.active.index(track)] = old
         return old
+
+    def clear(self) -> list[Track]:
+        """End every track, active or lost (a shot change: nobody on screen is who was there); returns them."""
+        tracks = sorted(self.active + self.lost, key=lambda t: t.id)
+        self.active, self.lost = [], []
+        return tracks
 
     def _continue(self, track: Track, face: Face, frame: int) -> None:
         step = max(1, frame - track.last_frame)
