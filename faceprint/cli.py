@@ -639,7 +639,9 @@ def _image_files(paths: list[Path]) -> list[Path]:
 
 
 @app.command()
-def cluster(paths: Annotated[list[Path], typer.Argument(help="Images, or folders searched recursively.")],
+def cluster(paths: Annotated[list[Path], typer.Argument(
+                help="Images, or folders searched recursively, or datasets written by `faceprint embed` "
+                     "(their faces and vectors are used as stored; --embedder is then theirs).")],
             json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the clusters here.")] = None,
             html_dir: Annotated[Optional[Path], typer.Option(
                 "--html", help="Write a contact sheet here: index.html and faces/*.jpg.")] = None,
@@ -651,20 +653,27 @@ def cluster(paths: Annotated[list[Path], typer.Argument(help="Images, or folders
     from .clustering import DEFAULT_METHOD, make_estimator, write_contact_sheet
 
     def go() -> None:
-        pipe = get_pipeline(detector, embedder)
         name = method or DEFAULT_METHOD
-        estimator = make_estimator(name, threshold, pipe.embedder.name)  # bad names fail before any work
-        done, failures = _each_image(_image_files(paths), lambda p: pipe.embed(load_image(p)), False, "embedding")
-        embedded = [(p, e) for p, found in done for e in found]
-        faces = [{"path": str(p.absolute()), "box": [round(float(v), 1) for v in e.face.box]} for p, e in embedded]
-        labels = estimator.fit_predict(np.stack([e.vector for _, e in embedded])) if faces else np.zeros(0, int)
+        stored = _dataset_faces(paths)
+        if stored:
+            faces, X, used = stored
+            images, failures = len({f["path"] for f in faces}), []
+        else:
+            pipe = get_pipeline(detector, embedder)
+            used = pipe.embedder.name
+            make_estimator(name, threshold, used)  # bad names fail before any work
+            done, failures = _each_image(_image_files(paths), lambda p: pipe.embed(load_image(p)), False, "embedding")
+            embedded = [(p, e) for p, found in done for e in found]
+            faces = [{"path": str(p.absolute()), "box": [round(float(v), 1) for v in e.face.box]} for p, e in embedded]
+            X, images = np.stack([e.vector for _, e in embedded]) if faces else None, len(done)
+        labels = make_estimator(name, threshold, used).fit_predict(X) if faces else np.zeros(0, int)
         clusters = [[faces[i] for i in np.flatnonzero(labels == c)] for c in range(labels.max(initial=-1) + 1)]
         alone = [faces[i] for i in np.flatnonzero(labels < 0)]
         if json_path:
             _write_json(json_path, {"clusters": clusters, "noise": alone})
         if html_dir:
             write_contact_sheet(html_dir, clusters, alone)
-        t = Table("cluster", "faces", "first face", title=f"{len(faces)} face(s) in {len(done)} image(s): "
+        t = Table("cluster", "faces", "first face", title=f"{len(faces)} face(s) in {images} image(s): "
                   f"{len(clusters)} cluster(s), {len(alone)} face(s) alone ({name})")
         for i, c in enumerate(clusters[:20]):
             t.add_row(str(i), str(len(c)), c[0]["path"])
@@ -673,6 +682,56 @@ def cluster(paths: Annotated[list[Path], typer.Argument(help="Images, or folders
         out.print(t)
         _report_failures(failures, False)
     _run(go)
+
+
+# -- batch ----------------------------------------------------------------------------------
+@app.command()
+def embed(paths: Annotated[list[Path], typer.Argument(help="Images, or folders searched recursively.")],
+          out_dir: Annotated[Path, typer.Option("--out", help="Dataset folder to write (or resume): faces/ and "
+                                                "photos/ Parquet parts, manifest.json.")],
+          engine: Annotated[str, typer.Option(help="local (processes on this machine) or ray (Ray Data).")] = "local",
+          address: Annotated[Optional[str], typer.Option(
+              help="Ray cluster to join (ray://host:10001, or auto); default: start Ray on this machine.")] = None,
+          workers: Annotated[int, typer.Option(help="Embedding processes, or Ray actors (one CPU each).")] = 1,
+          batch_size: Annotated[int, typer.Option(help="Photos per Parquet part: what a crash may lose.")] = 256,
+          retry_failed: Annotated[bool, typer.Option(help="Try again the photos that failed before.")] = False,
+          detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER, json_out: JsonOpt = False) -> None:
+    """Every face of every photo into Parquet (path, SHA-256, box, landmarks, score, models, vector), resumable."""
+    from .batch import embed_photos
+
+    def go() -> None:
+        with _progress(json_out) as bar:
+            task = bar.add_task("embedding", total=None)
+            summary = embed_photos(_image_files(paths), out_dir, detector, embedder, engine=engine, workers=workers,
+                                   batch_size=batch_size, address=address, retry_failed=retry_failed,
+                                   on_start=lambda n: bar.update(task, total=n),
+                                   on_batch=lambda n: bar.advance(task, n))
+        if json_out:
+            _print_json({**summary.to_dict(), "out": str(out_dir)})
+        else:
+            out.print(f"{out_dir}: {summary.embedded} photo(s) embedded ({summary.faces} faces, {summary.no_face} "
+                      f"without a face, {len(summary.failed)} failed), {summary.skipped} done before; "
+                      f"{summary.seconds:.1f} s", highlight=False)
+        _report_failures(summary.failed, json_out)
+    _run(go)
+
+
+def _dataset_faces(paths: list[Path]) -> tuple[list[dict], np.ndarray, str] | None:
+    """The faces and vectors of `faceprint embed` datasets among ``paths`` (all must be), or None."""
+    import numpy as np
+
+    from .batch import is_dataset, load_faces
+
+    datasets = [p for p in paths if is_dataset(p)]
+    if not datasets:
+        return None
+    if len(datasets) < len(paths):
+        raise FaceprintError("give either photos or `faceprint embed` datasets, not both")
+    loaded = [load_faces(p) for p in datasets]
+    embedders = {m["embedder"] for _, _, m in loaded}
+    if len(embedders) > 1:
+        raise FaceprintError(f"the datasets were made by different embedders: {', '.join(sorted(embedders))}")
+    return [f for faces, _, _ in loaded for f in faces], np.concatenate([X for _, X, _ in loaded]), embedders.pop()
 
 
 @people_app.command("from-cluster")

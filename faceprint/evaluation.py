@@ -11,7 +11,6 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .errors import FaceprintError
 from .imageio import load_image
 from .matching import cosine_distance
 from .pipeline import get_pipeline
+from .runtime import process_map
 from .types import Face
 from .zoo import cache_dir
 
@@ -126,17 +126,9 @@ def embed_images(paths: list[Path], detector: str, embedder: str, workers: int =
     chunks = [unique[i:i + 64] for i in range(0, len(unique), 64)]
     result: dict[str, np.ndarray | None] = {}
     start = time.perf_counter()
-    if workers > 1:
-        os.environ.setdefault("FACEPRINT_THREADS", "1")
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_embed_chunk, [(detector, embedder, c) for c in chunks]):
-                result.update(part)
-                progress and progress(len(part))
-    else:
-        for c in chunks:
-            part = _embed_chunk((detector, embedder, c))
-            result.update(part)
-            progress and progress(len(part))
+    for part in process_map(_embed_chunk, [(detector, embedder, c) for c in chunks], workers):
+        result.update(part)
+        progress and progress(len(part))
     per_image = (time.perf_counter() - start) * workers / max(len(unique), 1)
     if not cache:
         return result, per_image
