@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -303,21 +304,23 @@ def _ray_map(detector: str, embedder: str, batches: list[list[Photo]], workers: 
         return
     pipe = get_pipeline(detector, embedder)
     fingerprints = {"detector": pipe.detector.fingerprint, "embedder": pipe.embedder.fingerprint}
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
-             include_dashboard=False, configure_logging=False)
-    try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.print_on_execution_start = False
-        items = [{"path": p.path, "size": p.size, "mtime_ns": p.mtime_ns} for b in batches for p in b]
-        ds = ray.data.from_items(items, override_num_blocks=len(batches))
-        ds = ds.map_batches(_RayEmbedder, fn_constructor_args=(detector, embedder, fingerprints),
-                            batch_size=len(batches[0]), batch_format="numpy", num_cpus=1,
-                            compute=ray.data.ActorPoolStrategy(size=workers))
-        for row in ds.iter_rows():
-            yield row["photos"], row["faces"]
-    finally:
-        ray.shutdown()
+    # Ray prints its nodes' news ("(raylet) ...") on stdout; keep stdout for the caller's output
+    with contextlib.redirect_stdout(sys.stderr):
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False,
+                 include_dashboard=False, configure_logging=False)
+        try:
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = False
+            context.print_on_execution_start = False
+            items = [{"path": p.path, "size": p.size, "mtime_ns": p.mtime_ns} for b in batches for p in b]
+            ds = ray.data.from_items(items, override_num_blocks=len(batches))
+            ds = ds.map_batches(_RayEmbedder, fn_constructor_args=(detector, embedder, fingerprints),
+                                batch_size=len(batches[0]), batch_format="numpy", num_cpus=1,
+                                compute=ray.data.ActorPoolStrategy(size=workers))
+            for row in ds.iter_rows():
+                yield row["photos"], row["faces"]
+        finally:
+            ray.shutdown()
 
 
 def _ray():

@@ -234,6 +234,7 @@ def test_losing_a_ray_worker_mid_run_still_embeds_every_photo_once(ray_cluster, 
         assert time.monotonic() < deadline
         time.sleep(0.05)
     cluster.remove_node(workers[0], allow_graceful=False)  # the node and its actor die mid-batch
+    assert len(list((out / "photos").glob("part-*.parquet"))) < 10  # of ten batches: the run was not over
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr
     assert json.loads(stdout)["embedded"] == 20
