@@ -159,6 +159,13 @@ def test_cluster_reads_the_dataset(small, tmp_path):
     # one photo each of Aaron Guiel and Aaron Patterson, four of Aaron Peirsol: his make the one cluster
     people = [{Path(f["path"]).parent.name for f in c} for c in result["clusters"]]
     assert people and all(p == {"Aaron_Peirsol"} for p in people)
+    # and a cluster found in the dataset becomes a person (the face at its box, from the photo)
+    db = tmp_path / "g.db"
+    enrol = subprocess.run([*FACEPRINT, "people", "from-cluster", "--json", str(tmp_path / "c.json"), "--cluster", "0",
+                            "--name", "Aaron Peirsol", "--db", str(db)], capture_output=True, text=True, timeout=300)
+    assert enrol.returncode == 0, enrol.stderr
+    shown = subprocess.run([*FACEPRINT, "people", "list", "--db", str(db), "--json"], capture_output=True, text=True)
+    assert json.loads(shown.stdout) == [{"name": "Aaron Peirsol", "faces": len(result["clusters"][0])}]
     mixed = subprocess.run([*FACEPRINT, "cluster", str(out), str(tmp_path / "c.json")],
                            capture_output=True, text=True, timeout=300)
     assert mixed.returncode == 1 and "not both" in mixed.stderr
