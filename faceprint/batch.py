@@ -385,6 +385,29 @@ def load_faces(root: str | os.PathLike) -> tuple[list[dict], np.ndarray, dict]:
     return faces, X, manifest
 
 
+def central_vectors(root: str | os.PathLike) -> dict[str, np.ndarray | None]:
+    """Each photo's face nearest its centre (None: no face), as ``evaluation.embed_images`` gives them.
+
+    What `faceprint eval` scores on LFW, whose crops are centred on their subject.
+    """
+    from .evaluation import central
+    from .types import Face
+
+    table = read_faces(root, ["path", "box", "vector"])
+    shapes = {r["path"]: (r["height"], r["width"]) for r in read_photos(root).to_pylist()}
+    by_photo: dict[str, list[int]] = {}
+    for i, p in enumerate(table.column("path").to_pylist()):
+        by_photo.setdefault(p, []).append(i)
+    boxes = table.column("box").to_pylist()
+    vectors = table.column("vector")
+    out: dict[str, np.ndarray | None] = dict.fromkeys(shapes)
+    for path, rows in by_photo.items():
+        faces = [Face(tuple(boxes[i]), 1.0) for i in rows]
+        chosen = rows[faces.index(central(faces, shapes[path]))]
+        out[path] = vectors[chosen].values.to_numpy(zero_copy_only=False)
+    return out
+
+
 def _latest(root: str | os.PathLike):
     """All photo records, deduplicated to each path's latest; and path -> its latest part when any repeat."""
     pa, pq = _pa()

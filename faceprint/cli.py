@@ -867,10 +867,29 @@ def _lfw_people(lfw: Path, limit: int | None) -> dict[str, list[Path]]:
     return dict(list(people.items())[:limit]) if limit else people
 
 
+FacesOpt = Annotated[Optional[Path], typer.Option(
+    "--faces", help="Read the faces from a `faceprint embed` dataset of these images instead of embedding them.")]
+
+
 def _embed_images(images: list[Path], detector: str, embedder: str, workers: int, cache: bool = True,
-                  quiet: bool = False):
-    """``evaluation.embed_images`` behind a progress bar (one step per image and embedder part)."""
+                  quiet: bool = False, faces: Path | None = None):
+    """``evaluation.embed_images`` behind a progress bar (one step per image and embedder part),
+    or each image's central face from the dataset ``faces`` (seconds per image: 0, nothing run)."""
     from . import evaluation as ev
+
+    if faces:
+        from .batch import central_vectors, read_manifest
+
+        made = read_manifest(faces)
+        if (made["detector"], made["embedder"]) != (detector, embedder):
+            raise FaceprintError(f"{faces}: made with --detector {made['detector']} --embedder {made['embedder']}; "
+                                 "give the same")
+        stored = central_vectors(faces)
+        missing = [p for p in images if str(p.absolute()) not in stored]
+        if missing:
+            raise FaceprintError(f"{faces}: {len(missing)} of the {len(images)} images are not in it "
+                                 f"(first: {missing[0]}); run `faceprint embed` on them")
+        return {str(p): stored[str(p.absolute())] for p in images}, 0.0
 
     with _progress(quiet) as bar:
         task = bar.add_task("embedding", total=len(images) * len(ev.part_names(detector, embedder)))
@@ -893,7 +912,7 @@ def eval_cluster(lfw: Annotated[Path, typer.Option(help="LFW folder holding imag
                  workers: Annotated[int, typer.Option(help="Processes for embedding.")] = 1,
                  limit: Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")] = None,
                  json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None,
-                 ) -> None:
+                 faces: FacesOpt = None) -> None:
     """Cluster every LFW image (its central face) and score the clusters against the people's names."""
     import platform
     import time
@@ -911,8 +930,8 @@ def eval_cluster(lfw: Annotated[Path, typer.Option(help="LFW folder holding imag
         people = _lfw_people(lfw, limit)
         images = [p for paths in people.values() for p in paths]
         truth = np.array([n for n, paths in people.items() for _ in paths])
-        cached = ev.is_cached(images, detector, embedder)
-        vectors, per_image = _embed_images(images, detector, embedder, workers)
+        cached = bool(faces) or ev.is_cached(images, detector, embedder)
+        vectors, per_image = _embed_images(images, detector, embedder, workers, faces=faces)
         found = np.array([vectors[str(p)] is not None for p in images])
         if not found.any():
             raise FaceprintError(f"{lfw}: no face found in any image")
@@ -1000,14 +1019,14 @@ def eval_identify(lfw: Annotated[Path, typer.Option(help="LFW folder holding ima
                   limit: Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")] = None,
                   no_cache: Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")] = False,
                   json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")] = None,
-                  ) -> None:
+                  faces: FacesOpt = None) -> None:
     """Open-set 1:N on all of LFW: one photo enrolled per person, the rest and strangers as probes."""
     from . import evaluation as ev
 
     def go() -> None:
         people = _lfw_people(lfw, limit)
         images = [p for paths in people.values() for p in paths]
-        vectors, per_image = _embed_images(images, detector, embedder, workers, cache=not no_cache)
+        vectors, per_image = _embed_images(images, detector, embedder, workers, cache=not no_cache, faces=faces)
         emb = get_pipeline(detector, embedder).embedder
         split = ev.open_set_split(people, vectors)
         if len(split.gallery) == 0 or len(split.unknown) == 0:

@@ -260,3 +260,24 @@ def test_ray_engine_missing_is_one_line(lfw_dir, tmp_path):
               env={"PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])})
     assert p.returncode == 1 and "pip install 'faceprint[ray]'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_eval_reads_the_central_faces_from_a_dataset(lfw_dir, tmp_path):
+    """`eval cluster --faces` scores the stored faces exactly as embedding the photos again does."""
+    photos = lfw_photos(lfw_dir, 9)  # the first six people: five alone, and Aaron Peirsol's four
+    out = tmp_path / "faces.parquet"
+    embed(*map(str, photos), "--out", str(out))
+
+    def report(*extra: str) -> dict:
+        p = subprocess.run([*FACEPRINT, "eval", "cluster", "--lfw", str(lfw_dir), "--limit", "6",
+                            "--json", str(tmp_path / "r.json"), *extra], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        return json.loads((tmp_path / "r.json").read_text())
+
+    fresh, stored = report(), report("--faces", str(out))
+    assert fresh["images"] == stored["images"] == 9
+    for a, b in zip(fresh["runs"], stored["runs"]):
+        assert (a["bcubed"], a["clusters"]) == (b["bcubed"], b["clusters"])
+    too_few = subprocess.run([*FACEPRINT, "eval", "cluster", "--lfw", str(lfw_dir), "--limit", "7", "--faces", str(out)],
+                             capture_output=True, text=True, timeout=600)
+    assert too_few.returncode == 1 and "not in it" in too_few.stderr
