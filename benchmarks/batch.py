@@ -2,12 +2,15 @@
 
     python benchmarks/batch.py --lfw ../shared/datasets/lfw   # -> benchmarks/results/batch.json
     python benchmarks/batch.py --photos 100 --sizes 20000      # quick
+    python benchmarks/batch.py --sizes                         # throughput only, clustering rows kept
 
 Throughput: the first ``--photos`` LFW images (people in sorted order) through `faceprint embed`
 with the local engine (``--workers`` processes) and with Ray (a local Ray started by the command,
 ``--workers`` actors), each as a user runs it, in a fresh process: the seconds include loading the
-models and, for Ray, starting Ray. The two datasets must hold the same faces (checked). The
-1-minute load average before and after each run is recorded: the machine may be shared.
+models and, for Ray, starting Ray (``first_batch_s``: until the first batch was committed). ``ray-nice0`` is Ray with its workers at nice 0: Ray starts them at
+nice 15, which on a machine shared with other work hands their CPU to everyone else. The datasets
+must hold the same faces (checked). The 1-minute load average before and after each run is
+recorded: the machine may be shared.
 
 Clustering: the local run's Parquet dataset plus synthetic distractors up to each ``--sizes``
 total, written as Parquet parts into a copy of the dataset, then, in a fresh process per size,
@@ -56,7 +59,7 @@ def embed_run(photos: list[Path], out: Path, run: str, workers: int) -> dict:
     if run == "ray-nice0":
         env["RAY_worker_niceness"] = "0"
     load_before = os.getloadavg()[0]
-    started = time.perf_counter()
+    started, wall_started = time.perf_counter(), time.time()
     p = subprocess.run([sys.executable, "-m", "faceprint", "embed", *map(str, photos), "--out", str(out), "--engine",
                         engine, "--workers", str(workers), "--batch-size", str(BATCH), "--json"],
                        capture_output=True, text=True, env={**os.environ, **env})
@@ -64,16 +67,15 @@ def embed_run(photos: list[Path], out: Path, run: str, workers: int) -> dict:
     if p.returncode not in (0, 1):
         raise SystemExit(p.stderr)
     summary = json.loads(p.stdout)
-    # steady state: from the first batch committed to the last (no model loading, no Ray start)
-    commits = sorted(f.stat().st_mtime for f in (out / "photos").glob("part-*.parquet"))
-    steady = (len(commits) - 1) * BATCH / (commits[-1] - commits[0]) if len(commits) > 2 else None
+    # start-up: until the first batch is committed (models loaded, and for Ray, Ray and its actors started)
+    first = min(f.stat().st_mtime for f in (out / "photos").glob("part-*.parquet")) - wall_started
     row = {"run": run, "engine": engine, "workers": workers, "photos": summary["embedded"], "faces": summary["faces"],
            "failed": len(summary["failed"]), "seconds": round(wall, 2),
            "photos_per_s": round(summary["embedded"] / wall, 3),
-           "steady_photos_per_s": steady and round(steady, 3),
+           "first_batch_s": round(first, 2),
            "load_avg_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}}
     print(f"{run:9} x{workers}: {row['photos']} photos, {row['faces']} faces in {wall:.1f} s = "
-          f"{row['photos_per_s']:.2f} photos/s, {row['steady_photos_per_s']} after the first batch "
+          f"{row['photos_per_s']:.2f} photos/s, first batch after {row['first_batch_s']} s "
           f"(load {row['load_avg_1min']})", flush=True)
     return row
 
@@ -123,9 +125,9 @@ def cluster_child(dataset: str, method: str) -> dict:
 
     t0 = time.perf_counter()
     faces, X, manifest = load_faces(dataset)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     labels = make_estimator(method, None, manifest["embedder"]).fit_predict(X)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     real = np.array([not f["path"].startswith("synthetic/") for f in faces])
     # each LFW photo's central face, as `faceprint eval cluster` scores it
     shapes = {r["path"]: (r["width"], r["height"]) for r in read_photos(dataset).to_pylist() if r["width"]}
@@ -148,6 +150,7 @@ def cluster_child(dataset: str, method: str) -> dict:
               else None, "real_to_nearest_other_photo_median": float(np.median(real_d.min(1)))}
     return {"faces": len(X), "lfw_faces": int(real.sum()), "lfw_scored": len(central), "method": method,
             "read_s": round(t1 - t0, 2), "cluster_s": round(t2 - t1, 2),
+            "cluster_cpu_s": round(c2 - c1, 2),
             "peak_rss_mb": round(_rss_mb(), 1), "bcubed": {"precision": p, "recall": r, "f1": f1},
             "lfw_faces_with_a_distractor": int(sum(labels[i] in tainted for i in central)),
             "distractors_in_clusters": int((labels[~real] >= 0).sum()), "distances": spread,
@@ -168,8 +171,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sizes", type=int, nargs="*", default=[0, 100_000])
     ap.add_argument("--method", default="average")
-    ap.add_argument("--engines", nargs="*", default=["local", "ray", "ray-nice0"],
-                    help="local, ray, ray-nice0 (Ray's workers at nice 0 instead of its default 15)")
+    ap.add_argument("--engines", nargs="*", default=["local", "ray", "ray-nice0", "ray-nice0", "ray", "local"],
+                    help="runs in this order (there and back: the load on a shared machine drifts): local, ray, "
+                         "ray-nice0 (Ray's workers at nice 0 instead of its default 15)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "batch.json")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -179,12 +183,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="faceprint-batch-"))
     try:
         photos = lfw_photos(args.lfw, args.photos)
-        runs = [embed_run(photos, work / engine, engine, args.workers) for engine in args.engines]
+        outs = [work / f"{i}-{engine}" for i, engine in enumerate(args.engines)]
+        runs = [embed_run(photos, out, engine, args.workers) for out, engine in zip(outs, args.engines)]
         if len(runs) > 1:
             from faceprint.batch import read_faces
 
-            tables = [read_faces(work / e).sort_by([("path", "ascending"), ("face", "ascending")])
-                      for e in args.engines]
+            tables = [read_faces(out).sort_by([("path", "ascending"), ("face", "ascending")]) for out in outs]
             same = all(t.equals(tables[0]) for t in tables[1:])
             print(f"same faces from every engine: {same}", flush=True)
         else:
@@ -192,7 +196,7 @@ def main() -> None:
         clustering = []
         for size in args.sizes:
             mix = work / f"mix-{size}"
-            added = with_distractors(work / args.engines[0], mix, size)
+            added = with_distractors(outs[0], mix, size)
             p = subprocess.run([sys.executable, __file__, "--child", str(mix), args.method], capture_output=True,
                                text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if p.returncode:
@@ -208,10 +212,15 @@ def main() -> None:
             shutil.rmtree(mix)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    command = "python benchmarks/batch.py " + " ".join(sys.argv[1:])
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, "
                          f"Python {platform.python_version()}",
-              "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/batch.py " + " ".join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d"), "commands": {"throughput": command, "clustering": command},
               "throughput": runs, "same_faces": same, "clustering": clustering}
+    if not args.sizes and args.out.is_file():  # throughput only: keep the clustering rows measured before
+        before = json.loads(args.out.read_text())
+        report["clustering"] = before["clustering"]
+        report["commands"]["clustering"] = before.get("commands", {}).get("clustering", before.get("command"))
     args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
