@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import zoo
+from .batch import BATCH_SIZE
 from .detection import DEFAULT_DETECTOR, detector_names
 from .embedding import DEFAULT_EMBEDDER, embedder_names
 from .errors import FaceprintError, about
@@ -694,8 +695,9 @@ def embed(paths: Annotated[list[Path], typer.Argument(help="Images, or folders s
           address: Annotated[Optional[str], typer.Option(
               help="Ray cluster to join (ray://host:10001, or auto); default: start Ray on this machine.")] = None,
           workers: Annotated[int, typer.Option(help="Embedding processes, or Ray actors (one CPU each).")] = 1,
-          batch_size: Annotated[int, typer.Option(help="Photos per Parquet part: what a crash may lose.")] = 256,
-          retry_failed: Annotated[bool, typer.Option(help="Try again the photos that failed before.")] = False,
+          batch_size: Annotated[int, typer.Option(help="Photos per Parquet part: what a crash may lose.")] = BATCH_SIZE,
+          retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Try again the photos that failed before.")]
+          = False,
           detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER, json_out: JsonOpt = False) -> None:
     """Every face of every photo into Parquet (path, SHA-256, box, landmarks, score, models, vector), resumable."""
     from .batch import embed_photos
