@@ -20,7 +20,6 @@ Only one process writes: the local engine's worker processes and Ray's actors re
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -180,6 +179,8 @@ class FaceDataset:
         self._lock = None
 
     def __enter__(self) -> FaceDataset:
+        import fcntl  # POSIX; imported here so that importing faceprint.cli needs no fcntl
+
         self.faces_dir.mkdir(parents=True, exist_ok=True)
         self.photos_dir.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.root / ".lock", "w")
