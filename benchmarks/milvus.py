@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faceprint import Gallery
-from faceprint.gallery.store import open_store
+from faceprint.gallery.store import NewFace, open_store
 
 EMBEDDER, DIMS = "faceplugin", 512
 
@@ -36,8 +36,8 @@ def _vectors(n: int, seed: int) -> np.ndarray:
 
 
 def _add(store, i: int, vector: np.ndarray) -> int:
-    return store.add_face(f"p{i // 4}", EMBEDDER, vector, source=None, image_sha256=hashlib.sha256(str(i).encode()
-                          ).hexdigest(), box=[0, 0, 1, 1], landmarks={}, detector="bench", chip=b"", chip_face={})
+    return store.add_face(NewFace(f"p{i // 4}", EMBEDDER, vector, hashlib.sha256(str(i).encode()).hexdigest(),
+                                  box=[0, 0, 1, 1], landmarks={}, detector="bench"))
 
 
 def _ms(times: list[float]) -> dict:

@@ -181,14 +181,14 @@ def _answer(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, threshold: 
 
 
 def _identification(found: np.ndarray, dist: np.ndarray, gnames: np.ndarray, qnames: np.ndarray, n_gallery: int) -> dict:
-    from faceprint.evaluation import _threshold_at_far
+    from faceprint.evaluation import threshold_at_far
 
     name = np.where(found < n_gallery, gnames[np.minimum(found, n_gallery - 1)], "<distractor>")
     known = qnames != ""
     right = (name == qnames) & known
     out = {"rank1": float(right[known].mean())}
     for far in (1e-2, 1e-3):
-        t = _threshold_at_far(np.sort(dist[~known]), far)
+        t = threshold_at_far(np.sort(dist[~known]), far)
         out[f"dir_at_far_{far:g}"] = float((right & (dist <= t))[known].mean())
     return out
 

@@ -62,7 +62,7 @@ def photo(lfw: Path, name: str, n: int) -> Path:
 def enrol(location: str, lfw: Path, people: list[str]) -> tuple[str, float]:
     """Fill the gallery through the Python API; returns a read key and the seconds it took."""
     from faceprint.gallery import Gallery
-    from faceprint.server.auth import create_key
+    from faceprint.gallery.keys import create_key
 
     start = time.perf_counter()
     with Gallery(location, keep_images=False) as g:

@@ -9,8 +9,9 @@ which runs
         --fr-python benchmarks/.venv-fr/bin/python --out benchmarks/results/speed.json
 
 Pipelines: face_recognition's HOG detector (all images) and its ``cnn`` detector (``--cnn-images``,
-an evenly spaced sample, it is ~30x slower on a CPU); faceprint's default (``get_pipeline()``) and
-its fast ones (BlazeFace short range with MobileFace, and with the MobileFaceNet from expo). Each image is processed end to end (decode -> detect ->
+an evenly spaced sample, it is ~30x slower on a CPU); faceprint's default (``get_pipeline()``), the
+fusion faceplugin+dlib-resnet with the default detector, and its fast ones (BlazeFace short range
+with MobileFace, and with the MobileFaceNet from expo). Each image is processed end to end (decode -> detect ->
 align/landmarks -> embed every face found) by ``--workers`` fresh processes, one per core, each
 single-threaded (``FACEPRINT_THREADS=1``, ``OMP/OPENBLAS/MKL_NUM_THREADS=1``), on interleaved
 halves of the list. The workers load their models, warm up on one image, and start together, so
@@ -50,6 +51,7 @@ PIPELINES = {
     "face_recognition-hog": ("fr", "hog", "dlib-resnet"),
     "face_recognition-cnn": ("fr", "cnn", "dlib-resnet"),
     "faceprint-default": ("fp", None, None),  # whatever get_pipeline() gives
+    "faceprint-fusion": ("fp", "blazeface-mtcnn", "faceplugin+dlib-resnet"),  # the most accurate (99.53%)
     "faceprint-fast": ("fp", "blazeface-short", "mobilefacenet"),
     "faceprint-fast-expo": ("fp", "blazeface-short", "expo-mobilefacenet"),
 }

@@ -3,7 +3,7 @@
     python benchmarks/video.py --lfw ../shared/datasets/lfw        # -> benchmarks/results/video.json
 
 For each frame size (640x480, 1280x720) and face count (1, 3, 10), and each seed, a clip from
-``faceprint.video.synth`` (8 s at 25 fps: LFW faces moving, scaling, switching photos, briefly
+``faceprint.testing.synth`` (8 s at 25 fps: LFW faces moving, scaling, switching photos, briefly
 occluded, entering and leaving; half enrolled people, half strangers) is watched by the default
 pipeline against a gallery holding the enrolled people from three LFW photos each that are not
 in the clip. Timed: the whole loop a live source needs (decode, detect, track, embed, search),
@@ -31,7 +31,7 @@ def run(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path) -
     from faceprint import Gallery
     from faceprint.evaluation import video_score
     from faceprint.video import Watch, Writer
-    from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
+    from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
 
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,
                      strangers=DEFAULT_STRANGERS, size=size, faces=faces, seconds=8.0, seed=seed)

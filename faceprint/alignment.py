@@ -7,7 +7,6 @@ points the two have in common. Two points already fix a similarity; more average
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .errors import FaceprintError
@@ -84,6 +83,8 @@ def similarity(face: Face, template: dict[str, tuple[float, float]]) -> np.ndarr
 
 def align(image: Image, face: Face, template: dict[str, tuple[float, float]], size: int) -> AlignedFace:
     """The ``size`` x ``size`` crop of ``face`` with its landmarks on ``template``."""
+    import cv2  # loaded on first use, not when faceprint is imported
+
     m = similarity(face, template)
     pixels = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return AlignedFace(pixels=pixels, face=face, matrix=m)

@@ -4,6 +4,7 @@
     faces = faceprint.detect("group.jpg")
     result = faceprint.verify("me.jpg", "passport.jpg")
     gallery = faceprint.Gallery("people.db"); gallery.enroll("Ada", "ada.jpg"); gallery.identify("door.jpg")
+    faces = faceprint.analyze("group.jpg", only="age,gender")
 
 Every function takes a path, encoded bytes or an RGB array, and models by name.
 """
@@ -12,16 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from .analysis import Analyzer, FaceAnalysis
 from .detection import DEFAULT_DETECTOR
 from .embedding import DEFAULT_EMBEDDER
 from .errors import FaceprintError, about
+from .imageio import load_image
 from .matching import Metric, Verification, verify_vectors
 from .pipeline import get_pipeline
-from .types import Embedding, Face
-
-ImageLike = str | Path | bytes | np.ndarray
+from .types import Embedding, Face, ImageLike
 
 
 def detect(image: ImageLike, detector: str = DEFAULT_DETECTOR) -> list[Face]:
@@ -49,3 +48,15 @@ def verify(a: ImageLike, b: ImageLike, *, detector: str = DEFAULT_DETECTOR, embe
         except FaceprintError as e:
             raise about(img if isinstance(img, (str, Path)) else label, e) from None
     return verify_vectors(*vectors, pipe.threshold if threshold is None else threshold, pipe.embedder.name, metric)
+
+
+def analyze(image: ImageLike, only: str | list[str] | None = None, *, models: dict[str, str] | None = None,
+            detector: str = DEFAULT_DETECTOR) -> list[FaceAnalysis]:
+    """Every face in the image with the attributes in ``only`` (default all: ``faceprint.analysis.ATTRIBUTES``).
+
+    ``models`` picks a model per attribute (``{"expression": "fr-expression"}``). An attribute whose
+    model cannot be fetched or loaded is missing from each record, its reason in ``errors``.
+    """
+    analyzer = Analyzer(only, models)  # a bad attribute or model name fails before any work
+    pixels = load_image(image)
+    return analyzer.analyze(pixels, get_pipeline(detector).detect(pixels))

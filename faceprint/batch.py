@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_file, atomic_write
 from .errors import FaceprintError
 from .imageio import load_image
 from .pipeline import get_pipeline
@@ -196,8 +197,8 @@ class FaceDataset:
                 raise FaceprintError(f"{self.root}: made with {found.get('detector')} + {found.get('embedder')} "
                                      f"(other models or versions); write to another folder")
         else:
-            _atomic_write(manifest, (json.dumps(self.manifest, indent=2) + "\n").encode())
-        for stale in [*self.root.glob("*/*.tmp"), *self._orphans()]:
+            atomic_write(manifest, (json.dumps(self.manifest, indent=2) + "\n").encode())
+        for stale in [*self.root.glob("*.tmp"), *self.root.glob("*/*.tmp"), *self._orphans()]:
             log.info("removing %s, left by a run that stopped mid-batch", stale)
             stale.unlink()
         numbers = [_number(p) for p in self.photos_dir.glob("part-*.parquet")]
@@ -228,21 +229,22 @@ class FaceDataset:
         photos, faces = _from_ipc(photos_ipc), _from_ipc(faces_ipc)
         name = f"part-{self.next_part:05d}.parquet"
         for table, folder in ((faces, self.faces_dir), (photos, self.photos_dir)):
-            tmp = folder / (name + ".tmp")
-            pq.write_table(table, tmp)
-            _fsync_replace(tmp, folder / name)
+            with atomic_file(folder / name) as f:
+                pq.write_table(table, f)
         self.next_part += 1
         return photos
 
 
 def embed_photos(files: Iterable[str | os.PathLike], out: str | os.PathLike, detector: str, embedder: str, *,
-                 engine: str = "local", workers: int = 1, batch_size: int = BATCH_SIZE, address: str | None = None,
+                 engine: str = "local", workers: int = 1, batch_size: int | None = None, address: str | None = None,
                  retry_failed: bool = False, on_start: Callable[[int], None] | None = None,
                  on_batch: Callable[[int], None] | None = None) -> Summary:
     """Embed every face of ``files`` into the dataset folder ``out``, skipping what a previous run did.
 
-    ``on_start`` gets the number of photos to do, ``on_batch`` the size of each batch written.
+    ``batch_size``: photos per batch (default ``BATCH_SIZE``). ``on_start`` gets the number of
+    photos to do, ``on_batch`` the size of each batch written.
     """
+    batch_size = BATCH_SIZE if batch_size is None else batch_size
     if engine not in ENGINES:
         raise FaceprintError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
     if batch_size < 1 or workers < 1:
@@ -436,21 +438,3 @@ def _committed(root: Path, kind: str) -> list[tuple[int, Path]]:
 
 def _number(part: Path) -> int:
     return int(part.name.split("-")[1].split(".")[0])
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):  # the rename itself durable: sync the folder
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    _fsync_replace(tmp, path)

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from .analysis.record import GROUPS_68, FaceAnalysis
 from .imageio import load_image
 from .types import Face, Image
 
 BOX_COLOR = (0, 200, 0)
 LANDMARK_COLOR = (255, 40, 40)
+CONTOUR_COLOR = (255, 220, 0)
 TEXT_COLOR = (0, 0, 0)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -57,6 +59,43 @@ def draw_faces(
         if label:
             _draw_label(out, _ascii(label), x0, y0, color, font_scale, text_thickness, thickness)
     return out
+
+
+def draw_analysis(image: Image, analyses: Sequence[FaceAnalysis], *, labels: bool = True) -> Image:
+    """A copy of ``image`` with each analysed face's box, a one-line summary of its attributes
+    (``labels``) and its 68 landmarks as contours (eyes and lips closed), where computed."""
+    analyses = list(analyses)
+    out = draw_faces(image, [a.face for a in analyses], [summary(a, brief=True) for a in analyses] if labels else None)
+    thickness = max(1, round(max(out.shape[:2]) / 500))
+    for a in analyses:
+        if a.landmarks68 is None:
+            continue
+        for group, (start, end) in GROUPS_68.items():
+            pts = np.round(a.landmarks68.points[start:end]).astype(np.int32)
+            closed = group in ("left_eye", "right_eye", "outer_lips", "inner_lips")
+            cv2.polylines(out, [pts], closed, CONTOUR_COLOR, thickness, cv2.LINE_AA)
+    return out
+
+
+def summary(a: FaceAnalysis, brief: bool = False) -> str:
+    """The attributes of one analysed face in a few words, e.g. ``female 0.98, 34 y, happy, yaw 12 ...``;
+    ``brief``: gender, age and expression only, short enough to label a face in a picture."""
+    parts = []
+    if a.gender:
+        parts.append(f"{a.gender.label} {a.gender.probability:.2f}")
+    if a.age:
+        parts.append(f"{a.age.years:.0f} y")
+    if a.expression:
+        parts.append(a.expression.label)
+    if brief:
+        return ", ".join(parts)
+    if a.pose:
+        parts.append(f"yaw {a.pose.yaw:.0f} pitch {a.pose.pitch:.0f} roll {a.pose.roll:.0f}")
+    if a.eyes:
+        parts.append(f"eyes {a.eyes.left_open:.2f}/{a.eyes.right_open:.2f}")
+    if a.quality:
+        parts.append(f"quality {a.quality.score:.2f}")
+    return ", ".join(parts)
 
 
 def _draw_label(out: np.ndarray, text: str, x0: int, y0: int, color, scale: float, text_t: int, box_t: int) -> None:

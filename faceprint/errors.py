@@ -30,11 +30,16 @@ class UnknownPersonError(GalleryError):
 
 
 class InvalidNameError(GalleryError):
-    """A person's name is empty, too long or not one line."""
+    """A person's name breaks the naming rule (``faceprint.gallery.names``)."""
 
 
 class PersonExistsError(GalleryError):
     """A person of that name is already enrolled."""
+
+
+class BusyError(FaceprintError):
+    """The gallery's write lock stayed taken (by another process or writer) past the wait allowed:
+    nothing was written; the same request can be tried again shortly."""
 
 
 def about(source: object, error: FaceprintError) -> FaceprintError:

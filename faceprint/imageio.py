@@ -34,19 +34,17 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
-import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
+from .atomic import atomic_file
 from .errors import FaceprintError, ImageError, ImageTooLargeError
 from .types import Image as ImageArray
+from .types import ImageLike
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
 
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_PIXELS_ENV = "FACEPRINT_MAX_PIXELS"
@@ -76,7 +74,7 @@ class Decoded:
     height: int
 
 
-def load_image(source: Source, *, max_pixels: int | None = None, name: str | None = None) -> ImageArray:
+def load_image(source: ImageLike, *, max_pixels: int | None = None, name: str | None = None) -> ImageArray:
     """Decode ``source`` (a path, encoded bytes, or an array) into an upright ``HxWx3`` uint8 RGB array.
 
     Arrays are validated and converted (grey, ``HxWx1``, RGBA, uint16, float in [0, 1], any integer
@@ -88,7 +86,7 @@ def load_image(source: Source, *, max_pixels: int | None = None, name: str | Non
     return load_reduced(source, None, max_pixels=max_pixels, name=name).pixels
 
 
-def load_reduced(source: Source, min_side: int | None, *, max_pixels: int | None = None,
+def load_reduced(source: ImageLike, min_side: int | None, *, max_pixels: int | None = None,
                  name: str | None = None) -> Decoded:
     """:func:`load_image`, with an encoded image whose long side is at least twice ``min_side``
     reduced by the largest power of two (at most 8) that keeps its long side at least ``min_side``
@@ -133,7 +131,8 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
     """Write an RGB image to ``path`` in the format its extension names (.jpg/.jpeg, .png, .webp).
 
     The file is written beside its destination and renamed into place, so a crash never leaves a
-    half-written image under the final name. Returns the path written.
+    half-written image under the final name. It gets the mode any new file would (0666 less the
+    umask), not the private 0600 of a temporary file. Returns the path written.
     """
     path = Path(path)
     fmt = _SAVE_FORMATS.get(path.suffix.lower())
@@ -141,21 +140,11 @@ def save_image(path: str | os.PathLike, image: ImageArray | np.ndarray) -> Path:
         known = ", ".join(sorted(_SAVE_FORMATS))
         raise ImageError(f"{path}: cannot save with extension {path.suffix or '(none)'!r}; use one of {known}")
     pixels = _from_array(np.asarray(image), "<array>")
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fp:
+        with atomic_file(path, sync=False) as fp:
             Image.fromarray(pixels).save(fp, fmt, **_SAVE_OPTIONS[fmt])
-        os.replace(tmp_name, path)
-        tmp_name = None
     except OSError as exc:
         raise ImageError(f"{path}: cannot write image: {_one_line(exc.strerror or exc)}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
     return path
 
 
@@ -215,6 +204,8 @@ def _decode(fp, name: str, limit: int, min_side: int | None) -> Decoded:
     except Exception as exc:  # Pillow reports corruption as OSError, SyntaxError, ValueError, EOFError, ...
         raise ImageError(f"{name}: corrupt or truncated image: {_one_line(exc)}") from None
     if factor > scale:  # a mode Pillow cannot average: reduce the RGB pixels instead
+        import cv2  # loaded on first use, not when faceprint is imported
+
         pixels = cv2.resize(pixels, (-(-width // factor), -(-height // factor)), interpolation=cv2.INTER_AREA)
         scale = factor
     pixels = _orient(pixels, orientation)

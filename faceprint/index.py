@@ -19,10 +19,14 @@ searched deeper than usearch's defaults. Measurements: ``benchmarks/search.py``,
 from __future__ import annotations
 
 import json
-import os
+import logging
 from pathlib import Path
 
 import numpy as np
+
+from .atomic import atomic_file, atomic_write
+
+log = logging.getLogger(__name__)
 
 #: Size at which the index switches from exact to two-stage search: a query of exact search
 #: costs 0.3 ms at 5,000 faces and 4 ms at 20,000; the two-stage one, 0.57 ms at 10,000.
@@ -195,18 +199,15 @@ class FaceIndex:
         two writes leaves an old stamp, which then fails that check and forces a rebuild.
         """
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
         if self._hnsw is not None:
             arrays = dict(keys=self._keys[:self._used], matrix=self._matrix[:self._used], mean=self._mean,
                           basis=self._basis, graph=np.frombuffer(self._hnsw.save(), np.uint8))
         else:
             arrays = dict(keys=self._keys, matrix=self._matrix)
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             np.savez(f, **arrays)
-        _fsync(tmp)
-        os.replace(tmp, path)
         meta = dict(stamp, dims=self.dims, approximate=self.approximate, dtype=self.dtype, count=len(self))
-        _atomic_write(_stamp_path(path), json.dumps(meta).encode())
+        atomic_write(_stamp_path(path), json.dumps(meta).encode())
 
     @classmethod
     def load(cls, path: Path, expect: dict, **options) -> tuple[FaceIndex, dict] | None:
@@ -227,8 +228,11 @@ class FaceIndex:
                     if index._hnsw is None:
                         return None
                     index.expansion_search = index.expansion_search  # not saved in the graph file
-        except Exception:  # noqa: BLE001 - numpy/zipfile/usearch each fail their own way on a torn file
-            return None  # missing, torn or foreign file: the caller rebuilds from its database
+        except FileNotFoundError:
+            return None  # never saved: the caller builds it from its database
+        except Exception as e:  # noqa: BLE001 - numpy/zipfile/usearch each fail their own way on a torn file
+            log.info("saved index %s unreadable (%s): rebuilding it", path, e)
+            return None  # torn or foreign file: the caller rebuilds from its database
         return (index, meta) if len(index) == meta["count"] else None
 
 
@@ -272,17 +276,3 @@ def _threads() -> int:
 
 def _stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
+from typing import Union
 
 import numpy as np
 
 #: An image is an ``HxWx3`` ``uint8`` RGB array; every stage takes and returns this layout.
 Image = np.ndarray
+
+#: What an entry point accepts as an image: a decoded array, encoded bytes, or a file path
+#: (``faceprint.imageio.load_image`` turns any of them into an ``Image``).
+ImageLike = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray]
+
+#: ``(x1, y1, x2, y2)`` in pixels.
+Box = tuple[float, float, float, float]
 
 #: Names of the landmark points any stage may use. Detectors fill what they can; alignment
 #: uses the points a detector and an embedder's template have in common.
@@ -23,7 +32,7 @@ class Face:
     ``left_eye`` is the eye on the left side of the image (the subject's right eye).
     """
 
-    box: tuple[float, float, float, float]
+    box: Box
     score: float
     landmarks: dict[str, tuple[float, float]] = field(default_factory=dict)
     detector: str = ""
@@ -74,3 +83,4 @@ class Embedding:
     def __post_init__(self) -> None:
         if self.vector.ndim != 1:
             raise ValueError("an embedding is a 1-d vector")
+

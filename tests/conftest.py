@@ -13,8 +13,10 @@ LFW = Path(os.environ.get("FACEPRINT_LFW", Path(__file__).resolve().parents[2] /
 
 @pytest.fixture(scope="session")
 def lfw_dir() -> Path:
+    """The LFW folder; also named in FACEPRINT_LFW for the code under test (int8 models calibrate on it)."""
     if not (LFW / "pairs.txt").is_file():
         pytest.skip(f"LFW not found at {LFW} (set FACEPRINT_LFW to its folder)")
+    os.environ.setdefault("FACEPRINT_LFW", str(LFW))
     return LFW
 
 

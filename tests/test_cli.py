@@ -153,3 +153,38 @@ def test_every_format_reaches_the_detector_and_bad_ones_fail_cleanly(tmp_path, a
         assert 150 < (x1 + x2) / 2 < 280 and 50 < (y1 + y2) / 2 < 200, name  # upright: the face is top-centre
     assert "pixels" in report[str(huge)]["error"]
     assert report[str(truncated)]["error"]
+
+
+#: Runs the CLI in-process, then reports (on exit, whatever the exit code) which heavy runtimes it
+#: imported and which models it made.
+_LOADED_PROBE = """
+import atexit, json, sys
+from faceprint.cli import app
+from faceprint.detection import detectors
+from faceprint.embedding import embedders
+HEAVY = {"onnxruntime", "dlib", "usearch", "psycopg", "pymilvus", "sklearn", "scipy", "tensorflow"}
+atexit.register(lambda: print("LOADED " + json.dumps({
+    "modules": sorted(HEAVY & {m.split(".")[0] for m in sys.modules}),
+    "models": detectors.loaded() + embedders.loaded()}), file=sys.stderr))
+sys.argv = ["faceprint", *sys.argv[1:]]
+app()
+"""
+
+
+@pytest.mark.parametrize("command", [["people", "list"], ["keys", "list"], ["people", "show", "Ada"]])
+def test_commands_that_need_no_model_load_none(tmp_path, command):
+    from faceprint.gallery.keys import create_key
+    from faceprint.gallery.store import NewFace, open_store
+
+    db = tmp_path / "g.db"
+    store = open_store(db)
+    store.add_face(NewFace("Ada", "faceplugin", np.ones(512, np.float32) / np.sqrt(512), "0" * 64,
+                           box=[0, 0, 10, 10], landmarks={}, detector="test"))
+    create_key(store, "k", ["read"])
+    store.close()
+    p = subprocess.run([sys.executable, "-c", _LOADED_PROBE, *command, "--db", str(db), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)  # it listed something
+    loaded = json.loads(p.stderr.rsplit("LOADED ", 1)[1])
+    assert loaded == {"modules": [], "models": []}

@@ -12,7 +12,7 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.evaluation import central
-from faceprint.gallery.store import Store, open_store
+from faceprint.gallery.store import NewFace, Store, open_store
 from faceprint.imageio import load_image
 from faceprint.index import FaceIndex, knn_graph
 from faceprint.pipeline import get_pipeline
@@ -97,8 +97,8 @@ def test_index_add_remove_save_load(tmp_path, faces):
 
 
 def _add(store: Store, name: str, vector: np.ndarray, tag: int) -> int:
-    return store.add_face(name, EMBEDDER, vector, source=None, image_sha256=hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
-                          box=[0, 0, 1, 1], landmarks={}, detector="test", chip=b"", chip_face={})
+    return store.add_face(NewFace(name, EMBEDDER, vector, hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
+                                  box=[0, 0, 1, 1], landmarks={}, detector="test"))
 
 
 def _fill(db: Path, faces: dict, photos: range) -> None:

@@ -35,11 +35,11 @@ from faceprint.errors import GalleryError  # noqa: E402
 from faceprint.evaluation import central  # noqa: E402
 from faceprint.gallery.crypto import KEY_ENV, Sealer  # noqa: E402
 from faceprint.gallery.milvus import STAMPS, MilvusIndex, MilvusVectors, collection_name  # noqa: E402
-from faceprint.gallery.store import Store, open_store  # noqa: E402
+from faceprint.gallery.store import NewFace, Store, open_store  # noqa: E402
 from faceprint.imageio import load_image  # noqa: E402
 from faceprint.index import FaceIndex  # noqa: E402
 from faceprint.pipeline import get_pipeline  # noqa: E402
-from faceprint.server.auth import create_key  # noqa: E402
+from faceprint.gallery.keys import create_key  # noqa: E402
 
 from .conftest import lfw_image  # noqa: E402
 from .servers import faceprint_server, free_port  # noqa: E402
@@ -92,9 +92,8 @@ def faces(lfw_dir) -> dict[str, list[np.ndarray]]:
 
 def _add(store: Store, name: str, vector: np.ndarray, tag: int) -> int:
     """A face written straight to the database, as another process (or one that crashed) would."""
-    return store.add_face(name, EMBEDDER, vector, source=None,
-                          image_sha256=hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
-                          box=[0, 0, 1, 1], landmarks={}, detector="test", chip=b"", chip_face={})
+    return store.add_face(NewFace(name, EMBEDDER, vector, hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
+                                  box=[0, 0, 1, 1], landmarks={}, detector="test"))
 
 
 def _fill(db: Path | str, faces: dict, photos: range) -> None:
@@ -197,7 +196,7 @@ def test_gallery_with_vectors_in_milvus(tmp_path, lfw_dir):
 
         ids = {f.id for f in g.faces(people[0])}
         assert g.remove(people[0]).faces == 2
-        index = g._milvus._index  # erased from Milvus at once, before any search
+        index = g._vectors._index  # erased from Milvus at once, before any search
         assert len(index) == g.store.count_embeddings(EMBEDDER) == 9
         assert not set(index.search(probes, 20)[0].ravel().tolist()) & ids
         for gallery in (g, other):
@@ -231,8 +230,8 @@ def test_a_restart_catches_up_from_the_log(tmp_path, faces, monkeypatch, databas
             (who, d), *_ = g.search(faces[name][2][None], 1)[0]
             assert who == name and d < 1e-4  # the photo added behind its back
         assert rebuilds == []  # caught up from the log: nothing uploaded again
-        assert g._milvus._index.stamp()["seq"] == last
-        assert len(g._milvus._index) == g.store.count_embeddings(EMBEDDER) == 2 * 38 + 5
+        assert g._vectors._index.stamp()["seq"] == last
+        assert len(g._vectors._index) == g.store.count_embeddings(EMBEDDER) == 2 * 38 + 5
 
 
 @pytest.mark.parametrize("damage", ["missing", "stray", "newer", "foreign"])
@@ -257,7 +256,7 @@ def test_a_collection_that_disagrees_is_rebuilt(tmp_path, faces, monkeypatch, da
         hits = _top_names(g, faces, 3)
         assert sum(hits[n][:1] == [n] for n in faces) >= 37
         assert len(rebuilds) == 1
-        index = g._milvus._index
+        index = g._vectors._index
         assert len(index) == 2 * len(faces)
         assert index.stamp() == {"gallery": g.store.get_meta("gallery_id"), "embedder": EMBEDDER,
                                  "seq": g.store.last_change(), "building": 0}
@@ -286,7 +285,7 @@ def test_changes_during_a_rebuild_are_not_lost(tmp_path, faces, monkeypatch):
         g.search(faces[names[2]][3][None])  # the first search builds the collection
         assert len(calls) >= 2
         assert listings == []  # replaying the log sufficed: no listing of every id in Milvus
-        index = g._milvus._index
+        index = g._vectors._index
         assert len(index) == g.store.count_embeddings(EMBEDDER) == 2 * len(faces) - 2 + 1
         hits = _top_names(g, faces, 3, k=5)
         assert names[0] not in {n for found in hits.values() for n in found}
@@ -325,7 +324,7 @@ def test_concurrent_galleries_keep_milvus_in_step(tmp_path, faces, monkeypatch, 
     assert len(rebuilds) == 1  # the first to find the collection empty built it; the others waited for it
     with Gallery(db, vectors=vectors) as g:
         g.search(faces[names[0]][0][None])
-        index = g._milvus._index
+        index = g._vectors._index
         held = {row["id"] for row in index.client.query(index.name, filter="id >= 0", output_fields=["id"],
                                                         limit=10_000, consistency_level="Strong")}
         assert held == set(g.store.embeddings(EMBEDDER)[0].tolist())
@@ -348,7 +347,7 @@ def test_a_rebuild_under_way_elsewhere_is_waited_for(tmp_path, faces, monkeypatc
         hits = _top_names(g, faces, 3)
         assert time.monotonic() - start > 1.0 and len(rebuilds) == 1
         assert sum(hits[n][:1] == [n] for n in faces) >= 37
-        assert g._milvus._index.stamp()["building"] == 0
+        assert g._vectors._index.stamp()["building"] == 0
 
 
 def test_reindex_rebuilds_and_erases_the_old_vectors(tmp_path, lfw_dir):
@@ -359,12 +358,12 @@ def test_reindex_rebuilds_and_erases_the_old_vectors(tmp_path, lfw_dir):
             for i in (1, 2):
                 g.enroll(name, lfw_image(lfw_dir, name, i))
         assert g.identify(lfw_image(lfw_dir, people[0], 3))
-        old = g._milvus._index.name
+        old = g._vectors._index.name
         assert g.reindex("dlib-resnet") == 6
         probes = np.stack([_probe(g.pipeline, lfw_image(lfw_dir, name, 3)) for name in people])
         found = [hits[0][0] for hits in g.search(probes)]
         assert sum(who == name for who, name in zip(found, people)) >= 2
-        index = g._milvus._index
+        index = g._vectors._index
         assert index.name != old and index.dims == 128 and len(index) == 6
         prefix = f"faceprint_{g.store.get_meta('gallery_id')}_"
         mine = [c for c in index.client.list_collections() if c.startswith(prefix)]
@@ -377,7 +376,7 @@ def test_a_collection_dropped_under_a_running_gallery_is_rebuilt(tmp_path, faces
     _fill(db, faces, range(2))
     with Gallery(db, vectors=vectors) as g:
         _top_names(g, faces, 3)
-        index = g._milvus._index
+        index = g._vectors._index
         index.client.drop_collection(index.name)  # an operator, or Milvus restored from an older backup
         hits = _top_names(g, faces, 3)  # the database has not changed, yet the answers are whole
         assert sum(hits[n][:1] == [n] for n in faces) >= 37

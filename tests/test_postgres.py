@@ -26,8 +26,8 @@ import pytest
 from faceprint import Gallery
 from faceprint.errors import GalleryError
 from faceprint.gallery.crypto import KEY_ENV, Sealer
-from faceprint.gallery.store import SCHEMA_VERSION, open_store
-from faceprint.server.auth import create_key
+from faceprint.gallery.store import SCHEMA_VERSION, NewFace, open_store
+from faceprint.gallery.keys import check_key, create_key
 
 from .conftest import lfw_image
 from .servers import connection_owner, descendants, faceprint_server_process
@@ -119,8 +119,8 @@ def test_gallery_on_postgres(db, lfw_dir):
         with pytest.raises(GalleryError, match="reindex"):
             Gallery(db, embedder="mobilefacenet")
         with pytest.raises(GalleryError, match="never mixed"):
-            g.store.add_face("X", "mobilefacenet", np.ones(128, np.float32), source=None, image_sha256="0" * 64,
-                             box=[0, 0, 1, 1], landmarks={}, detector="d", chip=b"", chip_face={})
+            g.store.add_face(NewFace("X", "mobilefacenet", np.ones(128, np.float32), "0" * 64,
+                                     box=[0, 0, 1, 1], landmarks={}, detector="d"))
         assert not g.store.has_person("X")  # the refused write left nothing behind
 
         assert g.reindex("mobilefacenet") == 10
@@ -194,8 +194,7 @@ def test_schema_created_upgraded_and_least_privilege(new_db, postgres_url):
     _sql(db, "DROP TABLE api_keys")
     _sql(db, "UPDATE meta SET value = '2' WHERE key = 'schema'")
     store = open_store(db)
-    store.add_key("k1", "test", "0" * 64, ["read"])
-    assert store.key("k1").scopes == ("read",)
+    assert check_key(store, create_key(store, "test", ["read"])).scopes == ("read",)
     store.close()
     assert _sql(db, "SELECT value FROM meta WHERE key = 'schema'") == [(str(SCHEMA_VERSION),)]
     # one from a newer faceprint is refused, not written to
@@ -213,7 +212,7 @@ def test_schema_created_upgraded_and_least_privilege(new_db, postgres_url):
         as_app = db.replace("//faceprint@", f"//{role}@")
         store = open_store(as_app)
         store.add_person("Someone")
-        store.add_key("k2", "test", "0" * 64, ["read"])
+        create_key(store, "test", ["read"])
         assert store.has_person("Someone") and store.count_people() == 1
         store.close()
         with pytest.raises(GalleryError, match="cannot set up the gallery's tables: permission denied"):
@@ -249,6 +248,26 @@ def test_lost_connection_is_replaced(db):
     store.close()
     with pytest.raises(psycopg.OperationalError):  # closed on purpose stays closed
         store.count_people()
+
+
+def test_a_held_write_lock_gives_busy_within_the_bound(db, monkeypatch):
+    from faceprint.errors import BusyError
+    from faceprint.gallery.store.postgres import _WRITE_LOCK
+
+    monkeypatch.setenv("FACEPRINT_LOCK_TIMEOUT", "1")
+    store = open_store(db)
+    store.add_person("Before")
+    with psycopg.connect(db, autocommit=True) as outside:  # another writer, holding the lock every writer takes
+        outside.execute("SELECT pg_advisory_lock(%s)", (_WRITE_LOCK,))
+        started = time.perf_counter()
+        with pytest.raises(BusyError, match="busy"):
+            store.add_person("Refused")
+        assert 0.9 < time.perf_counter() - started < 3
+        assert [p[0] for p in store.people()] == ["Before"]  # the store reads on, nothing half-written
+        outside.execute("SELECT pg_advisory_unlock(%s)", (_WRITE_LOCK,))
+    store.add_person("After")
+    assert [p[0] for p in store.people()] == ["After", "Before"]
+    store.close()
 
 
 # -- several processes on one database ---------------------------------------------------------------------

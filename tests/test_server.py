@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from faceprint.gallery.store import open_store
-from faceprint.server.auth import create_key
+from faceprint.gallery.keys import create_key
 
 from .conftest import lfw_image
 from .servers import faceprint_server
@@ -198,7 +198,7 @@ def test_encryption_at_rest_and_thumbnails(tmp_path, lfw_dir):
 def test_key_checks_reject_forgeries(tmp_path):
     store = open_store(tmp_path / "k.db")
     key = create_key(store, "k", ["read"])
-    from faceprint.server.auth import check_key
+    from faceprint.gallery.keys import check_key
 
     assert check_key(store, key).scopes == ("read",)
     assert check_key(store, key[:-1] + ("A" if key[-1] != "A" else "B")) is None

@@ -233,3 +233,65 @@ def test_graphdef_facenet_matches_opencv_dnn(real_crops):
         ref.append(net.forward().reshape(-1))
     ref = np.stack(ref)
     np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_strided_slice_and_expand_dims_match_numpy():
+    """SSR-Net's heads slice ``x[:, i]`` (a shrink mask) and add axes back; masks and steps as TF reads them."""
+    rng = np.random.default_rng(2)
+    c = lambda name, v: TFNode(name, "Const", attr={"value": np.asarray(v, np.int32)})  # noqa: E731
+    nodes = [
+        TFNode("x", "Placeholder", attr={"dtype": 1, "shape": ("shape", [-1, 6, 5])}),
+        c("b0", [0, 2]), c("e0", [0, 0]), c("s0", [1, 1]),  # x[:, 2]: begin mask on 0, shrink on 1
+        TFNode("col", "StridedSlice", ["x", "b0", "e0", "s0"], {"begin_mask": 1, "end_mask": 1, "shrink_axis_mask": 2}),
+        c("b1", [0, 1, 4]), c("e1", [0, 5, 0]), c("s1", [1, 2, -1]),  # x[:, 1:5:2, ::-1]
+        TFNode("strided", "StridedSlice", ["x", "b1", "e1", "s1"], {"begin_mask": 5, "end_mask": 5}),
+        c("axis", -1),
+        TFNode("expanded", "ExpandDims", ["col", "axis"]),
+    ]
+    model = to_onnx(nodes, ["expanded", "strided"])
+    x = rng.normal(size=(3, 6, 5)).astype(np.float32)
+    got_col, got_strided = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_array_equal(got_col, x[:, 2][..., None])
+    np.testing.assert_array_equal(got_strided, x[:, 1:5:2, ::-1])
+
+
+def _human_graph(name: str, sha_json: str, sha_bin: str) -> tuple[Path, Path]:
+    """A Human TF.js graph from the zoo's pinned npm tarball (skipped when it is not cached)."""
+    from faceprint.zoo.fetch import ModelFile, local_path
+
+    dist = zoo.get("mobilefacenet").files["graph"].dist
+    files = [ModelFile(dist, f"package/models/{name}.{ext}", sha) for ext, sha in (("json", sha_json), ("bin", sha_bin))]
+    if not all(local_path(f).is_file() for f in files):
+        pytest.skip(f"human model {name} is not in the cache")
+    return tuple(zoo.fetch(files, progress=False))
+
+
+@pytest.mark.parametrize("name, sha_json, sha_bin, grey", [
+    # signature in userDefinedMetadata; grey input in [-1, 1]
+    ("emotion", "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
+     "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987", True),
+    # SSR-Net: StridedSlice and ExpandDims in its heads; RGB 0..255
+    ("age", "846df6f4231311d8bb84fae9087a26051c872bd981254816386afad1cd21f8f0",
+     "6b7c758febd2855c337ce3895a8dcc7ecc7679363af8d7932dfd835d8dc9e81a", False),
+])
+def test_tfjs_human_attribute_models_match_tensorflow_js(real_crops, tmp_path, name, sha_json, sha_bin, grey):
+    if shutil.which("node") is None or not (REFERENCE / "node_modules" / "@tensorflow" / "tfjs").is_dir():
+        pytest.skip("the TF.js reference needs node and `npm ci --prefix tests/reference`")
+    import cv2
+
+    from faceprint.zoo.tfgraph import convert_tfjs
+
+    graph, _ = _human_graph(name, sha_json, sha_bin)
+    x = np.stack([cv2.resize(c, (64, 64)) for c in real_crops]).astype(np.float32)
+    if grey:
+        x = (x @ np.float32([0.2989, 0.587, 0.114]))[..., None] / 127.5 - 1
+    np.save(tmp_path / "x.npy", np.ascontiguousarray(x))
+    session = ort.InferenceSession(convert_tfjs(graph), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["Identity_0"]  # named after the signature's key
+    (ours,) = session.run(None, {session.get_inputs()[0].name: x})
+    proc = subprocess.run(["node", str(REFERENCE / "tfjs_embed.js"), str(graph), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy"), "Identity:0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ref = np.load(tmp_path / "y.npy").reshape(ours.shape)
+    np.testing.assert_allclose(ours, ref, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+    assert np.ptp(ref, axis=0).max() > 1e-3  # the faces give different answers: a real comparison

@@ -16,12 +16,13 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.evaluation import video_score
+from faceprint.gallery.store import open_store
 from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
 from faceprint.video import Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
-from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
+from faceprint.testing.mjpeg import serve_mjpeg
+from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, load_truth, make_clip
 
 from .conftest import lfw_image
 
@@ -121,6 +122,7 @@ def test_a_source_that_cannot_be_read_is_one_clear_line(tmp_path, kind):
     (tmp_path / "empty.mp4").write_bytes(b"")
     (tmp_path / "garbage.mp4").write_bytes(os.urandom(20_000))
     out = tmp_path / "out.mp4"
+    open_store(tmp_path / "g.db").close()  # watch only reads: it refuses a gallery that is not there
     done = subprocess.run([FACEPRINT, "watch", source, "--db", str(tmp_path / "g.db"), "--out", str(out)],
                           capture_output=True, text=True, timeout=120)
     expected = {"missing": "no such video file", "empty": "empty file", "garbage": "cannot open this video file",

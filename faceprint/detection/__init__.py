@@ -7,13 +7,12 @@ imported only when asked for, so a user of one never pays for loading another's 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import cache
 from typing import ClassVar
 
 import numpy as np
 
-from ..zoo.plugins import instantiate
 from ..types import Face, Image
+from ..zoo.plugins import Registry, fingerprint
 
 _DETECTORS = {
     "blazeface": "faceprint.detection.blazeface:BlazeFace",
@@ -44,9 +43,9 @@ class Detector(ABC):
         Evaluation caches are keyed on it, so a new model file or a code change never reuses
         embeddings made by the old one.
         """
-        return _fingerprint(self.name, self.revision, {k: v for k, v in vars(self).items()
-                                                       if not k.startswith("_")
-                                                       and isinstance(v, (bool, int, float, str, tuple))})
+        settings = {k: v for k, v in vars(self).items()
+                    if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple))}
+        return fingerprint(self.name, self.revision, str(sorted(settings.items())))
 
     @abstractmethod
     def detect(self, image: Image) -> list[Face]:
@@ -59,22 +58,13 @@ class Detector(ABC):
         return None
 
 
-def _fingerprint(name: str, revision: int, settings: dict) -> str:
-    from .. import zoo
-    from ..errors import ModelError
-
-    try:
-        hashes = sorted(f.sha256 for f in zoo.get(name).files.values())
-    except ModelError:  # a model with no zoo entry (tests' stand-ins): name and settings only
-        hashes = []
-    return f"{name} r{revision} {sorted(settings.items())} {' '.join(hashes)}"
+detectors: Registry[Detector] = Registry("detector", _DETECTORS)
 
 
 def detector_names() -> list[str]:
-    return list(_DETECTORS)
+    return detectors.names()
 
 
-@cache
 def get_detector(name: str = DEFAULT_DETECTOR) -> Detector:
     """The shared instance of a detector, loading (and fetching) its model on first use."""
-    return instantiate(_DETECTORS, name, "detector")
+    return detectors.get(name)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..boxes import overlap
+
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, mode: str = "union") -> np.ndarray:
     """Indices of the boxes to keep, in descending score order.
@@ -31,22 +33,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, mode: str =
     order = np.argsort(-scores, kind="stable")
     if len(boxes) <= _MATRIX_MAX:
         return _nms_matrix(boxes[order], iou_threshold, mode, order)
-    x1, y1, x2, y2 = boxes.T
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     keep = []
     while order.size:
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        if mode == "union":
-            denom = areas[i] + areas[rest] - inter
-        else:
-            denom = np.minimum(areas[i], areas[rest])
-        overlap = np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
-        order = rest[overlap <= iou_threshold]
+        order = rest[overlap(boxes[i], boxes[rest], mode)[0] <= iou_threshold]
     return np.asarray(keep, dtype=np.intp)
 
 
@@ -59,16 +51,10 @@ _MATRIX_MAX = 1024
 
 def _nms_matrix(boxes: np.ndarray, iou_threshold: float, mode: str, order: np.ndarray) -> np.ndarray:
     """The same greedy NMS on boxes already sorted by score, from one pairwise-overlap matrix."""
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    iw = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), 0)
-    ih = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), 0)
-    inter = iw * ih
-    denom = areas[:, None] + areas - inter if mode == "union" else np.minimum(areas[:, None], areas)
-    overlap = np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
+    pairs = overlap(boxes, boxes, mode)
     # Row k as a Python integer bit mask of the boxes that box k suppresses: the greedy pass is
     # then one integer OR per kept box instead of several numpy calls.
-    packed = np.packbits(overlap > iou_threshold, axis=1, bitorder="little")
+    packed = np.packbits(pairs > iou_threshold, axis=1, bitorder="little")
     suppressed, keep = 0, []
     for k, row in enumerate(packed):
         if not (suppressed >> k) & 1:

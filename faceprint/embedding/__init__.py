@@ -7,7 +7,6 @@ stage produces exactly that crop, so embedders never see raw images or detector 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from functools import cache
 from pathlib import Path
 from typing import ClassVar
 
@@ -15,8 +14,7 @@ import numpy as np
 
 from .. import zoo
 from ..alignment import align
-from ..errors import ModelError
-from ..zoo.plugins import instantiate
+from ..zoo.plugins import Registry, fingerprint
 
 _EMBEDDERS = {
     "dlib-resnet": "faceprint.embedding.dlib_resnet:DlibResNet",
@@ -25,6 +23,7 @@ _EMBEDDERS = {
     "faceplugin": "faceprint.embedding.faceplugin:FacePlugin",
     "expo-mobilefacenet": "faceprint.embedding.expo_mobilefacenet:ExpoMobileFaceNet",
     "faceplugin+dlib-resnet": "faceprint.embedding.fusion:FacePluginDlibResNet",
+    "dlib-resnet-int8": "faceprint.embedding.dlib_resnet:DlibResNetInt8",
 }
 
 DEFAULT_EMBEDDER = "faceplugin"
@@ -58,11 +57,7 @@ class Embedder(ABC):
 
         Evaluation caches are keyed on it, so new weights or changed code never reuse old vectors.
         """
-        try:
-            hashes = sorted(f.sha256 for f in zoo.get(self.name).files.values())
-        except ModelError:  # a model with no zoo entry (tests' stand-ins): name and settings only
-            hashes = []
-        return f"{self.name} r{self.revision} flip={self.flip} {' '.join(hashes)}"
+        return fingerprint(self.name, self.revision, f"flip={self.flip}")
 
     def embed_faces(self, image: np.ndarray, faces: list) -> np.ndarray:
         """Vectors of ``faces`` in ``image``: aligned onto this embedder's template, then embedded.
@@ -110,14 +105,29 @@ class OnnxEmbedder(Embedder):
     """
 
     source: ClassVar[str] = "model"
+    #: bump when ``convert`` (or, for an int8 model, the quantisation) makes a different file, so
+    #: conversions cached by the old code are not reused
+    converter_revision: ClassVar[int] = 1
+    #: "int8": the float conversion quantised on this machine (``faceprint.zoo.quantize``)
+    precision: ClassVar[str] = "float32"
 
     def __init__(self, flip: bool | None = None) -> None:
         if flip is not None:
             self.flip = flip
         from ..runtime import onnx_session
+        from ..zoo.quantize import int8_conversion
 
-        self._session = onnx_session(zoo.get(self.name).converted(self.source, type(self).convert))
+        convert = type(self).convert
+        if self.precision == "int8":
+            convert = int8_conversion(convert, self._prepare, self.template, self.size)
+        self._session = onnx_session(zoo.get(self.name).converted(self.source, convert, self.converter_revision))
         self._input = self._session.get_inputs()[0].name
+
+    @property
+    def fingerprint(self) -> str:
+        """An int8 model's vectors also depend on its quantisation, which ``converter_revision`` versions."""
+        extra = f" {self.precision} c{self.converter_revision}" if self.precision != "float32" else ""
+        return super().fingerprint + extra
 
     @staticmethod
     @abstractmethod
@@ -132,14 +142,16 @@ class OnnxEmbedder(Embedder):
         return self._session.run(None, {self._input: np.ascontiguousarray(self._prepare(crops))})[0]
 
 
+embedders: Registry[Embedder] = Registry("embedder", _EMBEDDERS)
+
+
 def embedder_names() -> list[str]:
-    return list(_EMBEDDERS)
+    return embedders.names()
 
 
-@cache
 def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     """The shared instance of an embedder, loading (and fetching) its model on first use."""
-    return instantiate(_EMBEDDERS, name, "embedder")
+    return embedders.get(name)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

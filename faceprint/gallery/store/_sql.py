@@ -1,37 +1,36 @@
-"""The gallery's database: people, their faces, the faces' embeddings, and API keys.
+"""The SQL both store engines share: the schema, the records, and every query.
 
-One SQL layer, two engines. SQLite (``SQLiteStore``) is the embedded default: a file in WAL
-mode with ``BEGIN IMMEDIATE`` write transactions. PostgreSQL (``PostgresStore``, in
-``postgres.py``) is the server backend that several processes or hosts share. Either way each
-enrolment is one atomic transaction, so a killed process leaves every earlier enrolment intact
-and nothing half-written, and concurrent writers queue instead of failing or losing rows.
-
-Every add and remove of a face is also written to ``changes``, the log a search index follows to
-stay in step with the database (``faceprint.gallery``). With a ``Sealer`` (``crypto.py``)
-embeddings and face images are encrypted before they are written.
+Engines (``sqlite.py``, ``postgres.py``) only connect, open transactions and run statements.
+The ``api_keys`` table is created here with the others (one schema, upgraded in one place); its
+rows are read and written by ``faceprint.gallery.keys``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import GalleryError, PersonExistsError, UnknownPersonError
-from .crypto import KEY_ENV, Sealer
+from ...errors import BusyError, GalleryError, PersonExistsError, UnknownPersonError
+from ..crypto import KEY_ENV, Sealer
+from ..names import lookup_name, valid_name
 
 #: 2 added ``changes``, the log the search index follows; 3 added ``api_keys`` (older files are
 #: upgraded in place: both are new tables)
 SCHEMA_VERSION = 3
+
+#: Seconds a write waits for the database's write lock before giving up with ``BusyError``
+LOCK_TIMEOUT_ENV = "FACEPRINT_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 5.0
 
 #: Written once per engine by ``_ddl``: ``{id}`` an auto-numbered key, ``{blob}`` bytes, ``{real}`` a float.
 _SCHEMA = """
@@ -97,13 +96,20 @@ class FaceRow:
 
 
 @dataclass(frozen=True)
-class KeyRow:
-    id: str
-    name: str
-    hash: str
-    scopes: tuple[str, ...]
-    created: float
-    revoked: float | None
+class NewFace:
+    """A face to store: who, the embedding, where it was found, and its chip (``faceprint.chips``;
+    empty when images are not kept). ``box`` and ``landmarks`` are in the source image's pixels."""
+
+    person: str
+    embedder: str
+    vector: np.ndarray
+    image_sha256: str
+    box: list[float]
+    landmarks: dict[str, list[float]]
+    detector: str
+    source: str | None = None
+    chip: bytes = b""
+    chip_face: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -115,40 +121,67 @@ class Removed:
     images: int
 
 
-def open_store(location: str | Path, sealer: Sealer | None = None) -> Store:
-    """A ``postgresql://`` URL opens PostgreSQL; anything else is a SQLite file path."""
-    if str(location).startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return PostgresStore(str(location), sealer)
-    return SQLiteStore(location, sealer)
+def lock_timeout() -> float:
+    """The write-lock wait: $FACEPRINT_LOCK_TIMEOUT seconds, else ``DEFAULT_LOCK_TIMEOUT``."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV) or str(DEFAULT_LOCK_TIMEOUT)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise GalleryError(f"{LOCK_TIMEOUT_ENV} must be a number of seconds, not {raw!r}")
+    return seconds
 
 
 class Store:
     """The SQL both engines share; subclasses connect, open transactions and run statements.
 
-    One connection per store, guarded by a lock, so one store can serve a threaded web server.
+    Safe to share between threads (a threaded web server). A writer holds ``_lock`` for its whole
+    transaction and waits at most ``lock_timeout`` seconds, for that lock and for the database's
+    write lock together, then raises ``BusyError`` having written nothing. Reads outside a write hold
+    what ``_reading`` holds: the same lock for an engine with one connection (PostgreSQL), and no lock
+    a writer holds for SQLite, whose reads have their own connection and never wait behind a writer.
     """
 
     #: ``path`` of a file database (where a search index may be saved beside it), else None
     path: Path | None = None
+    #: opened for reading only (``open_store(readonly=True)``)
+    readonly = False
     _ID = _BLOB = _REAL = ""  # column types for _SCHEMA
 
-    def __init__(self, location: str, sealer: Sealer | None) -> None:
+    def __init__(self, location: str, sealer: Sealer | None, lock_timeout: float) -> None:
         self.location = location
+        self.lock_timeout = lock_timeout
         self._sealer = sealer
         self._lock = threading.RLock()
+        self._writer_thread: int | None = None  # the thread inside write(), if any
 
     # -- engine hooks ------------------------------------------------------------------------
     def _run(self, sql: str, params: tuple | list = ()) -> Any:
         """Execute one statement (``?`` placeholders) and return its cursor."""
         raise NotImplementedError
 
-    def _begin_write(self) -> None:
+    def _begin_write(self, deadline: float) -> None:
+        """Begin a transaction holding the database's write lock, or ``BusyError`` once
+        ``time.monotonic()`` passes ``deadline``."""
         raise NotImplementedError
 
     def _begin_read(self) -> None:
         raise NotImplementedError
+
+    def _tables(self) -> set[str]:
+        """The names of the tables in the database."""
+        raise NotImplementedError
+
+    def _refuse_foreign(self, tables: set[str]) -> None:
+        """Refuse a database that holds something other than a gallery (a SQLite file is one
+        gallery; a PostgreSQL database may be shared with other tables)."""
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Held around reads outside a write transaction."""
+        with self._lock:
+            yield
 
     @property
     def version(self) -> int:
@@ -164,41 +197,86 @@ class Store:
         return [s.strip() for s in schema.split(";") if s.strip()]
 
     def _setup(self) -> None:
+        """Create or upgrade the tables only when something needs writing: opening a current gallery
+        takes no write lock, so it opens while another process writes, and opens read-only."""
+        if self._current():
+            return
+        if self.readonly:
+            raise GalleryError(f"{self.location}: this gallery was written by an older faceprint; open it once "
+                               "with a command that writes (e.g. `faceprint enroll`) to upgrade it")
         with self.write():
+            tables = self._tables()
+            self._refuse_foreign(tables)
             for statement in self._ddl():
                 self._run(statement)
-            found = self.get_meta("schema")
-            if found is not None and int(found) > SCHEMA_VERSION:
-                raise GalleryError(f"{self.location} was written by a newer faceprint (schema {found})")
-            if found != str(SCHEMA_VERSION):
+            self._check_schema()
+            if self.get_meta("schema") != str(SCHEMA_VERSION):
                 self.set_meta("schema", str(SCHEMA_VERSION))
             if self.get_meta("gallery_id") is None:  # ties a saved search index to this database
                 self.set_meta("gallery_id", uuid.uuid4().hex)
-            self._check_sealing()
+            self._check_sealing(fix=True)
 
-    def _check_sealing(self) -> None:
-        """Refuse a key the data was not sealed with, and plain data where a key is set (or the reverse)."""
+    def _current(self) -> bool:
+        """Whether the gallery opens as it is: its tables current, its id and encryption settled."""
+        with self.snapshot():
+            tables = self._tables()
+            self._refuse_foreign(tables)
+            if "meta" not in tables:
+                if self.readonly:
+                    raise GalleryError(f"no gallery at {self.location}; enrol someone first or check --db")
+                return False
+            self._check_schema()
+            return (self.get_meta("schema") == str(SCHEMA_VERSION) and self.get_meta("gallery_id") is not None
+                    and self._check_sealing(fix=False))
+
+    def _check_schema(self) -> None:
+        found = self.get_meta("schema")
+        if found is not None and int(found) > SCHEMA_VERSION:
+            raise GalleryError(f"{self.location} was written by a newer faceprint (schema {found})")
+
+    def _check_sealing(self, fix: bool) -> bool:
+        """Refuse a key the data was not sealed with, and plain data where a key is set (or the reverse).
+
+        True when the key matches; an empty gallery takes the key (or none) of its first writer: with
+        ``fix`` (inside ``write()``) it is recorded, else False says it needs recording (a reader just
+        reads: there is nothing sealed to open)."""
         sealed = self.get_meta("sealed")
         mine = self._sealer.fingerprint if self._sealer else None
         if sealed == mine:
-            return
+            return True
         if self._run("SELECT 1 FROM faces LIMIT 1").fetchone() is None:
+            if not fix:
+                return self.readonly
             if mine:
-                self.set_meta("sealed", mine)  # an empty gallery takes the key of its first opener
+                self.set_meta("sealed", mine)
             else:
                 self._run("DELETE FROM meta WHERE key = 'sealed'")
-        elif sealed and not mine:
+            return True
+        if sealed and not mine:
             raise GalleryError(f"{self.location}: this gallery is encrypted; set {KEY_ENV} to its key")
-        elif sealed:
+        if sealed:
             raise GalleryError(f"{self.location}: {KEY_ENV} is not the key this gallery was encrypted with")
-        else:
-            raise GalleryError(f"{self.location}: this gallery holds unencrypted faces; unset {KEY_ENV} to open it")
+        raise GalleryError(f"{self.location}: this gallery holds unencrypted faces; unset {KEY_ENV} to open it")
+
+    def _busy(self) -> BusyError:
+        return BusyError(f"{self.location}: the gallery is busy: another writer held its write lock for "
+                         f"{self.lock_timeout:g} s; nothing was written, try again ({LOCK_TIMEOUT_ENV} sets the wait)")
+
+    def _writing(self) -> bool:
+        """Whether the calling thread is inside ``write()``."""
+        return self._writer_thread == threading.get_ident()
 
     @contextmanager
     def write(self) -> Iterator[None]:
         """One atomic write transaction, taken up front so concurrent writers serialise cleanly."""
-        with self._lock:
-            self._begin_write()
+        if self.readonly:
+            raise GalleryError(f"{self.location}: the gallery was opened read-only")
+        deadline = time.monotonic() + self.lock_timeout
+        if not self._lock.acquire(timeout=self.lock_timeout):
+            raise self._busy()
+        try:
+            self._writer_thread = threading.get_ident()
+            self._begin_write(deadline)
             try:
                 yield
             except BaseException:
@@ -206,11 +284,14 @@ class Store:
                 raise
             else:
                 self._run("COMMIT")
+        finally:
+            self._writer_thread = None
+            self._lock.release()
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside see one consistent state of the database, whatever other writers do."""
-        with self._lock:
+        with self._reading():
             self._begin_read()
             try:
                 yield
@@ -218,11 +299,11 @@ class Store:
                 self._run("COMMIT")
 
     def _one(self, sql: str, params: tuple | list = ()) -> Any:
-        with self._lock:
+        with self._reading():
             return self._run(sql, params).fetchone()
 
     def _all(self, sql: str, params: tuple | list = ()) -> list:
-        with self._lock:
+        with self._reading():
             return self._run(sql, params).fetchall()
 
     # -- meta -------------------------------------------------------------------------------
@@ -252,17 +333,20 @@ class Store:
         return self._seal(np.asarray(vector, np.float32).tobytes(), f"embedding {face_id} {embedder}")
 
     # -- people and faces -------------------------------------------------------------------
-    def add_person(self, name: str) -> None:
+    def add_person(self, name: str) -> str:
+        """Create a person; returns the name as stored (``names.valid_name``)."""
+        name = valid_name(name)
         with self.write():
             if self._run("INSERT INTO people(name, created) VALUES (?, ?) ON CONFLICT(name) DO NOTHING RETURNING id",
                          (name, time.time())).fetchone() is None:
                 raise PersonExistsError(f"a person named {name!r} already exists")
+        return name
 
-    def add_face(self, person: str, embedder: str, vector: np.ndarray, *, source: str | None, image_sha256: str,
-                 box: list[float], landmarks: dict, detector: str, chip: bytes, chip_face: dict,
-                 create: bool = True) -> int | None:
-        """Store one face of ``person`` (created if new, unless not ``create``); None if that image is
+    def add_face(self, face: NewFace, *, create: bool = True) -> int | None:
+        """Store one face (its person created if new, unless not ``create``); None if that image is
         already enrolled for them."""
+        person = valid_name(face.person) if create else lookup_name(face.person)
+        embedder, sha = face.embedder, face.image_sha256
         now = time.time()
         with self.write():
             self._check_embedder(embedder)
@@ -275,14 +359,14 @@ class Store:
             row = self._run(
                 "INSERT INTO faces(person_id, source, image_sha256, box, landmarks, detector, chip, chip_face, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(person_id, image_sha256) DO NOTHING RETURNING id",
-                (pid, source, image_sha256, json.dumps(box), json.dumps(landmarks), detector,
-                 self._seal(chip, f"face image {image_sha256}"), json.dumps(chip_face), now),
+                (pid, face.source, sha, json.dumps(face.box), json.dumps(face.landmarks), face.detector,
+                 self._seal(face.chip, f"face image {sha}"), json.dumps(face.chip_face), now),
             ).fetchone()
             if row is None:
                 return None
             fid = row[0]
             self._run("INSERT INTO embeddings(face_id, embedder, vector) VALUES (?, ?, ?)",
-                      (fid, embedder, self._vector_in(fid, embedder, vector)))
+                      (fid, embedder, self._vector_in(fid, embedder, face.vector)))
             self._run("INSERT INTO changes(op, face_id) VALUES ('add', ?)", (fid,))
             return fid
 
@@ -304,24 +388,28 @@ class Store:
     def faces(self, person: str | None = None) -> list[FaceRow]:
         sql = ("SELECT f.id, p.name, f.source, f.image_sha256, f.box, f.landmarks, f.detector, f.chip, f.chip_face,"
                " f.created FROM faces f JOIN people p ON p.id = f.person_id")
-        rows = (self._all(sql + " WHERE p.name = ? ORDER BY f.id", (person,)) if person is not None
+        rows = (self._all(sql + " WHERE p.name = ? ORDER BY f.id", (lookup_name(person),)) if person is not None
                 else self._all(sql + " ORDER BY f.id"))
         return [FaceRow(r[0], r[1], r[2], r[3], json.loads(r[4]), json.loads(r[5]), r[6],
                         self._unseal(r[7], f"face image {r[3]}"), json.loads(r[8]), r[9]) for r in rows]
 
     def has_person(self, name: str) -> bool:
-        return self._one("SELECT 1 FROM people WHERE name = ?", (name,)) is not None
+        return self._one("SELECT 1 FROM people WHERE name = ?", (lookup_name(name),)) is not None
 
-    def rename(self, old: str, new: str) -> None:
+    def rename(self, old: str, new: str) -> str:
+        """Returns the new name as stored."""
+        old, new = lookup_name(old), valid_name(new)
         with self.write():
             if not self._run("SELECT 1 FROM people WHERE name = ?", (old,)).fetchone():
                 raise UnknownPersonError(f"no person named {old!r}")
             if self._run("SELECT 1 FROM people WHERE name = ?", (new,)).fetchone():
                 raise PersonExistsError(f"a person named {new!r} already exists")
             self._run("UPDATE people SET name = ? WHERE name = ?", (new, old))
+        return new
 
     def remove(self, name: str) -> Removed:
         """Delete a person with every face, embedding and face image, in one transaction."""
+        name = lookup_name(name)
         with self.write():
             row = self._run("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -394,79 +482,3 @@ class Store:
                           (fid, embedder, self._vector_in(fid, embedder, v)))
             self.set_meta("embedder", embedder)
             self._run("INSERT INTO changes(op) VALUES ('reset')")
-
-    # -- API keys ---------------------------------------------------------------------------
-    def add_key(self, key_id: str, name: str, digest: str, scopes: list[str]) -> None:
-        with self.write():
-            self._run("INSERT INTO api_keys(id, name, hash, scopes, created) VALUES (?, ?, ?, ?, ?)",
-                      (key_id, name, digest, " ".join(scopes), time.time()))
-
-    def keys(self) -> list[KeyRow]:
-        return [self._key_row(r) for r in self._all(
-            "SELECT id, name, hash, scopes, created, revoked FROM api_keys ORDER BY created")]
-
-    def key(self, key_id: str) -> KeyRow | None:
-        row = self._one("SELECT id, name, hash, scopes, created, revoked FROM api_keys WHERE id = ?", (key_id,))
-        return self._key_row(row) if row else None
-
-    def revoke_key(self, key_id: str) -> bool:
-        """True if the key existed and was live."""
-        with self.write():
-            return self._run("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL RETURNING id",
-                             (time.time(), key_id)).fetchone() is not None
-
-    @staticmethod
-    def _key_row(r: tuple) -> KeyRow:
-        return KeyRow(r[0], r[1], r[2], tuple(r[3].split()), r[4], r[5])
-
-
-class SQLiteStore(Store):
-    _ID, _BLOB, _REAL = "INTEGER PRIMARY KEY", "BLOB", "REAL"
-
-    def __init__(self, path: str | Path, sealer: Sealer | None = None, timeout: float = 60.0):
-        super().__init__(str(path), sealer)
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
-            raise GalleryError(f"{self.path}: cannot open the gallery: {e}") from None
-        # Switching to WAL and creating the schema can meet SQLITE_BUSY without SQLite's busy
-        # handler being consulted when several processes open a new gallery at once: retry.
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA foreign_keys=ON")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._setup()
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e):
-                    raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
-                if time.monotonic() > deadline:
-                    raise GalleryError(f"{self.path}: gallery stayed locked for {timeout:.0f} s: {e}") from None
-                time.sleep(0.05)
-            except sqlite3.DatabaseError as e:
-                raise GalleryError(f"{self.path} is not a faceprint gallery database: {e}") from None
-
-    def _ddl(self) -> list[str]:
-        # SQLite numbers INTEGER PRIMARY KEY itself; AUTOINCREMENT keeps log sequence numbers from being reused
-        return [s.replace("seq INTEGER PRIMARY KEY", "seq INTEGER PRIMARY KEY AUTOINCREMENT") for s in super()._ddl()]
-
-    def _run(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
-        return self._db.execute(sql, params)
-
-    def _begin_write(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def _begin_read(self) -> None:
-        self._db.execute("BEGIN")
-
-    @property
-    def version(self) -> int:
-        with self._lock:
-            return self._db.execute("PRAGMA data_version").fetchone()[0] * 1_000_003 + self._db.total_changes
-
-    def close(self) -> None:
-        self._db.close()

