@@ -21,7 +21,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._table = table
         self._made: dict[str, T] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a fusion made under it makes its parts through the same registry
 
     def names(self) -> list[str]:
         return list(self._table)
