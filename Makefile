@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 setup: system-packages
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,plots,server,milvus]'
+	$(BIN)/pip install -q -e '.[test,plots,server,milvus,batch,ray]'
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(BIN)/faceprint models fetch

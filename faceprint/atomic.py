@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,9 +14,10 @@ from typing import BinaryIO
 @contextmanager
 def atomic_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write that replaces ``path`` when the block ends without error (and is
-    removed if it raises). ``sync``: flushed to disk before the rename, so after a power cut the
-    file is the old one or the new one, never empty. It gets the mode any new file would (0666
-    less the umask), not the private 0600 of a temporary file."""
+    removed if it raises). ``sync``: flushed to disk before the rename, and the rename itself synced
+    (the folder), so after a power cut the file is the old one or the new one, never empty, and a
+    file taken as a commit record (``faceprint.batch``'s parts) stays. It gets the mode any new
+    file would (0666 less the umask), not the private 0600 of a temporary file."""
     path = Path(path)
     fd, tmp = _new_file(path.parent, f".{path.name}.", ".tmp")
     try:
@@ -29,11 +30,22 @@ def atomic_file(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Binar
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if sync:
+        _sync_folder(path.parent)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     with atomic_file(path) as f:
         f.write(data)
+
+
+def _sync_folder(folder: Path) -> None:
+    with suppress(OSError):  # not every platform or filesystem lets a folder be opened and synced
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, str]:

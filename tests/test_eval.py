@@ -4,6 +4,8 @@ the cache key, and the fusion embedder's equivalence to its parts."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -74,6 +76,14 @@ def test_cache_key_covers_weights_and_settings():
     a, b = FacePlugin(flip=False).fingerprint, FacePlugin(flip=True).fingerprint
     assert a != b and "flip=True" in b
     assert "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581" in a  # the weights' SHA-256
+
+
+def test_a_fusion_made_before_its_parts_does_not_deadlock():
+    """The registry makes the fusion under its lock and the fusion makes its parts through the same
+    registry: with a plain lock a fresh process hung there for ever (seen in this suite's order)."""
+    code = "from faceprint.embedding import get_embedder; print(get_embedder('faceplugin+dlib-resnet').dims)"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == "640", p.stderr
 
 
 def test_fusion_is_the_weighted_mean_of_its_parts(lfw_dir):

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..detection import detector_names
@@ -48,7 +49,7 @@ ClusterThresholdOpt = Annotated[Optional[float], typer.Option(
 
 
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)  # "faceprint[ray]" is no markup
     raise typer.Exit(1)
 
 
@@ -58,6 +59,15 @@ def run(fn: Callable[[], None]) -> None:
         fn()
     except FaceprintError as e:
         fail(str(e))
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The given files, and every image file under the given folders (recursively, sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()) \
+            if p.is_dir() else [p]
+    return files
 
 
 def print_json(data: object) -> None:

@@ -26,6 +26,8 @@ WorkersOpt = Annotated[int, typer.Option(help="Processes for embedding.")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Use only the first N people (quick checks).")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Embed again; don't read or write the cache.")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the report here.")]
+FacesOpt = Annotated[Optional[Path], typer.Option(
+    "--faces", help="Read the faces from a `faceprint embed` dataset of these images instead of embedding them.")]
 
 
 @app.command("lfw")
@@ -59,7 +61,8 @@ def eval_cluster(lfw: PeopleLfwOpt,
                      help="Method to score; repeat for several (default: every method).")] = None,
                  threshold: ClusterThresholdOpt = None,
                  detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
-                 workers: WorkersOpt = 1, limit: LimitOpt = None, json_path: ReportOpt = None) -> None:
+                 workers: WorkersOpt = 1, limit: LimitOpt = None, json_path: ReportOpt = None,
+                 faces: FacesOpt = None) -> None:
     """Cluster every LFW image (its central face) and score the clusters against the people's names."""
     from ..clustering import METHODS
     from ..evaluation import cluster_report
@@ -70,7 +73,7 @@ def eval_cluster(lfw: PeopleLfwOpt,
             raise FaceprintError("--threshold needs exactly one --method")
         with progress_to("embedding") as step:
             r = cluster_report(lfw, methods, detector, embedder, threshold=threshold, limit=limit, workers=workers,
-                               command=command_line(), progress=step)
+                               command=command_line(), progress=step, faces=faces)
         if json_path:
             write_json(json_path, r)
         out.print(f"{detector} + {embedder}: {r['images']:,} images of {r['people']:,} people "
@@ -109,14 +112,14 @@ def eval_thresholds(lfw: PairsLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embed
 @app.command("identify")
 def eval_identify(lfw: PeopleLfwOpt, detector: DetOpt = DEFAULT_DETECTOR, embedder: EmbOpt = DEFAULT_EMBEDDER,
                   workers: WorkersOpt = 1, limit: LimitOpt = None, no_cache: NoCacheOpt = False,
-                  json_path: ReportOpt = None) -> None:
+                  json_path: ReportOpt = None, faces: FacesOpt = None) -> None:
     """Open-set 1:N on all of LFW: one photo enrolled per person, the rest and strangers as probes."""
     from ..evaluation import identify_report
 
     def go() -> None:
         with progress_to("embedding") as step:
             r = identify_report(lfw, detector, embedder, limit=limit, workers=workers, cache=not no_cache,
-                                command=command_line(), progress=step)
+                                command=command_line(), progress=step, faces=faces)
         if json_path:
             write_json(json_path, r)
         t = Table("operating point", "threshold (cosine)", "DIR", "FAR",

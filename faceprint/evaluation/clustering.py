@@ -61,17 +61,18 @@ def _prf(precision_hits: float, claimed: float, recall_hits: float, relevant: fl
 
 def cluster_report(lfw: Path, methods: list[str], detector: str, embedder: str, *, threshold: float | None = None,
                    limit: int | None = None, workers: int = 1, command: str = "",
-                   progress: Progress | None = None) -> dict:
+                   progress: Progress | None = None, faces: Path | None = None) -> dict:
     """Cluster every LFW image's central face with each method (``threshold``, when given, for each)
     and score the clusters against the people's names. An image with no face stays in the truth
-    as a face alone, so it costs recall rather than vanishing."""
+    as a face alone, so it costs recall rather than vanishing. ``faces``: a ``faceprint embed``
+    dataset of the images to read the faces from instead of embedding them."""
     from ..clustering import make_estimator
 
     estimators = {m: make_estimator(m, threshold, embedder) for m in methods}  # bad names fail before any work
     people = lfw_people(lfw, limit)
     images = [p for paths in people.values() for p in paths]
     truth = np.array([n for n, paths in people.items() for _ in paths])
-    run = embed_for_report(images, detector, embedder, workers, progress=progress)
+    run = embed_for_report(images, detector, embedder, workers, progress=progress, faces=faces)
     found = np.array([run.vectors[str(p)] is not None for p in images])
     if not found.any():
         raise FaceprintError(f"{lfw}: no face found in any image")

@@ -82,12 +82,13 @@ def open_set_identification(split: OpenSetSplit, vectors: dict[str, np.ndarray |
 
 
 def identify_report(lfw: Path, detector: str, embedder: str, *, limit: int | None = None, workers: int = 1,
-                    cache: bool = True, command: str = "", progress: Progress | None = None) -> dict:
+                    cache: bool = True, command: str = "", progress: Progress | None = None,
+                    faces: Path | None = None) -> dict:
     """``faceprint eval identify``'s report: rank-1 and DIR at FAR on the open-set split, and at the
-    embedder's shipped verification and identification thresholds."""
+    embedder's shipped verification and identification thresholds. ``faces``: as for ``cluster_report``."""
     people = lfw_people(lfw, limit)
     images = [p for paths in people.values() for p in paths]
-    run = embed_for_report(images, detector, embedder, workers, cache, progress)
+    run = embed_for_report(images, detector, embedder, workers, cache, progress, faces)
     emb = get_pipeline(detector, embedder).embedder
     split = open_set_split(people, run.vectors)
     if len(split.gallery) == 0 or len(split.unknown) == 0:

@@ -4,10 +4,8 @@ central face), and the cache of their embeddings that makes re-runs quick."""
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from ..atomic import atomic_file
 from ..errors import FaceprintError
 from ..imageio import load_image
 from ..pipeline import get_pipeline
+from ..runtime import process_map
 from ..types import Face
 from ..zoo import cache_dir
 
@@ -150,17 +149,9 @@ def embed_images(paths: list[Path], detector: str, embedder: str, workers: int =
     chunks = [unique[i:i + 64] for i in range(0, len(unique), 64)]
     result: dict[str, np.ndarray | None] = {}
     start = time.perf_counter()
-    if workers > 1:
-        os.environ.setdefault("FACEPRINT_THREADS", "1")
-        with ProcessPoolExecutor(workers) as pool:
-            for part in pool.map(_embed_chunk, [(detector, embedder, c) for c in chunks]):
-                result.update(part)
-                progress and progress(len(part))
-    else:
-        for c in chunks:
-            part = _embed_chunk((detector, embedder, c))
-            result.update(part)
-            progress and progress(len(part))
+    for part in process_map(_embed_chunk, [(detector, embedder, c) for c in chunks], workers):
+        result.update(part)
+        progress and progress(len(part))
     per_image = (time.perf_counter() - start) * workers / max(len(unique), 1)
     if not cache:
         return result, per_image
@@ -191,8 +182,12 @@ class Embedded:
 
 
 def embed_for_report(paths: list[Path], detector: str, embedder: str, workers: int = 1, cache: bool = True,
-                     progress: Progress | None = None) -> Embedded:
-    """:func:`embed_images`, with progress counted against its total (images times embedder parts)."""
+                     progress: Progress | None = None, faces: Path | None = None) -> Embedded:
+    """:func:`embed_images`, with progress counted against its total (images times embedder parts);
+    or, with ``faces``, each image's central face read from that ``faceprint embed`` dataset
+    (nothing run: 0 seconds per image)."""
+    if faces:
+        return Embedded(_dataset_vectors(paths, detector, embedder, faces), 0.0, True)
     total = len({str(p) for p in paths}) * len(part_names(detector, embedder))
     cached = cache and is_cached(paths, detector, embedder)
     done = 0
@@ -205,3 +200,20 @@ def embed_for_report(paths: list[Path], detector: str, embedder: str, workers: i
     vectors, per_image = embed_images(paths, detector, embedder, workers, step if progress else None, cache)
     return Embedded(vectors, per_image, cached)
 
+
+
+def _dataset_vectors(paths: list[Path], detector: str, embedder: str, faces: Path) -> dict[str, np.ndarray | None]:
+    """Each image's central face from the dataset ``faces``, which must hold every image and have been
+    made by the same models."""
+    from ..batch import central_vectors, read_manifest
+
+    made = read_manifest(faces)
+    if (made["detector"], made["embedder"]) != (detector, embedder):
+        raise FaceprintError(f"{faces}: made with --detector {made['detector']} --embedder {made['embedder']}; "
+                             "give the same")
+    stored = central_vectors(faces)
+    missing = [p for p in paths if str(p.absolute()) not in stored]
+    if missing:
+        raise FaceprintError(f"{faces}: {len(missing)} of the {len(paths)} images are not in it "
+                             f"(first: {missing[0]}); run `faceprint embed` on them")
+    return {str(p): stored[str(p.absolute())] for p in paths}
