@@ -45,11 +45,14 @@ class Match:
     distance: float | None
 
     def to_dict(self) -> dict:
-        return {
-            "box": [round(float(v), 1) for v in self.face.box],
-            "name": self.name,
-            "distance": None if self.distance is None else round(float(self.distance), 6),
-        }
+        return named_face(self.face, self.name, self.distance)
+
+
+def named_face(face: Face, name: str | None, distance: float | None, digits: int = 6) -> dict:
+    """The JSON shape of a face and who it is (``name`` None: unknown), shared by ``identify``
+    and live video's tracked faces."""
+    return {"box": [round(float(v), 1) for v in face.box], "name": name,
+            "distance": None if distance is None else round(float(distance), digits)}
 
 
 class Gallery:

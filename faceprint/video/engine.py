@@ -31,7 +31,7 @@ import logging
 import numpy as np
 
 from ..draw import draw_faces
-from ..gallery import Gallery
+from ..gallery import Gallery, named_face
 from ..pipeline import Pipeline, get_pipeline
 from ..types import Face, Image
 from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, quality, same_look
@@ -72,8 +72,7 @@ class TrackedFace:
     distance: float | None
 
     def to_dict(self) -> dict:
-        return {"track": self.track, "box": [round(float(v), 1) for v in self.face.box], "name": self.name,
-                "distance": None if self.distance is None else round(float(self.distance), 4)}
+        return {"track": self.track, **named_face(self.face, self.name, self.distance, digits=4)}
 
 
 @dataclass(frozen=True)
