@@ -2,6 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# int8 models are calibrated on LFW faces: built at setup where the data set sits beside the checkout
+FETCH_ENV := $(if $(wildcard ../shared/datasets/lfw/pairs.txt),FACEPRINT_LFW=$${FACEPRINT_LFW:-../shared/datasets/lfw},)
 
 .PHONY: setup system-packages test models bench-speed
 
@@ -14,7 +16,7 @@ setup: system-packages
 	$(BIN)/pip install -q -e '.[test,plots,server,milvus,batch,ray]'
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
-	$(BIN)/faceprint models fetch
+	$(FETCH_ENV) $(BIN)/faceprint models fetch
 
 system-packages:
 	@missing=""; \
@@ -31,7 +33,7 @@ test:
 	$(BIN)/pytest -q
 
 models:
-	$(BIN)/faceprint models fetch
+	$(FETCH_ENV) $(BIN)/faceprint models fetch
 
 # Speed side by side with face_recognition 1.3.0, which gets its own venv (prebuilt dlib-bin wheel,
 # face_recognition itself with --no-deps so pip never tries to compile dlib). See docs/benchmarks.md.

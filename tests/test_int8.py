@@ -87,3 +87,32 @@ def test_eval_caches_of_an_int8_model_are_keyed_on_its_quantisation():
     new = object.__new__(type("Requantised", (DlibResNetInt8,), {"converter_revision": 2}))
     assert old.fingerprint != new.fingerprint
     assert "int8" not in object.__new__(DlibResNet).fingerprint  # float models' caches stay valid
+
+
+
+def test_fetching_every_model_without_lfw_leaves_the_int8_build_for_later(tmp_path):
+    """A fresh machine's `faceprint models fetch` (what `make setup` runs) must not fail for want of
+    an LFW folder to calibrate on: the int8 model is left to be built when asked for by name."""
+    import os
+    import subprocess
+    import sys
+
+    real = zoo.cache_dir()
+    if not (real / "files").is_dir():
+        pytest.skip("no model cache (run `faceprint models fetch`)")
+    cache = tmp_path / "models"
+    (cache / "converted").mkdir(parents=True)
+    (cache / "files").symlink_to(real / "files")  # read-only use of the real weights
+    int8 = zoo.get("dlib-resnet-int8")
+    for p in (real / "converted").iterdir():
+        if not p.name.startswith(f"{int8.name}-"):
+            (cache / "converted" / p.name).symlink_to(p)
+    env = {k: v for k, v in os.environ.items() if k != "FACEPRINT_LFW"} | {"FACEPRINT_MODELS": str(cache)}
+    everything = subprocess.run([sys.executable, "-m", "faceprint", "models", "fetch"], env=env,
+                                capture_output=True, text=True, timeout=600)
+    assert everything.returncode == 0, everything.stderr
+    assert f"{int8.name}: sources cached; built on first use" in " ".join(everything.stdout.split())
+    assert not any(p.name.startswith(f"{int8.name}-") for p in (cache / "converted").iterdir())
+    by_name = subprocess.run([sys.executable, "-m", "faceprint", "models", "fetch", int8.name], env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert by_name.returncode == 1 and "set FACEPRINT_LFW" in by_name.stderr
