@@ -55,6 +55,8 @@ class FaceIndex:
     never); ``dtype`` is how the graph stores its reduced vectors (``"i8"``, ``"f16"``, ``"f32"``).
     """
 
+    upserts = False  # add never replaces: a key added twice is held twice (faceprint.gallery.vectors.replay)
+
     def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, dtype: str = "i8",
                  connectivity: int = CONNECTIVITY, expansion_search: int = EXPANSION_SEARCH,
                  candidates: int = CANDIDATES) -> None:

@@ -197,6 +197,8 @@ class MilvusVectors(Vectors):
 class MilvusIndex:
     """A Milvus collection with ``FaceIndex``'s interface: ``add``, ``remove``, ``search``, ``len``."""
 
+    upserts = True
+
     def __init__(self, conn: MilvusVectors, embedder: str, dims: int) -> None:
         self.conn = conn
         self.embedder = embedder

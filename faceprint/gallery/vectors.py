@@ -37,6 +37,9 @@ Changes = list[tuple[int, str, int | None]]
 class VectorIndex(Protocol):
     """Cosine nearest-neighbour search over vectors keyed by face id."""
 
+    #: ``add`` replaces a key it already holds (Milvus), so replaying an add needs no remove first
+    upserts: bool
+
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None: ...
 
     def remove(self, keys: np.ndarray) -> None:
@@ -50,11 +53,13 @@ class VectorIndex(Protocol):
 
 def replay(index: VectorIndex, store: Store, embedder: str, changes: Changes, batch: int = 1000) -> None:
     """Apply logged adds and removes to ``index``; idempotent, so a change seen twice does no harm
-    (an added face is removed first, so it is never held twice)."""
+    (an index that does not upsert has an added face removed first, so it is never held twice; one
+    that does is not asked to delete what it is about to replace)."""
     removed = {f for _, op, f in changes if op == "remove"}
     added = [f for _, op, f in changes if op == "add" and f not in removed]
-    if removed or added:
-        index.remove(np.array(sorted({*removed, *added}), np.int64))
+    stale = removed if index.upserts else {*removed, *added}
+    if stale:
+        index.remove(np.array(sorted(stale), np.int64))
     for start in range(0, len(added), batch):
         ids, vectors = store.vectors_of(embedder, added[start:start + batch])
         if len(ids):
