@@ -213,9 +213,17 @@ class MilvusIndex:
         return self.conn.client
 
     def __len__(self) -> int:
+        """Milvus' ``count(*)``: fast, but it may count a row upserted twice twice until segments are
+        compacted (milvus-lite#249), so a count above the database's is checked with ``held``."""
         self._ensure()
         rows = self.client.query(self.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
         return int(rows[0]["count(*)"])
+
+    def held(self, expected: int) -> int:
+        """How many faces the collection holds: ``len``, or where that is not ``expected``, the ids listed
+        (a query's rows are deduplicated; count(*)'s may not be)."""
+        count = len(self)
+        return count if count == expected else sum(len(batch) for batch in self._all_ids())
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         """Upsert: adding a key twice leaves one copy, with the last vector."""
@@ -306,8 +314,19 @@ class MilvusIndex:
                                 replay(self, store, self.embedder, changes, BATCH)
                                 self._set_stamp(last)
                                 self._flush(always=False)
-                            if len(self) == store.count_embeddings(self.embedder):
+                            want = store.count_embeddings(self.embedder)
+                            held = self.held(want)
+                            if held == want:
                                 return
+                            log.warning("%s holds %d faces where the database has %d: rebuilding it",
+                                        self.name, held, want)
+                            why = "its count disagrees with the database's"
+                        else:
+                            why = "the gallery was re-embedded"
+                    else:
+                        why = ("it has no stamp" if stamp is None else "a rebuild elsewhere stopped midway"
+                               if stamp["building"] else "its stamp is from another database or a later state of it")
+                    log.info("%s: rebuilding from the database: %s", self.name, why)
                     self._set_stamp(0, building=True)  # claimed: others wait
                     break
             time.sleep(0.2)
@@ -344,7 +363,8 @@ class MilvusIndex:
                     continue  # re-embedded during the upload: upload again
                 if changes:
                     replay(self, store, self.embedder, changes, BATCH)
-                if len(self) != store.count_embeddings(self.embedder):
+                want = store.count_embeddings(self.embedder)
+                if self.held(want) != want:
                     self._delete_strays(store)
                 if store.get_meta("embedder") == self.embedder:
                     self._drop_other_embedders()
