@@ -393,7 +393,7 @@ def central_vectors(root: str | os.PathLike) -> dict[str, np.ndarray | None]:
 
     What `faceprint eval` scores on LFW, whose crops are centred on their subject.
     """
-    from .evaluation import central
+    from .lfw import central
     from .types import Face
 
     table = read_faces(root, ["path", "box", "vector"])

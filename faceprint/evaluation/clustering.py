@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FaceprintError
-from .lfw import Progress, embed_for_report, fingerprints, lfw_people, relative
+from ..lfw import lfw_people, relative
+from .lfw import Progress, embed_for_report, fingerprints
 
 
 def pairwise_prf(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:

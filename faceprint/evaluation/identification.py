@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import FaceprintError
 from ..pipeline import get_pipeline
-from .lfw import Progress, embed_for_report, lfw_people
+from ..lfw import lfw_people
+from .lfw import Progress, embed_for_report
 from .verification import threshold_at_far
 
 

