@@ -177,7 +177,7 @@ def test_tile_windows_cover_the_image(shape: tuple[int, int]) -> None:
     detector = BlazeFace(tiles=3)
     h, w = shape
     covered = np.zeros(shape, bool)
-    for x, y, side in detector._tile_windows(h, w, 3):
+    for x, y, side in detector.windows(h, w, 3):
         assert 0 <= x and 0 <= y and x + side <= max(w, side) and y + side <= max(h, side)
         covered[y:y + side, x:x + side] = True
     assert covered.all()
@@ -191,8 +191,8 @@ def test_registered_by_name() -> None:
 
 def test_no_tiles_on_small_images(astronaut: np.ndarray) -> None:
     detector = BlazeFace(tiles=4)
-    assert detector._tile_windows(250, 250, 4) == []
-    windows = detector._tile_windows(512, 512, 4)  # 3 across: 205 px windows, still >= 192
+    assert detector.windows(250, 250, 4) == []
+    windows = detector.windows(512, 512, 4)  # 3 across: 205 px windows, still >= 192
     assert len(windows) == 9 and all(side >= 192 for *_, side in windows)
     assert len(detector.detect(astronaut)) == 1
 

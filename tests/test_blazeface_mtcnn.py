@@ -73,6 +73,32 @@ def test_grid_of_lfw_faces(hybrid, lfw_dir):
         _check_landmarks(face)
 
 
+def test_a_sweep_spreads_the_tiled_passes_over_steps(hybrid, lfw_dir, monkeypatch):
+    """Video's search for newcomers: each step runs the whole-image pass and at most SWEEP_TILES
+    windows, and a round of steps finds every face a full detection finds."""
+    from faceprint.detection.blazeface import BlazeFace
+    from faceprint.detection.blazeface_mtcnn import SWEEP_TILES
+
+    tiles = [_read(lfw_image(lfw_dir, name, 1)) for name in GRID_PEOPLE]
+    grid = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(3)], axis=0)
+
+    def cells(faces):
+        return {(int((f.box[1] + f.box[3]) / 2 // 250), int((f.box[0] + f.box[2]) / 2 // 250))
+                for f in faces if f.score >= SURE}
+    passes = []
+    infer = BlazeFace._infer
+    monkeypatch.setattr(BlazeFace, "_infer", lambda self, *a: passes.append(1) or infer(self, *a))
+    full = cells(hybrid.detect(grid))
+    windows = len(passes) - 1
+    assert len(full) == len(GRID_PEOPLE) and windows > SWEEP_TILES  # the grid needs more tiles than a step runs
+    found, steps = set(), -(-windows // SWEEP_TILES)
+    for step in range(steps):
+        passes.clear()
+        found |= cells(hybrid.sweep(grid, step))
+        assert len(passes) <= 1 + SWEEP_TILES
+    assert found == full
+
+
 def test_small_faces_in_a_large_image_need_tiles(astronaut):
     # a large face (which BlazeFace finds in one pass, so no fallback) and a ~55 px one, 1/29 of
     # the long side, far below one pass's reach: tiled passes down to min_face_size find it

@@ -51,6 +51,13 @@ class Detector(ABC):
     def detect(self, image: Image) -> list[Face]:
         """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
 
+    def sweep(self, image: Image, step: int) -> list[Face]:
+        """Step ``step`` of a search spread over several video frames, for faces that appeared: a
+        detector whose search is several passes (tiles) runs some of them each step, every pass
+        within a few steps. Faces already tracked are found by ``refine``, not by this. Default:
+        the whole search every step."""
+        return self.detect(image)
+
     def refine(self, image: Image, boxes: np.ndarray) -> list[Face] | None:
         """The faces at ``boxes`` (``(N, 4)``, e.g. from the previous video frame), re-scored and
         re-placed at a fraction of a full search's cost; None where the detector has no such

@@ -158,7 +158,7 @@ class BlazeFace(Detector):
         points = (points - pad) / scale + offset
         return boxes, scores, points
 
-    def _tile_windows(self, h: int, w: int, tiles: int) -> list[tuple[int, int, int]]:
+    def windows(self, h: int, w: int, tiles: int) -> list[tuple[int, int, int]]:
         """Square windows (x, y, side): ``tiles`` across the long side, overlapping by a quarter.
 
         The overlap lets a face cut by one tile's edge appear whole in a neighbour; the short
@@ -181,10 +181,11 @@ class BlazeFace(Detector):
 
     # -- public ---------------------------------------------------------------------------
 
-    def detect(self, image: Image, tiles: int | None = None) -> list[Face]:
+    def detect(self, image: Image, tiles: int | None = None, part: tuple[int, int] = (0, 1)) -> list[Face]:
         """Faces by descending score. Boxes are clipped to the image so crops stay valid;
         keypoints are not (an ear of a face at the border may lie outside). ``tiles``
-        overrides the instance's setting for this call."""
+        overrides the instance's setting for this call; ``part`` ``(k, n)`` runs only every
+        n-th tiled window from the k-th (the whole-image pass always runs)."""
         if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
             raise ValueError(f"expected a non-empty HxWx3 RGB image, got shape {image.shape}")
         image = np.ascontiguousarray(image, dtype=np.uint8)
@@ -192,7 +193,7 @@ class BlazeFace(Detector):
         parts = [self._infer(image)]
         tiles = self.tiles if tiles is None else tiles
         if tiles > 1:
-            for x, y, side in self._tile_windows(h, w, tiles):
+            for x, y, side in self.windows(h, w, tiles)[part[0]::part[1]]:
                 parts.append(self._infer(image[y:y + side, x:x + side], x, y))
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])

@@ -28,6 +28,9 @@ from .mtcnn import MTCNN
 
 #: BlazeFace full range finds faces reliably down to about 1/7 of its window's side.
 _REACH = 7.0
+#: Tiled windows a ``sweep`` step runs at most, beside the whole-image pass (a frame's windows
+#: are all run within ceil(windows / this) steps).
+SWEEP_TILES = 3
 #: The fallback is for faces BlazeFace misses because they fill the frame, which survive shrinking:
 #: it runs on the image shrunk to this long side at most (a blank 36-megapixel photo's pyramid
 #: otherwise costs MTCNN seconds).
@@ -63,14 +66,28 @@ class BlazeFaceMTCNN(Detector):
     def _tiles(self, height: int, width: int) -> int:
         return min(self.max_tiles, math.ceil(max(height, width) / (_REACH * self.min_face_size)))
 
-    def detect(self, image: Image) -> list[Face]:
+    def _checked(self, image: Image) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
             raise ImageError(f"{self.name} needs a non-empty HxWx3 uint8 RGB image, got {image.dtype} {image.shape}")
+        return image
+
+    def detect(self, image: Image) -> list[Face]:
+        image = self._checked(image)
         proposals = self._blazeface.detect(image, tiles=self._tiles(*image.shape[:2]))
         faces = self._mtcnn.place(image, np.array([f.box for f in proposals])) if proposals else []
         if not faces:
             faces = self._fallback(image)
+        return [replace(f, detector=self.name) for f in faces]
+
+    def sweep(self, image: Image, step: int) -> list[Face]:
+        """The whole-image pass and a few of the tiled windows, a different few each step (no fallback:
+        it is for faces filling the frame, which the whole-image pass or ``refine`` of a track finds)."""
+        image = self._checked(image)
+        tiles = self._tiles(*image.shape[:2])
+        parts = max(1, math.ceil(len(self._blazeface.windows(*image.shape[:2], tiles)) / SWEEP_TILES))
+        proposals = self._blazeface.detect(image, tiles=tiles, part=(step % parts, parts))
+        faces = self._mtcnn.place(image, np.array([f.box for f in proposals])) if proposals else []
         return [replace(f, detector=self.name) for f in faces]
 
     def _fallback(self, image: Image) -> list[Face]:

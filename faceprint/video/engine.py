@@ -8,8 +8,8 @@ An embedding costs far more than that, so cheap per-frame measures (``looks``) d
 due: a new track is embedded at once; a face that no longer looks as it did when last embedded
 (a different person where the prediction pointed, a new pose, something covering it, even when
 it came on gradually) is embedded on that frame; an unnamed
-face is embedded again when it gets clearly better (turns to the camera, comes closer) and every
-few frames; a named one every ``refresh`` frames. A whole-frame change that is a cut ends every
+face is embedded again when it gets clearly better (turns to the camera, comes closer), on the next
+frame while its last answer was marginal, and every few frames; a named one every ``refresh`` frames. A whole-frame change that is a cut ends every
 track, so no name crosses a shot change.
 
 Each embedding is weighed by the face's quality (size, detector score, turn, sharpness) and the
@@ -30,6 +30,7 @@ import logging
 
 import numpy as np
 
+from ..boxes import overlap
 from ..draw import draw_faces
 from ..gallery import Gallery, named_face
 from ..pipeline import Pipeline, get_pipeline
@@ -40,11 +41,15 @@ from .tracker import Tracker, Track
 
 _log = logging.getLogger("faceprint.video")
 
-#: Frames between full detections (at 25 fps: 0.12 s, the longest a newcomer waits to be seen).
-#: In between, each track's face is only re-placed where its motion predicts it (``Detector.refine``).
+#: Frames between searches for newcomers (at 25 fps: 0.12 s). Up to ``FULL_AREA`` each search is a
+#: step of a full detection spread over several frames (``Detector.sweep``: for BlazeFace, the
+#: whole-frame pass and a few of its tiles), so faces large for the frame are seen within this many
+#: frames and small ones within a few steps; a full detection every 3rd frame cost most of a 2-core
+#: machine's frame budget at 640x480. Tracked faces are re-placed on every frame where their motion
+#: predicts them (``Detector.refine``).
 DETECT_EVERY = 3
-#: Frame area (1280x720) up to which that holds. A full detection's cost grows with the area
-#: (more detector tiles), so larger frames have one every ``LARGE_EVERY`` frames per such area.
+#: Above this frame area (1280x720) a search is a full detection, one every ``LARGE_EVERY`` frames per
+#: such area (every 11th at 1080p): spaced like that, full detections cost less than sweep steps do.
 FULL_AREA, LARGE_EVERY = 1280 * 720, 5
 #: Frames between re-embeddings of a track, and of a good face not yet named nor settled as nobody
 #: enrolled (it may be named on the next look).
@@ -123,7 +128,8 @@ class Recognizer:
         self.refresh = refresh
         self.detect_every = detect_every
         self._shots = ShotChange()
-        self._full_at = -(10**9)  # frame of the last full detection
+        self._search_at = -(10**9)  # frame of the last search for newcomers
+        self._sweeps = 0
         self._last: list[TrackedFace] = []
 
     def process(self, frame: VideoFrame) -> tuple[list[TrackedFace], list[Event]]:
@@ -167,19 +173,30 @@ class Recognizer:
         return kept * 2 < len(tracked)
 
     def _detect(self, frame: VideoFrame, full: bool) -> list[Face]:
-        """Between full detections, newcomers wait and tracked faces, visible or briefly lost, are
-        looked for where their motion puts them. Frames larger than ``FULL_AREA`` have fewer full
-        detections, in proportion to their area: at 1080p newcomers wait up to 10 frames."""
+        """Tracked faces, visible or briefly lost, are looked for where their motion puts them; every
+        few frames newcomers are searched for too (see ``DETECT_EVERY``). After a cut, with nothing
+        tracked, or for a detector with no ``refine``, a full detection runs instead."""
         area = frame.image.shape[0] * frame.image.shape[1]
-        every = self.detect_every if area <= FULL_AREA else max(self.detect_every, round(LARGE_EVERY * area / FULL_AREA))
-        if not full and frame.index - self._full_at < every:
-            tracks = self.tracker.active
-            if not tracks:
-                return []
-            faces = self.pipeline.detector.refine(frame.image, np.stack([t.predicted(frame.index) for t in tracks]))
-            if faces is not None:
-                return faces
-        self._full_at = frame.index
+        large = area > FULL_AREA
+        every = max(self.detect_every, round(LARGE_EVERY * area / FULL_AREA)) if large else self.detect_every
+        due = frame.index - self._search_at >= every
+        tracks = self.tracker.active
+        refined = None
+        if tracks and not full:
+            refined = self.pipeline.detector.refine(frame.image, np.stack([t.predicted(frame.index) for t in tracks]))
+        if refined is not None and not due:
+            return refined
+        if refined is not None and not large:
+            self._search_at, self._sweeps = frame.index, self._sweeps + 1
+            found = self.pipeline.detector.sweep(frame.image, self._sweeps)
+            if not found or not refined:
+                return found + refined
+            # a face the sweep found is fresher than where a track's prediction put it
+            covered = overlap(np.array([f.box for f in refined]), np.array([f.box for f in found])).max(axis=1) >= 0.3
+            return found + [f for f, c in zip(refined, covered) if not c]
+        if not (full or due or tracks):
+            return []
+        self._search_at = frame.index
         return self.pipeline.detect(frame.image)
 
     def _due(self, track: Track, frame: int) -> bool:
@@ -193,10 +210,14 @@ class Recognizer:
             return since >= self.refresh
         if track.quality > track.embedded_quality + BETTER:
             return True
-        # A good face not yet settled as nobody enrolled is looked at often (a name may be a frame
-        # away); a poor one waits for a better face (above) or the refresh.
+        threshold = self.gallery.threshold if self.gallery is not None else 0.0
+        good, d = track.quality >= GOOD, track.distance
+        if good and d is not None and d <= DROP * threshold:
+            return True  # a marginal answer on a good face (either side of the threshold): look again at once
+        # A good face not yet settled as nobody enrolled is looked at often: a name may be a frame away
+        # as it turns. A poor one waits for a better face (above) or the refresh.
         settled = self.gallery is None or track.votes[None] >= NEED
-        return since >= (REFRESH_UNNAMED if track.quality >= GOOD and not settled else self.refresh)
+        return since >= (REFRESH_UNNAMED if good and not settled else self.refresh)
 
     def _recognise(self, frame: VideoFrame, tracks: list[Track]) -> list[Event]:
         vectors = np.stack([e.vector for e in self.pipeline.embed(frame.image, [t.face for t in tracks])])
