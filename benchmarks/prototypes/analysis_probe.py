@@ -235,8 +235,9 @@ def fp_crop(img, box, scale: float, size: int) -> np.ndarray:
         l, r = l - (r - W + 1), W - 1
     if b > H - 1:
         t, b = t - (b - H + 1), H - 1
+    w, h = int(r - l), int(b - t)  # the JS measures the size before truncating the corner
     l, t = max(int(l), 0), max(int(t), 0)
-    roi = img[t:t + int(b - t), l:l + int(r - l)]
+    roi = img[t:t + h, l:l + w]
     return cv2.resize(roi, (size, size))
 
 

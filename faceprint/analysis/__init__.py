@@ -1,11 +1,11 @@
-"""Face analysis: 68-point landmarks, age, gender, expression, head pose, eye state and quality.
+"""Face analysis: 68-point landmarks, age, gender, expression, head pose, eye state, quality and liveness.
 
 One small model class per attribute, chosen by name like detectors and embedders
 (``Analyzer(models={"expression": "fr-expression"})``), imported and loaded on first use, with
 weights from the zoo (pinned SHA-256). ``Analyzer.analyze`` computes only the attributes asked
 for and those they need (eyes and the default pose read the 68 landmarks; quality reads the
 pose), and a model that cannot be fetched or loaded fails its attribute, with the reason in
-``FaceAnalysis.errors``, not the whole analysis.
+``FaceAnalysis.errors``, not the whole analysis. Liveness runs only when named.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .. import zoo
 from ..errors import FaceprintError
 from ..types import Face, Image
 from ..zoo.plugins import Registry
-from .record import GROUPS_68, Age, Expression, Eyes, FaceAnalysis, Gender, Landmarks68, Pose, Quality
+from .record import GROUPS_68, Age, Expression, Eyes, FaceAnalysis, Gender, Landmarks68, Liveness, Pose, Quality
 
 log = logging.getLogger("faceprint.analysis")
 
@@ -37,8 +37,12 @@ _MODELS = {
     "pose": {"pnp68": "faceprint.analysis.pose:LandmarkPose", "fr-pose": "faceprint.analysis.pose:FacepluginPose"},
     "eyes": {"fr-eye": "faceprint.analysis.eyes:FacepluginEyes"},
     "quality": {"heuristic": "faceprint.analysis.quality:HeuristicQuality"},
+    "liveness": {"fr-liveness": "faceprint.analysis.liveness:FacepluginLiveness"},
 }
 ATTRIBUTES = tuple(_MODELS)
+#: what is computed when no attribute is named: all but liveness, a presentation-attack check that
+#: callers ask for (``faceprint liveness``) and that would add its own model to every face's cost
+DEFAULT_ONLY = tuple(a for a in ATTRIBUTES if a != "liveness")
 DEFAULT_MODELS = {a: next(iter(m)) for a, m in _MODELS.items()}
 
 
@@ -88,9 +92,9 @@ def get_model(attribute: str, name: str | None = None) -> AttributeModel:
 
 
 def parse_only(only: str | Iterable[str] | None) -> tuple[str, ...]:
-    """Attribute names from ``"age,gender"`` or a list (all of them for None), checked, in canonical order."""
+    """Attribute names from ``"age,gender"`` or a list (``DEFAULT_ONLY`` for None), checked, in canonical order."""
     if only is None:
-        return ATTRIBUTES
+        return DEFAULT_ONLY
     names = [s.strip() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()]
     bad = [n for n in names if n not in _MODELS]
     if bad or not names:
@@ -114,7 +118,7 @@ def parse_models(specs: Iterable[str] | dict[str, str] | None) -> dict[str, str]
 
 
 class Analyzer:
-    """Computes the attributes in ``only`` (default all) with the models in ``models`` (default
+    """Computes the attributes in ``only`` (default all but liveness) with the models in ``models`` (default
     each attribute's first), plus whatever those need, for the faces of an image."""
 
     def __init__(self, only: str | Iterable[str] | None = None,
@@ -176,6 +180,6 @@ class Analyzer:
                             **{a: found.get(a) for a in self.only})
 
 
-__all__ = ["ATTRIBUTES", "DEFAULT_MODELS", "Analyzer", "AttributeModel", "OnnxAttribute", "get_model", "model_names",
-           "parse_only", "parse_models", "FaceAnalysis", "Landmarks68", "Age", "Gender", "Expression", "Pose", "Eyes",
-           "Quality", "GROUPS_68"]
+__all__ = ["ATTRIBUTES", "DEFAULT_ONLY", "DEFAULT_MODELS", "Analyzer", "AttributeModel", "OnnxAttribute", "get_model",
+           "model_names", "parse_only", "parse_models", "FaceAnalysis", "Landmarks68", "Age", "Gender", "Expression", "Pose", "Eyes",
+           "Quality", "Liveness", "GROUPS_68"]

@@ -119,6 +119,24 @@ class Quality:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """``probability`` that the face is live, not a print or a screen held up to the camera;
+    ``live`` compares it with ``threshold``, the model's calibrated one (docs/benchmarks.md)."""
+
+    probability: float
+    threshold: float
+    model: str
+
+    @property
+    def live(self) -> bool:
+        return self.probability >= self.threshold
+
+    def to_dict(self) -> dict:
+        return {"live": self.live, "probability": _r(self.probability, 4), "threshold": self.threshold,
+                "model": self.model}
+
+
+@dataclass(frozen=True)
 class FaceAnalysis:
     face: Face
     landmarks68: Landmarks68 | None = None
@@ -128,6 +146,7 @@ class FaceAnalysis:
     pose: Pose | None = None
     eyes: Eyes | None = None
     quality: Quality | None = None
+    liveness: Liveness | None = None
     #: attribute -> why it is missing, for attributes asked for that could not be computed
     errors: dict[str, str] = field(default_factory=dict)
 

@@ -295,6 +295,10 @@ _SPECS += [
                 "1afcea006abc1ccac3c517022abde0aa092bed74ff3c9fe6878483ef9e6e38de",
                 "eye open/closed, one eye at a time; ready ONNX",
                 "24x24 grey /255 per eye, placed by the 68 landmarks"),
+    _faceplugin("fr-liveness", "attribute", "fr_liveness.onnx",
+                "afa783b7e902fdfcf323a7240cac2a1c580c25314ea4161129dc1b0d100dc32d",
+                "single-image liveness (MiniFASNet-like): [live, spoof, ~0] logits; ready ONNX",
+                "128x128 RGB raw 0..255, its detector's box x2.7 (not squared, shifted inside the image)"),
 ]
 
 
