@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .analysis import FaceAnalysis
-    from .api import analyze, detect, embed, verify
+    from .api import analyze, detect, embed, liveness, verify
     from .errors import FaceprintError, GalleryError, ImageError, ModelError, NoFaceError
     from .gallery import Gallery, Match
     from .imageio import load_image
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: Each public name and the module it comes from.
 _HOME = {
-    "analyze": "api", "detect": "api", "embed": "api", "verify": "api", "load_image": "imageio",
+    "analyze": "api", "detect": "api", "embed": "api", "liveness": "api", "verify": "api", "load_image": "imageio",
     "Gallery": "gallery", "Match": "gallery", "Pipeline": "pipeline", "Verification": "matching",
     "cosine_distance": "matching", "Face": "types", "FaceAnalysis": "analysis", "AlignedFace": "types",
     "Embedding": "types", "FaceprintError": "errors", "GalleryError": "errors", "ImageError": "errors",

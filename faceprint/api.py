@@ -5,6 +5,7 @@
     result = faceprint.verify("me.jpg", "passport.jpg")
     gallery = faceprint.Gallery("people.db"); gallery.enroll("Ada", "ada.jpg"); gallery.identify("door.jpg")
     faces = faceprint.analyze("group.jpg", only="age,gender")
+    faces = faceprint.liveness("door.jpg")  # each face's p(live), and live at the calibrated threshold
 
 Every function takes a path, encoded bytes or an RGB array, and models by name.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from .analysis import Analyzer, FaceAnalysis
 from .detection import DEFAULT_DETECTOR
 from .embedding import DEFAULT_EMBEDDER
-from .errors import FaceprintError, about
+from .errors import FaceprintError, ModelError, about
 from .imageio import load_image
 from .matching import Metric, Verification, verify_vectors
 from .pipeline import get_pipeline
@@ -60,3 +61,20 @@ def analyze(image: ImageLike, only: str | list[str] | None = None, *, models: di
     analyzer = Analyzer(only, models)  # a bad attribute or model name fails before any work
     pixels = load_image(image)
     return analyzer.analyze(pixels, get_pipeline(detector).detect(pixels))
+
+
+def liveness(image: ImageLike, *, model: str | None = None, detector: str = DEFAULT_DETECTOR) -> list[FaceAnalysis]:
+    """Every face in the image with its ``liveness``: the probability that it is live, not a print
+    or a screen, and ``live`` at the model's threshold (calibrated in docs/benchmarks.md).
+
+    One image is weak evidence: use it as one check among others, never alone to open a door.
+    Unlike ``analyze``, a model that cannot be fetched or loaded is an error (``ModelError``),
+    since liveness is all that was asked for.
+    """
+    analyzer = Analyzer("liveness", {"liveness": model} if model else None)
+    pixels = load_image(image)
+    found = analyzer.analyze(pixels, get_pipeline(detector).detect(pixels))
+    for a in found:
+        if a.errors:
+            raise ModelError(a.errors["liveness"])
+    return found

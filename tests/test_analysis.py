@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from faceprint import analyze
-from faceprint.analysis import ATTRIBUTES, Analyzer
+from faceprint.analysis import DEFAULT_ONLY, Analyzer
 from faceprint.detection import get_detector
 from faceprint.errors import FaceprintError, ImageError
 from faceprint.imageio import load_image, save_image
@@ -145,7 +145,7 @@ def test_analyze_api_gives_only_what_was_asked(lfw_dir):
     assert a.pose is None and a.landmarks68 is None
     (full,) = analyze(lfw_image(lfw_dir, "Keanu_Reeves", 1))
     d = full.to_dict()
-    assert set(d) == {"face", *ATTRIBUTES}
+    assert set(d) == {"face", *DEFAULT_ONLY}
     assert list(d["landmarks68"]["points"]) == ["jaw", "left_eyebrow", "right_eyebrow", "nose_bridge", "nose_tip",
                                                 "left_eye", "right_eye", "outer_lips", "inner_lips"]
     assert sum(len(v) for v in d["landmarks68"]["points"].values()) == 68
@@ -165,7 +165,7 @@ def test_only_what_is_asked_and_needed_runs():
     assert Analyzer("eyes").order == ["landmarks68", "eyes"]
     assert Analyzer("quality").order == ["landmarks68", "pose", "quality"]
     assert Analyzer("quality", {"pose": "fr-pose"}).order == ["pose", "quality"]  # Hopenet needs no landmarks
-    assert Analyzer().order == list(ATTRIBUTES)
+    assert Analyzer().order == list(DEFAULT_ONLY)
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def test_rest_analyze(server, lfw_dir):
     r = client.post("/v1/analyze", headers=read, files=files)
     assert r.status_code == 200, r.text
     (face,) = r.json()["faces"]
-    assert set(face) == {"face", *ATTRIBUTES} and face["expression"]["label"] == "happy"
+    assert set(face) == {"face", *DEFAULT_ONLY} and face["expression"]["label"] == "happy"
     assert face["gender"]["label"] == "male" and (r.json()["width"], r.json()["height"]) == (250, 250)
     r = client.post("/v1/analyze", params={"only": "age,pose", "model": "pose=fr-pose"}, headers=read,
                     json={"image": base64.b64encode(photo.read_bytes()).decode()})

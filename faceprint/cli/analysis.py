@@ -1,4 +1,5 @@
-"""Face analysis commands: analyze (attributes of every face) and landmarks (the 68 iBUG points)."""
+"""Face analysis commands: analyze (attributes of every face), landmarks (the 68 iBUG points) and
+liveness (is each face live or a print/screen)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _box(a) -> str:
 @app.command()
 def analyze(images: ImagesArg,
             only: Annotated[Optional[str], typer.Option(
-                help=f"Comma-separated attributes (default all): {','.join(ATTRIBUTES)}.")] = None,
+                help=f"Comma-separated attributes (default all but liveness): {','.join(ATTRIBUTES)}.")] = None,
             model: ModelChoiceOpt = None,
             draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
             detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
@@ -69,4 +70,32 @@ def landmarks(images: ImagesArg,
         pipe = get_pipeline(detector)
         faces_in_each(images, lambda image: analyzer.analyze(image, pipe.detect(image)), draw, json_out,
                       "analysing", line, paint=lambda image, found: draw_analysis(image, found, labels=False))
+    run(go)
+
+
+@app.command()
+def liveness(images: ImagesArg,
+             model: Annotated[str, typer.Option(help=f"One of: {', '.join(model_names('liveness'))}.")] = "fr-liveness",
+             draw: Annotated[Optional[Path], typer.Option(help="Write image(s) with each face's verdict here.")] = None,
+             detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """Is each face live, or a print or screen held up to the camera? One image is weak evidence.
+
+    Prints p(live) and the verdict at the model's calibrated threshold (docs/benchmarks.md).
+    """
+    from ..analysis import parse_models
+    from ..api import liveness as find_liveness
+    from ..draw import draw_faces
+
+    def verdict(a) -> str:
+        lv = a.liveness
+        return f"{'live' if lv.live else 'spoof'} {lv.probability:.3f}"
+
+    def line(a) -> str:
+        return f"{_box(a)} {verdict(a)} (threshold {a.liveness.threshold}, {a.liveness.model})"
+
+    def go() -> None:
+        parse_models({"liveness": model})  # a bad model name fails before any image is read
+        faces_in_each(images, lambda image: find_liveness(image, model=model, detector=detector), draw, json_out,
+                      "checking", line, paint=lambda image, found: draw_faces(image, [a.face for a in found],
+                                                                              [verdict(a) for a in found]))
     run(go)

@@ -270,6 +270,16 @@ async def _images(request: Request, fields: tuple[str, ...], many: str | None = 
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data or application/json")
 
 
+def _query_only(request: Request, allowed: tuple[str, ...], once: tuple[str, ...]) -> None:
+    """Refuse query parameters a route does not take, and those of ``once`` given twice: FastAPI
+    would ignore the first and keep the last of a repeated one."""
+    for key, count in collections.Counter(k for k, _ in request.query_params.multi_items()).items():
+        if key not in allowed:
+            raise ApiError(400, "bad_request", f"unknown query parameter {key!r}; expected {', '.join(allowed)}")
+        if key in once and count > 1:
+            raise ApiError(400, "bad_request", f"query parameter {key!r} is given more than once; send it once")
+
+
 # -- authentication ---------------------------------------------------------------------------------
 def _need(scope: str) -> Callable[[Request], Awaitable[KeyRow]]:
     async def check(request: Request) -> KeyRow:
@@ -429,25 +439,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"faces": [replace(m, face=m.face.scaled(image.scale)).to_dict() for m in matches],
                 "width": image.width, "height": image.height}
 
-    @app.post("/v1/analyze", openapi_extra=_upload_doc(("image",), ImageJson))
-    async def analyze(request: Request, _: Read,
-                      only: Annotated[str | None, Query(description=f"comma-separated: {','.join(ATTRIBUTES)}")] = None,
-                      model: Annotated[list[str] | None, Query(description="ATTRIBUTE=MODEL, repeatable")] = None
-                      ) -> dict:
-        """Every face with the attributes asked for; one whose model is unavailable is in its ``errors``."""
-        query = collections.Counter(k for k, _ in request.query_params.multi_items())
-        for key, count in query.items():
-            if key not in ("only", "model"):
-                raise ApiError(400, "bad_request", f"unknown query parameter {key!r}; expected only, model")
-            if key == "only" and count > 1:
-                raise ApiError(400, "bad_request", "query parameter 'only' is given more than once; send it once")
-        analyzer = Analyzer(only, model)  # an unknown attribute or model: 400 before any image work
+    async def analysed(request: Request, analyzer: Analyzer) -> dict:
+        """The answer of the analysis routes: every face of the request's image through ``analyzer``."""
         async with gate():
             (image,) = await decode(await _images(request, ("image",)))
             faces = await run_in_threadpool(gallery().pipeline.detect, image.pixels)
             found = await run_in_threadpool(analyzer.analyze, image.pixels, faces)
         return {"faces": [a.scaled(image.scale).to_dict() for a in found], "width": image.width,
                 "height": image.height}
+
+    @app.post("/v1/analyze", openapi_extra=_upload_doc(("image",), ImageJson))
+    async def analyze(request: Request, _: Read,
+                      only: Annotated[str | None, Query(description=f"comma-separated: {','.join(ATTRIBUTES)}")] = None,
+                      model: Annotated[list[str] | None, Query(description="ATTRIBUTE=MODEL, repeatable")] = None
+                      ) -> dict:
+        """Every face with the attributes asked for; one whose model is unavailable is in its ``errors``."""
+        _query_only(request, ("only", "model"), once=("only",))
+        return await analysed(request, Analyzer(only, model))  # an unknown attribute or model: 400 before any image
+
+    @app.post("/v1/liveness", openapi_extra=_upload_doc(("image",), ImageJson))
+    async def liveness(request: Request, _: Read,
+                       model: Annotated[str | None, Query(description="the liveness model (default fr-liveness)")] = None
+                       ) -> dict:
+        """Every face with its p(live) and verdict; a model that is unavailable is in the face's ``errors``."""
+        _query_only(request, ("model",), once=("model",))
+        return await analysed(request, Analyzer("liveness", {"liveness": model} if model else None))
 
     @app.get("/v1/people")
     def people(_: Read) -> list[dict]:
