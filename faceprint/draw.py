@@ -95,6 +95,8 @@ def summary(a: FaceAnalysis, brief: bool = False) -> str:
         parts.append(f"eyes {a.eyes.left_open:.2f}/{a.eyes.right_open:.2f}")
     if a.quality:
         parts.append(f"quality {a.quality.score:.2f}")
+    if a.liveness:
+        parts.append(f"{'live' if a.liveness.live else 'spoof'} {a.liveness.probability:.3f}")
     return ", ".join(parts)
 
 
