@@ -1,6 +1,6 @@
 """Face analysis measured on LFW: gender, age, expression, 68-point landmarks, pose, eyes, quality, speed.
 
-    PYTHONPATH=/tmp/gg python benchmarks/analysis.py --lfw ../shared/datasets/lfw \\
+    python benchmarks/analysis.py --lfw ../shared/datasets/lfw \\
         --out benchmarks/results/analysis.json [--only boxes,gender,age,expression,landmarks,posefit,quality,erc,speed]
 
 There is no labelled attribute set on the registries, so the labels are built, each as stated:

@@ -1,7 +1,7 @@
 """Single-image liveness (faceprint.analysis.liveness) on LFW photos and generated attacks, in
 ISO/IEC 30107-3 terms, and the threshold faceprint ships.
 
-    PYTHONPATH=$PWD python benchmarks/liveness.py --lfw ../shared/datasets/lfw --out benchmarks/results/liveness.json
+    python benchmarks/liveness.py --lfw ../shared/datasets/lfw --out benchmarks/results/liveness.json
 
 Bona fide presentations: the first photo (``_0001``) of people drawn at random (seed 13), split in
 two disjoint groups of people: ``--calibrate`` faces choose the threshold, the p(live) below which
