@@ -6,7 +6,7 @@ because each enrolment is its own transaction.
 
 One module per command group, each thin (parse, call the library, print): ``photos`` (detect,
 verify, identify, enroll, reindex), ``analysis`` (analyze, landmarks), ``serve``, ``video`` (watch,
-capture), ``cluster``, ``batch`` (embed), and the groups ``models``, ``people``, ``keys`` and
+capture), ``cluster``, ``batch`` (embed), ``export``, and the groups ``models``, ``people``, ``keys`` and
 ``eval``; ``_common`` holds what they share.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import typer
 
-from . import analysis, batch, cluster, keys, models, people, photos, serve, video
+from . import analysis, batch, cluster, export, keys, models, people, photos, serve, video
 from .eval import app as eval_app
 
 app = typer.Typer(help="Face recognition: detect, align, embed, match.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-for commands in (photos, analysis, serve, video, cluster, batch):  # `faceprint --help` lists them in this order
+for commands in (photos, analysis, serve, video, cluster, batch, export):  # `faceprint --help` lists them in this order
     app.add_typer(commands.app)
 app.add_typer(models.app, name="models")
 app.add_typer(people.app, name="people")

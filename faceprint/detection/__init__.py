@@ -7,10 +7,12 @@ imported only when asked for, so a user of one never pays for loading another's 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from ..errors import FaceprintError
 from ..types import Face, Image
 from ..zoo.plugins import Registry, fingerprint
 
@@ -50,6 +52,12 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, image: Image) -> list[Face]:
         """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
+
+    def export_spec(self) -> tuple[Path, dict]:
+        """The model file and the preprocessing and decoding a standalone runner needs
+        (``faceprint export``); detectors whose work is more than one network and a decoder
+        cannot be exported yet."""
+        raise FaceprintError(f"detector {self.name!r} cannot be exported yet")
 
     def sweep(self, image: Image, step: int) -> list[Face]:
         """Step ``step`` of a search spread over several video frames, for faces that appeared: a

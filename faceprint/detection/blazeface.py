@@ -10,11 +10,13 @@ keep-the-best variant and returns only indices, so the blending loop lives here)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from .. import runtime, zoo
-from ..errors import ModelError
+from ..errors import FaceprintError, ModelError
 from ..types import Face, Image
 from . import Detector
 
@@ -103,8 +105,8 @@ class BlazeFace(Detector):
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
         self.tiles = int(tiles)  # 0 or 1: whole image only
-        path = zoo.get(self.name).converted("model", tflite_to_onnx)
-        self._session = runtime.onnx_session(path, threads)
+        self.model_path = zoo.get(self.name).converted("model", tflite_to_onnx)
+        self._session = runtime.onnx_session(self.model_path, threads)
         inp = self._session.get_inputs()[0]
         self._input = inp.name
         self._nchw = inp.shape[1] == 3
@@ -114,6 +116,19 @@ class BlazeFace(Detector):
         self._outputs = sorted(outs, key=lambda n: outs[n].shape[-1], reverse=True)
         count = int(outs[self._outputs[0]].shape[1])
         self._anchors = _anchors(count, self.size)
+
+    def export_spec(self) -> tuple[Path, dict]:
+        if self.tiles > 1:
+            raise FaceprintError(f"{self.name} with tiles cannot be exported yet: export it with tiles=0")
+        layout = _ANCHOR_LAYOUTS[len(self._anchors)]
+        return self.model_path, {
+            "kind": "blazeface", "size": self.size, "nchw": self._nchw,
+            "outputs": {"regressor": self._outputs[0], "classifier": self._outputs[1]},
+            "input": "letterbox into size x size (black padding, centred), x * 2/255 - 1",
+            "anchors": [list(a) for a in layout], "raw_score_clip": _RAW_SCORE_CLIP,
+            "score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold,
+            "keypoints": list(KEYPOINTS),
+        }
 
     # -- one network pass -------------------------------------------------------------------
 

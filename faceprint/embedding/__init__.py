@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import zoo
 from ..alignment import align
+from ..errors import FaceprintError
 from ..zoo.plugins import Registry, fingerprint
 
 _EMBEDDERS = {
@@ -79,6 +80,10 @@ class Embedder(ABC):
         """Stricter cosine distance for 1:N search (FAR 1e-4 on LFW), so strangers stay unknown."""
         return zoo.get(self.name).identify_threshold
 
+    def export_spec(self) -> tuple[Path, dict]:
+        """The model file and the crop and input a standalone runner needs (``faceprint export``)."""
+        raise FaceprintError(f"embedder {self.name!r} cannot be exported yet")
+
     def embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """``(N, size, size, 3)`` uint8 RGB crops -> ``(N, D)`` float32 rows of unit length."""
         crops = np.asarray(crops)
@@ -120,7 +125,8 @@ class OnnxEmbedder(Embedder):
         convert = type(self).convert
         if self.precision == "int8":
             convert = int8_conversion(convert, self._prepare, self.template, self.size)
-        self._session = onnx_session(zoo.get(self.name).converted(self.source, convert, self.converter_revision))
+        self.model_path = zoo.get(self.name).converted(self.source, convert, self.converter_revision)
+        self._session = onnx_session(self.model_path)
         self._input = self._session.get_inputs()[0].name
 
     @property

@@ -34,5 +34,15 @@ class ExpoMobileFaceNet(OnnxEmbedder):
     flip = False
     convert = staticmethod(_convert)
 
+    _MEAN, _SCALE = 127.5, 1 / 128.0
+
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
-        return ((crops.astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2)
+        return ((crops.astype(np.float32) - self._MEAN) * self._SCALE).transpose(0, 3, 1, 2)
+
+    def export_spec(self) -> tuple[Path, dict]:
+        return self.model_path, {
+            "kind": "onnx", "size": self.size, "dims": self.dims,
+            "template": {k: list(v) for k, v in self.template.items()},
+            "input": "aligned RGB crop, (x - mean) * scale, NCHW", "mean": self._MEAN, "scale": self._SCALE,
+            "nchw": True, "flip": self.flip, "threshold": self.threshold,
+        }

@@ -1,0 +1,56 @@
+"""``faceprint export``: a pipeline as a self-contained bundle for a device or another program.
+
+A bundle is a folder: the detector's and embedder's ONNX files, ``bundle.json`` (each file's SHA-256,
+the detector's input and decoding, the alignment template, the embedder's input normalisation and
+its threshold) and ``runner.py``, a reference runner that needs only onnxruntime, numpy and OpenCV
+and gives faceprint's answers (tests/test_export.py checks it in a clean virtualenv). Only
+pipelines whose detector is one network plus a decoder can be exported so far: ``fast``
+(BlazeFace short range + expo MobileFaceNet).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..atomic import atomic_file
+from ..errors import FaceprintError
+from ..zoo import sha256_of
+
+#: Exportable pipelines: name -> (detector, embedder).
+PIPELINES = {"fast": ("blazeface-short", "expo-mobilefacenet")}
+FORMATS = ("onnx",)
+_RUNNER = Path(__file__).with_name("runner.py")
+
+
+def export(target: Path | str, pipeline: str = "fast", fmt: str = "onnx") -> Path:
+    """Write the bundle for ``pipeline`` into the folder ``target`` (made if missing; files of an
+    earlier bundle there are replaced) and return the path of its ``bundle.json``."""
+    from .. import __version__
+    from ..detection import get_detector
+    from ..embedding import get_embedder
+
+    if pipeline not in PIPELINES:
+        raise FaceprintError(f"unknown pipeline {pipeline!r}: one of {', '.join(PIPELINES)}")
+    if fmt not in FORMATS:
+        raise FaceprintError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)} (int8 and tflite are not offered yet)")
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise FaceprintError(f"{target}: exists and is not a folder")
+    detector_name, embedder_name = PIPELINES[pipeline]
+    detector_model, detector = get_detector(detector_name).export_spec()
+    embedder_model, embedder = get_embedder(embedder_name).export_spec()
+    target.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for source, name in ((detector_model, "detector.onnx"), (embedder_model, "embedder.onnx"), (_RUNNER, "runner.py")):
+        with atomic_file(target / name) as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        files[name] = sha256_of(source)
+    spec = {"format": "faceprint.bundle/1", "faceprint": __version__, "pipeline": pipeline,
+            "detector": {"name": detector_name, "model": "detector.onnx", **detector},
+            "embedder": {"name": embedder_name, "model": "embedder.onnx", **embedder},
+            "files": files}
+    with atomic_file(target / "bundle.json") as out:
+        out.write((json.dumps(spec, indent=1) + "\n").encode())
+    return target / "bundle.json"

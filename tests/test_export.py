@@ -1,0 +1,103 @@
+"""`faceprint export`: the bundle's runner, in a virtualenv holding only onnxruntime, numpy and OpenCV,
+gives faceprint's answers on real LFW pairs; a damaged bundle is refused; bad arguments fail in one line."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceprint.lfw import read_pairs
+from faceprint.pipeline import get_pipeline
+
+FACEPRINT = [sys.executable, "-m", "faceprint"]
+#: What the runner may import, at the versions faceprint runs here (so the comparison is of code, not of library versions).
+RUNTIME = ("onnxruntime", "numpy", "opencv-python-headless")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("export") / "bundle"
+    done = subprocess.run([*FACEPRINT, "export", "--target", str(folder), "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["files"] == ["bundle.json", "detector.onnx", "embedder.onnx", "runner.py"]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def clean_python(tmp_path_factory) -> Path:
+    """A virtualenv with nothing but the runner's three dependencies (from the package index)."""
+    venv = tmp_path_factory.mktemp("runner-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME]
+    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True)
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert "faceprint" not in names and "pillow" not in names
+    return python
+
+
+def test_runner_gives_faceprints_answers_on_lfw_pairs(bundle, clean_python, lfw_dir):
+    pairs = read_pairs(lfw_dir, folds=1, per_fold=50)  # 50 same-person and 50 different-person pairs
+    images = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
+    done = subprocess.run([str(clean_python), str(bundle / "runner.py"), "embed", *images],
+                          capture_output=True, text=True, cwd=bundle.parent)
+    assert done.returncode == 0, done.stderr
+    theirs = {row["image"]: row for row in map(json.loads, done.stdout.splitlines())}
+    pipe = get_pipeline("blazeface-short", "expo-mobilefacenet")
+    ours = {path: pipe.embed_one(path).vector for path in images}
+    worst = max(1.0 - float(np.dot(ours[p], theirs[p]["vector"])) for p in images)
+    assert worst < 1e-5, worst  # the same faceprint, to float rounding
+    threshold = json.loads((bundle / "bundle.json").read_text())["embedder"]["threshold"]
+    assert threshold == pipe.embedder.threshold
+
+    def same(vectors: dict, pair) -> bool:
+        return 1.0 - float(np.dot(vectors[str(pair.a)], vectors[str(pair.b)])) <= threshold
+    runner = {p: np.array(row["vector"], np.float32) for p, row in theirs.items()}
+    assert [same(runner, pair) for pair in pairs] == [same(ours, pair) for pair in pairs]
+    assert sum(same(ours, pair) == pair.same for pair in pairs) >= 95  # and the answers are mostly right
+
+    a, b = pairs[0].a, pairs[0].b
+    verdict = subprocess.run([str(clean_python), str(bundle / "runner.py"), "verify", str(a), str(b)],
+                             capture_output=True, text=True)
+    assert verdict.returncode == 0 and json.loads(verdict.stdout)["same"] is True, verdict.stderr
+
+
+def test_a_damaged_bundle_is_refused(bundle, clean_python, tmp_path, lfw_dir):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for f in bundle.iterdir():
+        (damaged / f.name).write_bytes(f.read_bytes())
+    model = bytearray((damaged / "embedder.onnx").read_bytes())
+    model[len(model) // 2] ^= 0xFF
+    (damaged / "embedder.onnx").write_bytes(bytes(model))
+    done = subprocess.run([str(clean_python), str(damaged / "runner.py"), "embed",
+                           str(lfw_dir / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg")], capture_output=True, text=True)
+    assert done.returncode != 0 and "embedder.onnx" in done.stderr and "SHA-256" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pipeline", "huge"], "unknown pipeline 'huge'"),
+    (["--format", "tflite"], "unknown format 'tflite'"),
+])
+def test_bad_arguments_fail_in_one_line(tmp_path, args, message):
+    done = subprocess.run([*FACEPRINT, "export", "--target", str(tmp_path / "b"), *args], capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_target_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "bundle"
+    target.write_text("not a folder")
+    done = subprocess.run([*FACEPRINT, "export", "--target", str(target)], capture_output=True, text=True)
+    assert done.returncode == 1 and "is not a folder" in done.stderr and "Traceback" not in done.stderr
+    assert target.read_text() == "not a folder"
