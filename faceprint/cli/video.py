@@ -55,12 +55,17 @@ def watch(source: SourceArg,
           every: Annotated[int, typer.Option(min=1, help="Recognise every N-th frame of a file.")] = 1,
           db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
           threshold: Annotated[Optional[float], typer.Option(help="Cosine-distance threshold for a name.")] = None,
+          analyze: Annotated[Optional[str], typer.Option(
+              help="Also show these face attributes per track, pooled over its frames (comma-separated, e.g. "
+                   "age,gender,expression; 'all': every attribute but liveness).")] = None,
           json_out: JsonOpt = False) -> None:
     """Recognise faces in a video, camera or stream: boxes, names and track ids, events as JSON lines."""
     from ..gallery import Gallery
     from ..video import Watch, Writer
+    from ..video.attributes import label
 
     def go() -> None:
+        attributes = _track_attributes(analyze)  # a bad attribute name fails before the source is opened
         window = _window(show)
         with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, readonly=True) as gallery:
             watching = Watch(source, gallery, every=every)
@@ -72,9 +77,10 @@ def watch(source: SourceArg,
                     task = bar.add_task("watching", total=None)
                     for result in watching:
                         names.update(e.name for e in result.events if e.name)
-                        _log_events(log, result.events)
+                        pooled, logged = attributes.step(result) if attributes else ({}, _dicts(result.events))
+                        _log_events(log, logged)
                         if writer or window:
-                            picture = result.annotated()
+                            picture = result.annotated({t: label(a) for t, a in pooled.items()})
                             for sink in (writer.write if writer else None, window):
                                 if sink:
                                     sink(picture)
@@ -82,7 +88,8 @@ def watch(source: SourceArg,
             except KeyboardInterrupt:
                 err.print("stopped")
             finally:  # whatever ended the loop, the events file and the video are complete up to here
-                _log_events(log, watching.final_events)
+                _log_events(log, attributes.leaving(watching.final_events) if attributes
+                            else _dicts(watching.final_events))
                 if log:
                     log.close()
                 if writer:
@@ -102,10 +109,24 @@ def watch(source: SourceArg,
     run(go)
 
 
-def _log_events(log, events) -> None:
+def _track_attributes(analyze: str | None):
+    """The per-track attribute pooling ``--analyze`` asks for, or None."""
+    if analyze is None:
+        return None
+    from ..analysis import Analyzer
+    from ..video.attributes import TrackAttributes
+
+    return TrackAttributes(Analyzer(None if analyze.strip() == "all" else analyze))
+
+
+def _dicts(events) -> list[dict]:
+    return [e.to_dict() for e in events]
+
+
+def _log_events(log, events: list[dict]) -> None:
     if log:
         for e in events:
-            log.write(json.dumps(e.to_dict()) + "\n")
+            log.write(json.dumps(e) + "\n")
         log.flush()
 
 

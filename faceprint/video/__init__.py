@@ -11,7 +11,7 @@
 ``source``: files and streams are read with OpenCV's FFmpeg backend; ``tracker``: one id per
 person across frames; ``engine``: recognition on tracks, every name checked; ``looks``: the cheap
 per-frame measures (face quality, appearance, shot change) that decide when to look again;
-``capture``: enrolment from a
+``attributes``: face attributes pooled per track (``watch --analyze``); ``capture``: enrolment from a
 camera. The test clips (``synth``, ``footage``) and the loopback MJPEG stream live in
 ``faceprint.testing``: they are tools, not the runtime.
 """

@@ -112,8 +112,10 @@ class FrameResult:
     dropped: int  # live source frames skipped so far to keep up
     processed: bool  # False for frames skipped by ``every`` (faces are the last processed frame's)
 
-    def annotated(self) -> Image:
-        labels = [f"{f.name or 'unknown'} #{f.track}" for f in self.faces]
+    def annotated(self, captions: dict[int, str] | None = None) -> Image:
+        """The frame with each face's box, name and track id (and its caption by track id, if given)."""
+        captions = captions or {}
+        labels = [" ".join(filter(None, (f"{f.name or 'unknown'} #{f.track}", captions.get(f.track)))) for f in self.faces]
         return draw_faces(self.image, [f.face for f in self.faces], labels)
 
 
