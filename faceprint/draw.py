@@ -87,6 +87,7 @@ def summary(a: FaceAnalysis, brief: bool = False) -> str:
         parts.append(f"{a.age.years:.0f} y")
     if a.expression:
         parts.append(a.expression.label)
+    parts += [f"{name}: {label.label} {label.probability:.2f}" for name, label in a.trained.items()]
     if brief:
         return ", ".join(parts)
     if a.pose:

@@ -47,6 +47,8 @@ from .types import ImageLike
 
 
 DEFAULT_MAX_PIXELS = 40_000_000
+#: File suffixes taken for images when a folder is searched for them.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 MAX_PIXELS_ENV = "FACEPRINT_MAX_PIXELS"
 
 Image.init()

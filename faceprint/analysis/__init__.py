@@ -122,8 +122,9 @@ class Analyzer:
     each attribute's first), plus whatever those need, for the faces of an image."""
 
     def __init__(self, only: str | Iterable[str] | None = None,
-                 models: Iterable[str] | dict[str, str] | None = None) -> None:
-        self.only = parse_only(only)
+                 models: Iterable[str] | dict[str, str] | None = None, trained: Iterable = ()) -> None:
+        self.trained = list(trained)  # ``trained.TrainedAttribute``s, computed after the built-in ones
+        self.only = parse_only(only) if only is not None or not self.trained else ()
         self.models = {**DEFAULT_MODELS, **parse_models(models)}
         self.order = self._order()
         self._loaded: tuple[dict[str, AttributeModel], dict[str, str]] | None = None
@@ -176,8 +177,14 @@ class Analyzer:
                     found[a] = model.predict(image, face, found)
                 except FaceprintError as e:
                     errors[a] = f"{model.name}: {e}"
-        return FaceAnalysis(face=face, errors={a: e for a, e in errors.items() if a in self.only},
-                            **{a: found.get(a) for a in self.only})
+        labels = {}
+        for model in self.trained:
+            try:
+                labels[model.name] = model.predict(image, face)
+            except FaceprintError as e:
+                errors[model.name] = str(e)
+        return FaceAnalysis(face=face, errors={a: e for a, e in errors.items() if a in self.only or a not in _MODELS},
+                            trained=labels, **{a: found.get(a) for a in self.only})
 
 
 __all__ = ["ATTRIBUTES", "DEFAULT_ONLY", "DEFAULT_MODELS", "Analyzer", "AttributeModel", "OnnxAttribute", "get_model",

@@ -147,6 +147,8 @@ class FaceAnalysis:
     eyes: Eyes | None = None
     quality: Quality | None = None
     liveness: Liveness | None = None
+    #: attributes trained with ``faceprint attribute train``, by name (``trained.Label`` records)
+    trained: dict = field(default_factory=dict)
     #: attribute -> why it is missing, for attributes asked for that could not be computed
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -159,10 +161,11 @@ class FaceAnalysis:
 
     def to_dict(self) -> dict:
         out = {"face": self.face.to_dict()}
-        for f in fields(self)[1:-1]:
+        for f in fields(self)[1:-2]:
             value = getattr(self, f.name)
             if value is not None:
                 out[f.name] = value.to_dict()
+        out.update({name: label.to_dict() for name, label in self.trained.items()})
         if self.errors:
             out["errors"] = dict(self.errors)
         return out

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..detection import detector_names
 from ..embedding import embedder_names
 from ..errors import FaceprintError, ModelError
+from ..imageio import IMAGE_SUFFIXES
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,7 +31,6 @@ R = TypeVar("R")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 DbOpt = Annotated[Optional[str], typer.Option(
     "--db", help="Gallery: a SQLite file or a postgresql:// URL (default $FACEPRINT_DB or the user data dir).")]

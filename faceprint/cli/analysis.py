@@ -10,11 +10,25 @@ import typer
 
 from ..analysis import ATTRIBUTES, model_names
 from ..detection import DEFAULT_DETECTOR
-from ._common import DetOpt, JsonOpt, faces_in_each, run
+from ..embedding import DEFAULT_EMBEDDER
+from ._common import DbOpt, DetOpt, EmbOpt, JsonOpt, faces_in_each, out, print_json, run
 
 app = typer.Typer()
 
 ImagesArg = Annotated[list[Path], typer.Argument(help="Image files.")]
+TrainedOpt = Annotated[Optional[list[str]], typer.Option(
+    help="An attribute trained with `faceprint attribute train`, repeatable; alone, only those are computed.")]
+AttributesOpt = Annotated[Optional[Path], typer.Option(
+    help="Folder of trained attributes (default: beside the gallery, GALLERY.attributes/).")]
+attribute_app = typer.Typer(help="Train your own face attribute (a mask, glasses) from folders of photos.",
+                            no_args_is_help=True)
+
+
+def _attribute_dir(db: str | None, attributes: Path | None) -> Path:
+    from ..analysis.trained import attribute_dir
+    from ..gallery import default_location
+
+    return attributes or attribute_dir(db or default_location())
 ModelChoiceOpt = Annotated[Optional[list[str]], typer.Option(
     "--model", "-m", help="ATTRIBUTE=MODEL, repeatable (e.g. expression=fr-expression); "
                           "`faceprint models list` shows kinds landmarks/attribute.")]
@@ -30,12 +44,14 @@ def analyze(images: ImagesArg,
                 help=f"Comma-separated attributes (default all but liveness): {','.join(ATTRIBUTES)}.")] = None,
             model: ModelChoiceOpt = None,
             draw: Annotated[Optional[Path], typer.Option(help="Write annotated image(s) here (file or folder).")] = None,
+            attribute: TrainedOpt = None, db: DbOpt = None, attributes: AttributesOpt = None,
             detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
     """Age, gender, expression, head pose, eye state, quality and 68 landmarks of every face.
 
     An attribute whose model cannot be fetched or loaded is reported with its reason; the rest still run.
     """
     from ..analysis import Analyzer
+    from ..analysis.trained import load
     from ..draw import draw_analysis, summary
     from ..pipeline import get_pipeline
 
@@ -44,7 +60,8 @@ def analyze(images: ImagesArg,
                                                    for attribute, why in a.errors.items())
 
     def go() -> None:
-        analyzer = Analyzer(only, model)  # a bad attribute or model name fails before any image is read
+        trained = load(attribute, _attribute_dir(db, attributes)) if attribute else []
+        analyzer = Analyzer(only, model, trained)  # a bad attribute or model name fails before any image is read
         pipe = get_pipeline(detector)
         faces_in_each(images, lambda image: analyzer.analyze(image, pipe.detect(image)), draw, json_out, "analysing",
                       line, paint=draw_analysis)
@@ -98,4 +115,32 @@ def liveness(images: ImagesArg,
         faces_in_each(images, lambda image: find_liveness(image, model=model, detector=detector), draw, json_out,
                       "checking", line, paint=lambda image, found: draw_faces(image, [a.face for a in found],
                                                                               [verdict(a) for a in found]))
+    run(go)
+
+
+@attribute_app.command("train")
+def attribute_train(name: Annotated[str, typer.Argument(help="The attribute's name (e.g. mask).")],
+                    data: Annotated[Path, typer.Option(help="A folder with one sub-folder of face photos per class "
+                                                       "(DATA/mask/*.jpg, DATA/no_mask/*.jpg).")],
+                    db: DbOpt = None, attributes: AttributesOpt = None, embedder: EmbOpt = DEFAULT_EMBEDDER,
+                    detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
+    """Fit a classifier on the faceprints of each class's photos, report its cross-validated accuracy,
+    confusion matrix and learning curve, and save it for `analyze --attribute NAME`."""
+    from ..analysis.trained import check_name, train
+
+    def go() -> None:
+        check_name(name)
+        target = _attribute_dir(db, attributes)
+        report = train(name, data, target, embedder=embedder, detector=detector)
+        if json_out:
+            return print_json({**report, "saved": str(target / f"{name}.json")})
+        out.print(f"{name}: {', '.join(f'{c} {n}' for c, n in report['classes'].items())} faces; "
+                  f"cross-validated accuracy {report['cv_accuracy']:.1%}; saved to {target / (name + '.json')}",
+                  highlight=False)
+        for true, row in report["confusion"].items():
+            out.print(f"  {true:>12} -> " + ", ".join(f"{p} {n}" for p, n in row.items()), highlight=False)
+        out.print("  learning curve: " + ", ".join(f"{p['per_class']}/class {p['accuracy']:.1%}"
+                                                   for p in report["learning_curve"]), highlight=False)
+        if report["skipped"]:
+            out.print(f"  {len(report['skipped'])} photo(s) skipped (no face, unreadable): see --json", highlight=False)
     run(go)

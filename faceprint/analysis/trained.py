@@ -1,0 +1,175 @@
+"""Attributes you train yourself (``faceprint attribute train``): a classifier on faceprints.
+
+A faceprint already encodes what a face looks like, so a linear classifier on it learns an
+attribute (a mask, glasses) from a few dozen photos per class. ``FaceprintClassifier`` follows
+scikit-learn's conventions (``fit``, ``predict_proba``, ``predict``); a trained one is saved as JSON
+(classes, weights, the embedder whose faceprints it reads), never as a pickle, so loading a file
+from elsewhere cannot run code. Saved classifiers live beside the gallery
+(``people.db`` -> ``people.db.attributes/NAME.json``), where ``analyze --attribute NAME`` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+from ..atomic import atomic_file
+from ..errors import FaceprintError
+from ..types import Face, Image
+
+FORMAT = "faceprint.attribute/1"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Label:
+    """A trained attribute's answer: the most likely class and its probability."""
+
+    label: str
+    probability: float
+    model: str
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "probability": round(self.probability, 3), "model": self.model}
+
+
+class FaceprintClassifier(ClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression on unit-length faceprints. ``C``: inverse regularisation."""
+
+    def __init__(self, C: float = 10.0) -> None:
+        self.C = C
+
+    def fit(self, X: np.ndarray, y) -> FaceprintClassifier:
+        model = LogisticRegression(C=self.C, max_iter=2000).fit(np.asarray(X, np.float64), np.asarray(y))
+        self.classes_, self.coef_, self.intercept_ = model.classes_, model.coef_, model.intercept_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
+        if len(self.classes_) == 2:  # scikit-learn's binary form: one logit, for the second class
+            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
+            return np.stack([1.0 - p, p], axis=1)
+        z = np.exp(z - z.max(axis=1, keepdims=True))
+        return z / z.sum(axis=1, keepdims=True)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def check_name(name: str) -> str:
+    from . import ATTRIBUTES
+
+    if not _NAME.match(name):
+        raise FaceprintError(f"attribute name {name!r}: use 1-64 lower-case letters, digits, '-' or '_'")
+    if name in ATTRIBUTES:
+        raise FaceprintError(f"attribute name {name!r} is a built-in attribute's; choose another")
+    return name
+
+
+def load(names: list[str], folder: Path) -> list[TrainedAttribute]:
+    """The trained attributes ``names`` from ``folder``."""
+    return [TrainedAttribute(Path(folder) / f"{check_name(n)}.json") for n in names]
+
+
+def attribute_dir(gallery: str) -> Path:
+    """Where a gallery's trained attributes are kept: beside its SQLite file."""
+    if "://" in gallery:
+        raise FaceprintError("trained attributes are kept beside a SQLite gallery; for a PostgreSQL gallery "
+                             "give --attributes DIR")
+    return Path(gallery).with_name(Path(gallery).name + ".attributes")
+
+
+def save(classifier: FaceprintClassifier, path: Path, embedder: str, report: dict) -> None:
+    data = {"format": FORMAT, "embedder": embedder, "classes": [str(c) for c in classifier.classes_],
+            "coef": classifier.coef_.tolist(), "intercept": classifier.intercept_.tolist(), "C": classifier.C,
+            "report": report}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as out:
+        out.write((json.dumps(data) + "\n").encode())
+
+
+class TrainedAttribute:
+    """A saved classifier as an attribute model: the face's faceprint by the classifier's embedder, then its class."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            data = json.loads(Path(path).read_text())
+            if data.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} file")
+            self.classifier = FaceprintClassifier(data["C"])
+            self.classifier.classes_ = np.array(data["classes"])
+            self.classifier.coef_ = np.array(data["coef"], np.float64)
+            self.classifier.intercept_ = np.array(data["intercept"], np.float64)
+            self.embedder = data["embedder"]
+        except FileNotFoundError:
+            raise FaceprintError(f"no trained attribute at {path} (faceprint attribute train)") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FaceprintError(f"{path}: not a trained attribute file ({e})") from None
+        self.name = Path(path).stem
+
+    def predict(self, image: Image, face: Face) -> Label:
+        from ..embedding import get_embedder
+
+        vector = get_embedder(self.embedder).embed_faces(image, [face])
+        p = self.classifier.predict_proba(vector)[0]
+        best = int(p.argmax())
+        return Label(str(self.classifier.classes_[best]), float(p[best]), f"{self.name} ({self.embedder})")
+
+
+def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, seed: int = 0) -> dict:
+    """Fit ``name`` on ``data`` (one folder per class of face photos) and save it in ``target``: the
+    largest face of each photo, faceprinted; 5-fold cross-validated accuracy with a confusion matrix
+    and a learning curve (accuracy against photos per class) go in the report, which is returned."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from ..imageio import IMAGE_SUFFIXES
+    from ..pipeline import get_pipeline
+
+    check_name(name)
+    classes = sorted(d for d in Path(data).iterdir() if d.is_dir()) if Path(data).is_dir() else []
+    if len(classes) < 2:
+        raise FaceprintError(f"{data}: needs one folder per class, at least two (e.g. mask/ and no_mask/)")
+    pipe = get_pipeline(detector, embedder)
+    X, y, skipped = [], [], []
+    for folder in classes:
+        for photo in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+            try:
+                X.append(pipe.embed_one(photo).vector)
+                y.append(folder.name)
+            except FaceprintError as e:  # no face, an unreadable file: listed, not fatal
+                skipped.append({"path": str(photo), "error": str(e)})
+    counts = {c.name: y.count(c.name) for c in classes}
+    if min(counts.values()) < 5:
+        raise FaceprintError(f"too few faces to learn from: {counts} (at least 5 per class)")
+    X, y = np.stack(X), np.array(y)
+    folds = StratifiedKFold(n_splits=min(5, min(counts.values())), shuffle=True, random_state=seed)
+    predicted = cross_val_predict(FaceprintClassifier(), X, y, cv=folds)
+    labels = [c.name for c in classes]
+    confusion = {t: {p: int(((y == t) & (predicted == p)).sum()) for p in labels} for t in labels}
+    report = {"attribute": name, "classes": counts, "skipped": skipped, "embedder": embedder, "detector": detector,
+              "cv_accuracy": round(float((predicted == y).mean()), 4), "confusion": confusion,
+              "learning_curve": _learning_curve(X, y, labels, seed)}
+    save(FaceprintClassifier().fit(X, y), Path(target) / f"{name}.json", embedder, report)
+    return report
+
+
+def _learning_curve(X: np.ndarray, y: np.ndarray, labels: list[str], seed: int, repeats: int = 5) -> list[dict]:
+    """Accuracy on the photos left out when training on n per class, n doubling from 2, mean of ``repeats`` draws."""
+    rng = np.random.default_rng(seed)
+    smallest = min((y == c).sum() for c in labels)
+    curve, n = [], 2
+    while n < smallest:
+        scores = []
+        for _ in range(repeats):
+            train = np.concatenate([rng.choice(np.flatnonzero(y == c), n, replace=False) for c in labels])
+            test = np.setdiff1d(np.arange(len(y)), train)
+            scores.append(float((FaceprintClassifier().fit(X[train], y[train]).predict(X[test]) == y[test]).mean()))
+        curve.append({"per_class": n, "accuracy": round(float(np.mean(scores)), 4)})
+        n *= 2
+    return curve

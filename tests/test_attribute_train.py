@@ -1,0 +1,78 @@
+"""`faceprint attribute train`: a mask attribute learnt from LFW photos with generated masks, then
+used by `analyze --attribute` on people it never saw."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faceprint.testing.masks import lfw_people_with_two, masked_and_plain
+
+FACEPRINT = [sys.executable, "-m", "faceprint"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, lfw_dir) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("attribute")
+    data = masked_and_plain(lfw_dir, lfw_people_with_two(lfw_dir, 30, 0), root / "data")
+    db = root / "people.db"
+    done = subprocess.run([*FACEPRINT, "attribute", "train", "mask", "--data", str(data), "--db", str(db), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return db, json.loads(done.stdout)
+
+
+def test_train_reports_and_saves_beside_the_gallery(trained):
+    db, report = trained
+    # the default detector misses some masked faces (a mask hides the mouth and nose it looks for):
+    # those photos are listed as skipped, not fatal
+    skipped = report["skipped"]
+    assert report["classes"]["no_mask"] == 30 and report["classes"]["mask"] + len(skipped) == 30
+    assert report["classes"]["mask"] >= 24 and all("/mask/" in s["path"] and s["error"] for s in skipped), skipped
+    assert report["cv_accuracy"] >= 0.85, report  # measured 0.93 (27 masked, 30 plain faces)
+    assert sum(report["confusion"]["mask"].values()) == report["classes"]["mask"]
+    assert set(report["confusion"]) == {"mask", "no_mask"}
+    curve = report["learning_curve"]
+    assert [p["per_class"] for p in curve] == [2, 4, 8, 16] and all(0 <= p["accuracy"] <= 1 for p in curve)
+    saved = Path(report["saved"])
+    assert saved == db.with_name("people.db.attributes") / "mask.json" and saved.is_file()
+    assert json.loads(saved.read_text())["embedder"] == "faceplugin"
+
+
+def test_analyze_uses_it_on_people_it_never_saw(trained, lfw_dir, tmp_path):
+    db, _ = trained
+    data = masked_and_plain(lfw_dir, lfw_people_with_two(lfw_dir, 10, 3), tmp_path / "unseen")
+    photos = sorted((data / "mask").glob("*.jpg")) + sorted((data / "no_mask").glob("*.jpg"))
+    done = subprocess.run([*FACEPRINT, "analyze", *map(str, photos), "--attribute", "mask", "--db", str(db), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    answers = {}
+    for entry in json.loads(done.stdout):
+        if not entry["faces"]:
+            continue  # a masked face the detector missed: nothing to classify
+        face = max(entry["faces"], key=lambda f: (f["face"]["box"][2] - f["face"]["box"][0]))
+        assert set(face) == {"face", "mask"}  # only the trained attribute was asked for
+        answers[entry["path"]] = face["mask"]["label"]
+    assert len(answers) >= 17 and sum(str(p) in answers for p in photos if p.parent.name == "no_mask") == 10
+    right = sum(answers[str(p)] == p.parent.name for p in photos if str(p) in answers)
+    assert right >= len(answers) - 1, answers
+
+
+def test_bad_requests_fail_in_one_line(trained, tmp_path, lfw_dir):
+    db, _ = trained
+    one_class = tmp_path / "one"
+    (one_class / "mask").mkdir(parents=True)
+    for args, message in [
+        (["attribute", "train", "mask", "--data", str(one_class), "--db", str(db)], "at least two"),
+        (["attribute", "train", "age", "--data", str(one_class), "--db", str(db)], "built-in attribute"),
+        (["attribute", "train", "Mask!", "--data", str(one_class), "--db", str(db)], "lower-case"),
+        (["analyze", str(lfw_dir / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg"), "--attribute", "glasses",
+          "--db", str(db)], "no trained attribute"),
+    ]:
+        done = subprocess.run([*FACEPRINT, *args], capture_output=True, text=True)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1 and message in lines[0], (args, done.stderr)
