@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def main() -> None:
     report.pop("saved")
     report["skipped"] = len(report["skipped"])
     result = {"command": " ".join(["python", "benchmarks/attribute.py", *sys.argv[1:]]),
-              "machine": {"cpu": cpu_model(), "python": platform.python_version()},
+              "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
               "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1), **report}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("classes", "skipped", "cv_accuracy", "confusion", "learning_curve")}))
