@@ -5,14 +5,15 @@ what ``watch --liveness`` adds to each frame's cost.
 
 For each of ``--people`` LFW people drawn at random (seed 17; their first photo, ``_0001``; the tests
 use ``_0002`` photos), one clip of each kind from faceprint.testing.presentations (seeded by the
-person's rank): the photo printed and turned in 3D, the photo on a screen turned the same way, and
-the photo's head animated as a live face, and that head held still. Each clip is watched twice, without and with liveness,
-alternately, so the machine's load falls on both alike.
+person's rank): the photo printed and turned in 3D, the photo on a screen turned the same way, the
+photo's head animated as a live face, and that head held still. Each clip is watched twice, without
+and with liveness, alternately, so the machine's load falls on both alike.
 
 The decision is the verdict of the clip's face (its longest track) ``--decide`` seconds after it
 appeared; APCER is the share of attack clips decided live, BPCER the share of live clips decided
-spoof (per kind: moving, still); the shares left undecided are reported beside them. These clips are generated and say what
-the judge does on them only (faceprint/testing/presentations.py says what they cannot tell).
+spoof (per kind: moving, still); the shares left undecided are reported beside them. These clips
+are generated and say what the judge does on them only (faceprint/testing/presentations.py says
+what they cannot tell).
 """
 
 from __future__ import annotations

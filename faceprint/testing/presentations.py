@@ -6,7 +6,7 @@ own from one LFW photo, seeded (640x480, 25 fps):
 * ``print`` / ``screen``: the photo as a printed sheet or on a display (``attacks.print_sheet``,
   ``attacks.screen_card``) moved rigidly in 3D in front of a still background: it turns (yaw up to
   25 degrees, pitch 15, roll 8), drifts and comes nearer and farther, seen through a pinhole camera,
-  so every frame is one perspective warp of the whole sheet; then light falloff, sensor noise, JPEG.
+  so every frame is one perspective warp of the whole sheet; then a lighting gradient, sensor noise, JPEG.
 * ``live``: the photo's head (an elliptical cut-out) moved piecewise-affinely from a toy depth model:
   its five landmarks and an outline each get a depth (the nose tip 0.45 eye distances in front of
   the eyes, the outline behind), the model turns (yaw up to 18 degrees, pitch 10) and the mouth
@@ -17,8 +17,8 @@ own from one LFW photo, seeded (640x480, 25 fps):
 What they cannot tell: the live clip is a 2D warp built on the very cue the video judge measures
 (the nose moving off the plane of the eyes and mouth), so it shows that the judge sees parallax when
 there is some, not that real heads give enough of it, nor that real prints stay flat (a bent sheet
-is not a plane), nor anything about masks or replayed *video* of a real person (which moves like a
-live face on a plane: it fails the planar cue only as a whole, not per face).
+is not a plane), nor anything about masks or a replayed *video* of the person (its face moves like a head
+inside the screen: only the screen turning as a whole shows the plane).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ _NOSE_DEPTH, _MOUTH_DEPTH, _OUTLINE_DEPTH = 0.45, -0.05, -0.5
 
 @dataclass(frozen=True)
 class PresentationClip:
+    """A written clip: its file, what it shows (``KINDS``), the photo it was made from, its frame count."""
+
     video: Path
     kind: str
     photo: Path
@@ -84,13 +86,13 @@ def _held_card(photo: np.ndarray, kind: str, background: np.ndarray, times: np.n
     shift = np.stack([0.12 * w * smooth(rng, times, (2.0, 5.0)), 0.08 * h * smooth(rng, times, (2.0, 5.0))], axis=1)
     distance = focal * (1 + 0.15 * smooth(rng, times, (2.0, 5.0)))
     blurred = cv2.GaussianBlur(background.astype(np.float32), (0, 0), 4)
+    light = np.linspace(0.85, 1.05, w, dtype=np.float32)[None, :, None]
     for f in range(len(times)):
         points = plane @ _rotation(yaw[f], pitch[f], roll[f]).T
         seen = focal * points[:, :2] / (points[:, 2:] + distance[f]) + np.array([w / 2, h / 2]) + shift[f]
         warp = cv2.getPerspectiveTransform(corners, seen.astype(np.float32))
         sheet = cv2.warpPerspective(card, warp, (w, h), borderValue=-1)
         frame = np.where(sheet >= 0, sheet, blurred)
-        light = np.linspace(0.85, 1.05, w, dtype=np.float32)[None, :, None]
         yield photographed(frame * light, rng)
 
 

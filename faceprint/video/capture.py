@@ -112,7 +112,8 @@ def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, m
         if len(faces) == 1:  # the one person enrolling is the judge's one track
             judge.update(frame.image, 0, faces[0], frame.index)
         if judge.verdict(0) == SPOOF:
-            return no(f"spoof: a print or screen held up to the camera ({judge.reason(0)})", faces[0] if faces else None)
+            return no(f"spoof: a print or screen held up to the camera ({judge.reason(0)})",
+                      faces[0] if faces else None)
     if frame.time - last_time < MIN_GAP_S:
         return no("too soon after the last face taken")
     faces = pipe.detect(frame.image) if faces is None else faces

@@ -33,7 +33,6 @@ at 25 fps: the counts are in frames of the track, so at other rates the time to 
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -42,7 +41,6 @@ import numpy as np
 
 from ..types import Face, Image
 
-_log = logging.getLogger("faceprint.video")
 
 LIVE, SPOOF, UNDECIDED = "live", "spoof", "undecided"
 #: Frames the landmarks are averaged over, and frames between the two landmark sets compared.
@@ -120,7 +118,8 @@ class LivenessJudge:
         e = self._tracks.get(track)
         if e is None:
             return "not seen"
-        image = f"single-image p(live) {_mean_score(e):.4f} over {len(e.scores)} frame(s)" if e.scores else "no image score"
+        image = (f"single-image p(live) {_mean_score(e):.4f} over {len(e.scores)} frame(s)" if e.scores
+                 else "no image score")
         return f"{e.flat} flat and {e.deep} deep frame(s) of {e.frames}; {image}"
 
     def forget(self, keep: set[int]) -> None:
