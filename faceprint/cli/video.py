@@ -58,6 +58,9 @@ def watch(source: SourceArg,
           analyze: Annotated[Optional[str], typer.Option(
               help="Also show these face attributes per track, pooled over its frames (comma-separated, e.g. "
                    "age,gender,expression; 'all': every attribute but liveness).")] = None,
+          liveness: Annotated[bool, typer.Option(
+              help="Judge each face live, spoof (a print or screen held up) or undecided: drawn by its name, "
+                   "a 'liveness' event when reached or changed.")] = False,
           json_out: JsonOpt = False) -> None:
     """Recognise faces in a video, camera or stream: boxes, names and track ids, events as JSON lines."""
     from ..gallery import Gallery
@@ -68,7 +71,7 @@ def watch(source: SourceArg,
         attributes = _track_attributes(analyze)  # a bad attribute name fails before the source is opened
         window = _window(show)
         with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, readonly=True) as gallery:
-            watching = Watch(source, gallery, every=every)
+            watching = Watch(source, gallery, every=every, liveness=liveness)
             writer = Writer(out_video, watching.source.fps) if out_video else None
             log = open(events, "a", encoding="utf-8") if events else None
             started, names = time.perf_counter(), set()
@@ -136,6 +139,9 @@ def capture(name: Annotated[str, typer.Argument(help="The person to enrol.")],
             count: Annotated[int, typer.Option(min=1, help="How many good faces to collect.")] = 20,
             min_size: Annotated[int, typer.Option(help="Smallest face side accepted, in pixels.")] = 80,
             db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
+            liveness: Annotated[bool, typer.Option(
+                help="Take faces only once judged live (turning the head a little); refuse a print or screen.")]
+            = False,
             json_out: JsonOpt = False) -> None:
     """Collect good, varied faces of the one person in view and enrol them (refusals say why)."""
     from ..gallery import Gallery
@@ -149,7 +155,8 @@ def capture(name: Annotated[str, typer.Argument(help="The person to enrol.")],
     def go() -> None:
         valid_name(name)
         with Gallery(db, detector=detector, embedder=embedder) as gallery:
-            result = run_capture(name, source, gallery, count=count, min_size=min_size, on_verdict=say)
+            result = run_capture(name, source, gallery, count=count, min_size=min_size, on_verdict=say,
+                                 liveness=liveness)
         summary = {"name": name, "enrolled": len(result.enrolled), "wanted": count, "frames": result.frames,
                    "refused": dict(result.refused.most_common())}
         if json_out:

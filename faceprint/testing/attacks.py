@@ -25,18 +25,36 @@ JPEG_QUALITY = 85
 def print_attack(photo: np.ndarray, background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``photo`` (RGB) printed and photographed in front of ``background`` (same size)."""
     h, w = photo.shape[:2]
-    ink = cv2.GaussianBlur(photo.astype(np.float32) * 0.85 + 25, (0, 0), 0.7)  # the paper's narrower gamut
-    sheet = _framed(ink, 12, 240)
-    grain = cv2.GaussianBlur(rng.normal(0, 1, sheet.shape[:2]).astype(np.float32), (0, 0), 1.2)
-    sheet = sheet * (1 + 0.05 * grain)[..., None] + rng.normal(0, 3, sheet.shape).astype(np.float32)
     corners = [[0.08, 0.06], [0.95, 0.04], [0.97, 0.98], [0.05, 0.96]]
-    out = _held_up(sheet, corners, 0.06, background, rng)
+    out = _held_up(print_sheet(photo, rng), corners, 0.06, background, rng)
     light = np.linspace(rng.uniform(0.75, 0.95), rng.uniform(1.0, 1.15), w)[None, :, None]
-    return _photographed(out * light, rng)
+    return photographed(out * light, rng)
 
 
 def screen_attack(photo: np.ndarray, background: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``photo`` (RGB) shown on a phone or monitor and photographed in front of ``background``."""
+    h, w = photo.shape[:2]
+    corners = [[0.03, 0.03], [0.97, 0.02], [0.98, 0.97], [0.02, 0.98]]
+    out = _held_up(screen_card(photo, rng), corners, 0.04, background, rng)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx, gy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.1, 0.4) * h
+    glare = np.exp(-(((xx - gx) / (0.25 * w)) ** 2 + ((yy - gy) / (0.12 * h)) ** 2))
+    return photographed(out + 70 * glare[..., None], rng)
+
+
+ATTACKS = {"print": print_attack, "screen": screen_attack}
+
+
+def print_sheet(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``photo`` (RGB) as a printed sheet (float32): duller ink, a white margin, paper grain and noise."""
+    ink = cv2.GaussianBlur(photo.astype(np.float32) * 0.85 + 25, (0, 0), 0.7)  # the paper's narrower gamut
+    sheet = _framed(ink, 12, 240)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, sheet.shape[:2]).astype(np.float32), (0, 0), 1.2)
+    return sheet * (1 + 0.05 * grain)[..., None] + rng.normal(0, 3, sheet.shape).astype(np.float32)
+
+
+def screen_card(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``photo`` (RGB) on a display (float32): gamma and blue shift, moiré, refresh banding, a black bezel."""
     h, w = photo.shape[:2]
     x = (photo.astype(np.float32) / 255) ** rng.uniform(0.75, 0.9) * 255 * np.float32([0.95, 1.0, 1.08])
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -44,14 +62,7 @@ def screen_attack(photo: np.ndarray, background: np.ndarray, rng: np.random.Gene
     u, v = xx * np.cos(theta) + yy * np.sin(theta), yy * np.cos(theta) - xx * np.sin(theta)
     x *= (1 + 0.12 * np.sin(2 * np.pi * f * u) * np.sin(2 * np.pi * f * v))[..., None]
     x *= (1 + 0.03 * np.sin(yy / rng.uniform(5, 9)))[..., None]  # refresh banding
-    corners = [[0.03, 0.03], [0.97, 0.02], [0.98, 0.97], [0.02, 0.98]]
-    out = _held_up(_framed(x, 15, 15), corners, 0.04, background, rng)
-    gx, gy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.1, 0.4) * h
-    glare = np.exp(-(((xx - gx) / (0.25 * w)) ** 2 + ((yy - gy) / (0.12 * h)) ** 2))
-    return _photographed(out + 70 * glare[..., None], rng)
-
-
-ATTACKS = {"print": print_attack, "screen": screen_attack}
+    return _framed(x, 15, 15)
 
 
 def _framed(picture: np.ndarray, border: int, value: float) -> np.ndarray:
@@ -74,7 +85,7 @@ def _held_up(card: np.ndarray, corners, jitter: float, background: np.ndarray,
     return np.where(warped >= 0, warped, cv2.GaussianBlur(background.astype(np.float32), (0, 0), 4))
 
 
-def _photographed(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def photographed(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sensor noise, then the camera's JPEG."""
     x = np.clip(x + rng.normal(0, 2.5, x.shape), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(compress(x[..., ::-1], JPEG_QUALITY)[..., ::-1])  # cv2 encodes BGR

@@ -539,6 +539,11 @@ def _head(photo: Path) -> np.ndarray:
     image = cv2.imread(str(photo))
     if image is None or image.shape[:2] != (250, 250):
         raise FaceprintError(f"{photo}: not a 250x250 LFW photo")
+    return _cut_out(image)
+
+
+def _cut_out(image: np.ndarray) -> np.ndarray:
+    """The central head region of a 250x250 LFW picture (any 3-channel order) with a soft elliptical alpha."""
     x1, y1, x2, y2 = _CROP
     yy, xx = np.mgrid[0:_CROP_H, 0:_CROP_W].astype(np.float32)
     r = np.hypot((xx + 0.5 - _CROP_W / 2) / (_CROP_W / 2), (yy + 0.5 - _CROP_H / 2) / (_CROP_H / 2))

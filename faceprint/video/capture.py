@@ -3,6 +3,11 @@
 A gallery is only as good as its enrolment photos. Frames are refused, each with a reason, when
 there is not exactly one face, the face is small, turned, blurred, or nearly the same as a face
 already taken; accepted faces are also spaced in time, so twenty photos are twenty looks.
+
+With ``liveness``, a gallery is also kept free of photos and screens held up to the camera: every
+frame's face is shown to a ``LivenessJudge`` (``video.liveness``), every frame is refused once it
+judges the face a spoof, and a face is taken only once it has judged it live (an enrolment is worth
+a few seconds of turning the head).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from ..gallery import Gallery
 from ..types import Face, Image
+from .liveness import LIVE, SPOOF, LivenessJudge
 from .source import Source, VideoFrame
 
 #: Defaults: smallest face side in pixels; nose offset from the eyes' midpoint, in eye distances,
@@ -66,16 +72,19 @@ def sharpness(image: Image, face: Face) -> float:
 
 
 def capture(name: str, source: str | int | Path | Source, gallery: Gallery, *, count: int = 20,
-            min_size: int = MIN_SIZE, on_verdict: Callable[[Verdict, VideoFrame], None] | None = None) -> Capture:
-    """Watch ``source`` until ``count`` good faces of one person are enrolled as ``name`` (or it ends)."""
+            min_size: int = MIN_SIZE, on_verdict: Callable[[Verdict, VideoFrame], None] | None = None,
+            liveness: bool = False) -> Capture:
+    """Watch ``source`` until ``count`` good faces of one person are enrolled as ``name`` (or it ends);
+    ``liveness``: only from a face judged live, never from one judged a print or a screen."""
     source = source if isinstance(source, Source) else Source(source)
     pipe = gallery.pipeline
     result = Capture(name)
     taken: list[np.ndarray] = []
     last_time = -1e9
+    judge = LivenessJudge() if liveness else None
     for frame in source.frames():
         result.frames += 1
-        verdict = _judge(frame, pipe, taken, last_time, min_size)
+        verdict = _judge(frame, pipe, taken, last_time, min_size, judge)
         if verdict.accepted:
             fid = gallery.enroll(name, frame.image, source=f"{source.spec}#frame={frame.index}", box=verdict.face.box)
             if fid is None:
@@ -92,13 +101,22 @@ def capture(name: str, source: str | int | Path | Source, gallery: Gallery, *, c
     return result
 
 
-def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, min_size: int) -> Verdict:
+def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, min_size: int,
+           judge: LivenessJudge | None = None) -> Verdict:
     def no(reason: str, face: Face | None = None) -> Verdict:
         return Verdict(frame.index, frame.time, False, reason, face)
 
+    faces = None
+    if judge is not None:  # the judge needs the face of every frame, not only of those that could be taken
+        faces = pipe.detect(frame.image)
+        if len(faces) == 1:  # the one person enrolling is the judge's one track
+            judge.update(frame.image, 0, faces[0], frame.index)
+        if judge.verdict(0) == SPOOF:
+            return no(f"spoof: a print or screen held up to the camera ({judge.reason(0)})",
+                      faces[0] if faces else None)
     if frame.time - last_time < MIN_GAP_S:
         return no("too soon after the last face taken")
-    faces = pipe.detect(frame.image)
+    faces = pipe.detect(frame.image) if faces is None else faces
     if not faces:
         return no("no face")
     if len(faces) > 1:
@@ -112,6 +130,8 @@ def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, m
     sharp = sharpness(frame.image, face)
     if sharp < MIN_SHARPNESS:
         return no(f"blurred (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})", face)
+    if judge is not None and judge.verdict(0) != LIVE:
+        return no(f"not yet judged live (turn the head a little; {judge.reason(0)})", face)
     vector = pipe.embed(frame.image, [face])[0].vector
     if taken:
         d = 1.0 - float(np.max(np.stack(taken) @ vector))

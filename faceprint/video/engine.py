@@ -35,6 +35,7 @@ from ..draw import draw_faces
 from ..gallery import Gallery, named_face
 from ..pipeline import Pipeline, get_pipeline
 from ..types import Face, Image
+from .liveness import LivenessJudge
 from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, quality, same_look
 from .source import Source, VideoFrame
 from .tracker import Tracker, Track
@@ -69,15 +70,18 @@ _NEAREST = 8
 
 @dataclass(frozen=True)
 class TrackedFace:
-    """One face on screen: its track id, where it is, and who the track is (None: unknown)."""
+    """One face on screen: its track id, where it is, and who the track is (None: unknown);
+    ``liveness`` is the track's verdict (``video.liveness``) when liveness is judged, else None."""
 
     track: int
     face: Face
     name: str | None
     distance: float | None
+    liveness: str | None = None
 
     def to_dict(self) -> dict:
-        return {"track": self.track, **named_face(self.face, self.name, self.distance, digits=4)}
+        out = {"track": self.track, **named_face(self.face, self.name, self.distance, digits=4)}
+        return out if self.liveness is None else {**out, "liveness": self.liveness}
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ class Event:
     ``named`` (an unnamed track is given a name), ``renamed`` (a named track turns out to be another
     enrolled person), ``unnamed`` (a named track's face no longer matches that person: name null),
     ``leave`` (the track ended: out of sight for good, a shot change, or the source ended). A track
-    that went out of sight and comes back keeps its id and has no events for the gap.
+    that went out of sight and comes back keeps its id and has no events for the gap. When liveness
+    is judged, ``liveness`` (the track's verdict is reached or changes: ``liveness`` says which).
     """
 
     kind: str
@@ -96,10 +101,12 @@ class Event:
     name: str | None
     frame: int
     time: float
+    liveness: str | None = None
 
     def to_dict(self) -> dict:
-        return {"event": self.kind, "track": self.track, "name": self.name, "frame": self.frame,
-                "time": round(self.time, 3)}
+        out = {"event": self.kind, "track": self.track, "name": self.name, "frame": self.frame,
+               "time": round(self.time, 3)}
+        return out if self.liveness is None else {**out, "liveness": self.liveness}
 
 
 @dataclass(frozen=True)
@@ -113,22 +120,27 @@ class FrameResult:
     processed: bool  # False for frames skipped by ``every`` (faces are the last processed frame's)
 
     def annotated(self, captions: dict[int, str] | None = None) -> Image:
-        """The frame with each face's box, name and track id (and its caption by track id, if given)."""
+        """The frame with each face's box, name, track id and liveness verdict (and its caption by
+        track id, if given)."""
         captions = captions or {}
-        labels = [" ".join(filter(None, (f"{f.name or 'unknown'} #{f.track}", captions.get(f.track)))) for f in self.faces]
+        labels = [" ".join(filter(None, (f"{f.name or 'unknown'} #{f.track}", f.liveness, captions.get(f.track))))
+                  for f in self.faces]
         return draw_faces(self.image, [f.face for f in self.faces], labels)
 
 
 class Recognizer:
-    """Detect, track and name faces frame by frame. ``gallery`` None: track only (every name unknown)."""
+    """Detect, track and name faces frame by frame. ``gallery`` None: track only (every name unknown).
+    ``liveness``: a judge that gives each track a live/spoof/undecided verdict (None: no cost, no verdicts)."""
 
     def __init__(self, gallery: Gallery | None = None, *, pipeline: Pipeline | None = None,
-                 tracker: Tracker | None = None, refresh: int = REFRESH, detect_every: int = DETECT_EVERY) -> None:
+                 tracker: Tracker | None = None, refresh: int = REFRESH, detect_every: int = DETECT_EVERY,
+                 liveness: LivenessJudge | None = None) -> None:
         self.gallery = gallery
         self.pipeline = pipeline or (gallery.pipeline if gallery is not None else get_pipeline())
         self.tracker = tracker or Tracker()
         self.refresh = refresh
         self.detect_every = detect_every
+        self.liveness = liveness
         self._shots = ShotChange()
         self._search_at = -(10**9)  # frame of the last search for newcomers
         self._sweeps = 0
@@ -150,8 +162,10 @@ class Recognizer:
         due = [t for t in visible if self._due(t, frame.index)]
         if due:
             events += self._recognise(frame, due)
-        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None else t.name, t.distance)
-                      for t in self.tracker.active if t.missed == 0]
+        visible = [t for t in self.tracker.active if t.missed == 0]  # after re-attachments
+        verdicts = self._judge_liveness(frame, visible, events) if self.liveness is not None else {}
+        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None else t.name, t.distance, verdicts.get(t.id))
+                      for t in visible]
         return self._last, events
 
     def close(self, frame: int, time: float) -> list[Event]:
@@ -161,6 +175,20 @@ class Recognizer:
     @property
     def last(self) -> list[TrackedFace]:
         return self._last
+
+    def _judge_liveness(self, frame: VideoFrame, visible: list[Track], events: list[Event]) -> dict[int, str]:
+        """Each visible track's liveness verdict after this frame; a ``liveness`` event where one changed."""
+        judge = self.liveness
+        judge.forget({t.id for t in self.tracker.active + self.tracker.lost})
+        verdicts = {}
+        for t in visible:
+            before = judge.verdict(t.id)
+            verdicts[t.id] = judge.update(frame.image, t.id, t.face, frame.index)
+            if verdicts[t.id] != before:
+                _log.info("frame %d: track %d (%s) is %s: %s", frame.index, t.id, t.name, verdicts[t.id],
+                          judge.reason(t.id))
+                events.append(Event("liveness", t.id, t.name, frame.index, frame.time, verdicts[t.id]))
+        return verdicts
 
     def _is_cut(self, frame: VideoFrame) -> bool:
         """A shot change: the whole frame changed a lot, or enough to be one and the faces under the
@@ -319,15 +347,18 @@ class Watch:
                 print(result.index, face.track, face.name)
 
     ``every``: run detection and recognition on every N-th frame only (the frames between carry
-    the last answer). After the loop, ``final_events`` holds a ``leave`` per remaining track.
+    the last answer). ``liveness``: judge each track live, spoof or undecided (``video.liveness``).
+    After the loop, ``final_events`` holds a ``leave`` per remaining track.
     """
 
     def __init__(self, source: str | int | Path | Source, gallery: Gallery | None = None, *, every: int = 1,
-                 recognizer: Recognizer | None = None, live: bool | None = None) -> None:
+                 recognizer: Recognizer | None = None, live: bool | None = None, liveness: bool = False) -> None:
         if every < 1:
             raise ValueError("every must be at least 1")
+        if recognizer is not None and liveness:
+            raise ValueError("liveness applies to the Recognizer made here: give yours a LivenessJudge instead")
         self.source = source if isinstance(source, Source) else Source(source, live=live)
-        self.recognizer = recognizer or Recognizer(gallery)
+        self.recognizer = recognizer or Recognizer(gallery, liveness=LivenessJudge() if liveness else None)
         self.every = every
         self.frames = 0
         self.final_events: list[Event] = []
@@ -344,6 +375,7 @@ class Watch:
             self.final_events = self.recognizer.close(last.index, last.time)
 
 
-def watch(source: str | int | Path, gallery: Gallery | None = None, *, every: int = 1) -> Watch:
+def watch(source: str | int | Path, gallery: Gallery | None = None, *, every: int = 1,
+          liveness: bool = False) -> Watch:
     """Frames of ``source`` (file, camera index, stream URL) with tracked faces named from ``gallery``."""
-    return Watch(source, gallery, every=every)
+    return Watch(source, gallery, every=every, liveness=liveness)

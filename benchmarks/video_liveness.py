@@ -1,0 +1,126 @@
+"""Video liveness (faceprint.video.liveness) on generated clips: APCER, BPCER, time to a verdict, and
+what ``watch --liveness`` adds to each frame's cost.
+
+    python benchmarks/video_liveness.py --lfw ../shared/datasets/lfw --out benchmarks/results/video_liveness.json
+
+For each of ``--people`` LFW people drawn at random (seed 17; their first photo, ``_0001``; the tests
+use ``_0002`` photos), one clip of each kind from faceprint.testing.presentations (seeded by the
+person's rank): the photo printed and turned in 3D, the photo on a screen turned the same way, the
+photo's head animated as a live face, and that head held still. Each clip is watched twice, without
+and with liveness, alternately, so the machine's load falls on both alike.
+
+The decision is the verdict of the clip's face (its longest track) ``--decide`` seconds after it
+appeared; APCER is the share of attack clips decided live, BPCER the share of live clips decided
+spoof (per kind: moving, still); the shares left undecided are reported beside them. These clips
+are generated and say what the judge does on them only (faceprint/testing/presentations.py says
+what they cannot tell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import cpu_model  # noqa: E402
+
+from faceprint.lfw import lfw_people  # noqa: E402
+from faceprint.testing.presentations import FPS, KINDS, LIVE_KINDS, make_presentation  # noqa: E402
+from faceprint.video import Watch  # noqa: E402
+from faceprint.video.liveness import LIVE, SPOOF, UNDECIDED  # noqa: E402
+
+
+def watched(video: Path, liveness: bool) -> tuple[float, int, dict[int, list[tuple[int, str]]]]:
+    """Seconds spent, frames, and per track its (frame, verdict) on every frame it was seen."""
+    seen: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    started, frames = time.perf_counter(), 0
+    for result in Watch(video, liveness=liveness):
+        frames += 1
+        for face in result.faces:
+            seen[face.track].append((result.index, face.liveness or UNDECIDED))
+    return time.perf_counter() - started, frames, seen
+
+
+def decision(seen: dict[int, list[tuple[int, str]]], decide_s: float) -> tuple[str, float | None]:
+    """The main track's verdict ``decide_s`` after it appeared, and the seconds to its first verdict."""
+    if not seen:
+        return "no face", None
+    track = max(seen.values(), key=len)
+    first = track[0][0]
+    at = [v for f, v in track if f <= first + decide_s * FPS][-1]
+    reached = next((f for f, v in track if v != UNDECIDED), None)
+    return at, None if reached is None else round((reached - first) / FPS, 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lfw", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/video_liveness.json"))
+    ap.add_argument("--people", type=int, default=6)
+    ap.add_argument("--seconds", type=float, default=4.0, help="length of each clip")
+    ap.add_argument("--decide", type=float, default=3.0, help="seconds after the face appears that the verdict is read")
+    a = ap.parse_args()
+
+    rng = np.random.default_rng(17)
+    people = lfw_people(a.lfw)
+    names = [list(people)[i] for i in rng.choice(len(people), a.people, replace=False)]
+    t0 = time.perf_counter()
+    clips, cost = [], {False: [0.0, 0], True: [0.0, 0]}
+    with tempfile.TemporaryDirectory() as folder:
+        for rank, name in enumerate(names):
+            for kind in KINDS:
+                clip = make_presentation(people[name][0], Path(folder) / f"{rank}-{kind}.mp4", kind,
+                                         seconds=a.seconds, seed=rank)
+                for liveness in (False, True):
+                    spent, frames, seen = watched(clip.video, liveness)
+                    cost[liveness][0] += spent
+                    cost[liveness][1] += frames
+                verdict, to_verdict = decision(seen, a.decide)
+                clips.append({"person": name, "kind": kind, "decision": verdict, "seconds_to_verdict": to_verdict,
+                              "final": max(seen.values(), key=len)[-1][1] if seen else "no face"})
+                print(json.dumps(clips[-1]), flush=True)
+
+    def share(kind: str, verdict: str) -> float:
+        mine = [c for c in clips if c["kind"] == kind]
+        return round(sum(c["decision"] == verdict for c in mine) / len(mine), 4)
+
+    ms = {k: 1000 * spent / max(frames, 1) for k, (spent, frames) in cost.items()}
+    report = {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - t0, 1),
+        "clips": {"people": a.people, "per_kind": a.people, "seconds": a.seconds, "fps": FPS, "size": "640x480",
+                  "generated": "faceprint.testing.presentations"},
+        "decision_after_s": a.decide,
+        "apcer": {k: share(k, LIVE) for k in KINDS if k not in LIVE_KINDS},
+        "attacks_refused_as_spoof": {k: share(k, SPOOF) for k in KINDS if k not in LIVE_KINDS},
+        "attacks_undecided": {k: share(k, UNDECIDED) for k in KINDS if k not in LIVE_KINDS},
+        "bpcer": {k: share(k, SPOOF) for k in LIVE_KINDS},
+        "live_decided_live": {k: share(k, LIVE) for k in LIVE_KINDS},
+        "live_undecided": {k: share(k, UNDECIDED) for k in LIVE_KINDS},
+        "seconds_to_verdict_median": {
+            k: (round(float(np.median(t)), 2) if (t := [c["seconds_to_verdict"] for c in clips
+                                              if c["kind"] == k and c["seconds_to_verdict"] is not None]) else None)
+            for k in KINDS},
+        "ms_per_frame": {"watch": round(ms[False], 1), "watch_liveness": round(ms[True], 1),
+                         "added": round(ms[True] / ms[False] - 1, 4),
+                         "how": "watch without a gallery (track and embed), decoding included, both runs alternating"},
+        "per_clip": clips,
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != "per_clip"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
