@@ -39,3 +39,17 @@ def postgres_url() -> str:
 
     with postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def analysis_server(tmp_path_factory):
+    """One ``faceprint serve`` on an empty gallery, with a read key and an enroll key, for the tests of
+    the analysis routes (``/v1/analyze``, ``/v1/liveness``): they store nothing, so they share it."""
+    import httpx
+
+    from .servers import api_key, faceprint_server
+
+    db = tmp_path_factory.mktemp("analysis-server") / "gallery.db"
+    keys = {scope: api_key(db, scope) for scope in ("read", "enroll")}
+    with faceprint_server(str(db)) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield client, keys

@@ -7,6 +7,7 @@ it is missing), so no test needs a server started by hand.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -60,6 +61,19 @@ def postgres() -> Iterator[str]:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def api_key(db: Path | str, *scopes: str, env: dict | None = None) -> str:
+    """A key made the way an operator makes one: `faceprint keys create`."""
+    args = [str(Path(sys.executable).parent / "faceprint"), "keys", "create", "test", "--db", str(db), "--json"]
+    done = subprocess.run(args + [a for s in scopes for a in ("-s", s)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["key"]
+
+
+def bearer(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
 
 
 @contextmanager

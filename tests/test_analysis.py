@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -24,8 +23,7 @@ from faceprint.pipeline import largest
 from faceprint.zoo import cache_dir
 
 from .conftest import lfw_image
-from .servers import faceprint_server
-from .test_server import _auth, _key
+from .servers import bearer
 
 FACEPRINT = [sys.executable, "-m", "faceprint"]
 #: photos picked by looking at them (docs/analysis-models.md lists how): broad smiles, and a closed-mouth face
@@ -234,17 +232,9 @@ def test_an_unavailable_model_fails_only_its_attribute(lfw_dir, tmp_path):
 
 
 # -- the REST route --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, lfw_dir):
-    db = tmp_path_factory.mktemp("analyze") / "gallery.db"
-    keys = {scope: _key(db, scope) for scope in ("read", "enroll")}
-    with faceprint_server(str(db)) as url, httpx.Client(base_url=url, timeout=120) as client:
-        yield client, keys
-
-
-def test_rest_analyze(server, lfw_dir):
-    client, keys = server
-    read = _auth(keys["read"])
+def test_rest_analyze(analysis_server, lfw_dir):
+    client, keys = analysis_server
+    read = bearer(keys["read"])
     photo = lfw_image(lfw_dir, "Keanu_Reeves", 1)
     files = {"image": (photo.name, photo.read_bytes(), "image/jpeg")}
     r = client.post("/v1/analyze", headers=read, files=files)
@@ -262,8 +252,8 @@ def test_rest_analyze(server, lfw_dir):
         return r.status_code, r.json()["error"]["code"]
 
     assert error(client.post("/v1/analyze", files=files)) == (401, "unauthorized")
-    assert error(client.post("/v1/analyze", headers=_auth("fp_nope"), files=files)) == (401, "unauthorized")
-    assert client.post("/v1/analyze", headers=_auth(keys["enroll"]), files=files).status_code == 403
+    assert error(client.post("/v1/analyze", headers=bearer("fp_nope"), files=files)) == (401, "unauthorized")
+    assert client.post("/v1/analyze", headers=bearer(keys["enroll"]), files=files).status_code == 403
     assert error(client.post("/v1/analyze", params={"only": "wisdom"}, headers=read, files=files)) == (400, "bad_request")
     assert error(client.post("/v1/analyze", params={"model": "pose=nope"}, headers=read, files=files)) == \
         (400, "bad_request")

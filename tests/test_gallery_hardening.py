@@ -283,7 +283,7 @@ def _in_read_only_mount(folder: Path, *args: str) -> subprocess.CompletedProcess
                             f"mount -o remount,bind,ro '{folder}'"], capture_output=True)
     if probe.returncode:
         pytest.skip("cannot make a read-only mount here (needs CAP_SYS_ADMIN for unshare -m)")
-    script = (f"mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec "
+    script = ("mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec "
               + " ".join(f'"{a}"' for a in FACEPRINT) + ' "$@"')
     return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *args], capture_output=True,
                           text=True, timeout=300)

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -27,8 +26,7 @@ from faceprint.lfw import central
 from faceprint.testing.attacks import print_attack, screen_attack
 
 from .conftest import lfw_image
-from .servers import faceprint_server
-from .test_server import _auth, _key
+from .servers import bearer
 
 FACEPRINT = [sys.executable, "-m", "faceprint"]
 PEOPLE = ["George_W_Bush", "Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder", "Ariel_Sharon",
@@ -119,17 +117,9 @@ def test_cli_liveness(lfw_dir, tmp_path):
 
 
 # -- the REST route --------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, lfw_dir):
-    db = tmp_path_factory.mktemp("liveness") / "gallery.db"
-    keys = {scope: _key(db, scope) for scope in ("read", "enroll")}
-    with faceprint_server(str(db)) as url, httpx.Client(base_url=url, timeout=120) as client:
-        yield client, keys
-
-
-def test_rest_liveness(server, lfw_dir):
-    client, keys = server
-    read = _auth(keys["read"])
+def test_rest_liveness(analysis_server, lfw_dir):
+    client, keys = analysis_server
+    read = bearer(keys["read"])
     photo = lfw_image(lfw_dir, "Venus_Williams", 2)
     files = {"image": (photo.name, photo.read_bytes(), "image/jpeg")}
     r = client.post("/v1/liveness", headers=read, files=files)
@@ -145,7 +135,7 @@ def test_rest_liveness(server, lfw_dir):
         return r.status_code, r.json()["error"]["code"]
 
     assert error(client.post("/v1/liveness", files=files)) == (401, "unauthorized")
-    assert client.post("/v1/liveness", headers=_auth(keys["enroll"]), files=files).status_code == 403
+    assert client.post("/v1/liveness", headers=bearer(keys["enroll"]), files=files).status_code == 403
     assert error(client.post("/v1/liveness", params={"model": "nope"}, headers=read, files=files)) == \
         (400, "bad_request")
     assert error(client.post("/v1/liveness", params={"only": "age"}, headers=read, files=files)) == (400, "bad_request")

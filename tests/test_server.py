@@ -20,22 +20,10 @@ from faceprint.gallery.store import open_store
 from faceprint.gallery.keys import create_key
 
 from .conftest import lfw_image
-from .servers import faceprint_server
+from .servers import api_key, bearer, faceprint_server
 
 FACEPRINT = str(Path(sys.executable).parent / "faceprint")
 BUSH, POWELL, STRANGER = "George_W_Bush", "Colin_Powell", "Tony_Blair"
-
-
-def _key(db: Path | str, *scopes: str, env: dict | None = None) -> str:
-    """A key made the way an operator makes one: `faceprint keys create`."""
-    args = [FACEPRINT, "keys", "create", "test", "--db", str(db), "--json"] + [a for s in scopes for a in ("-s", s)]
-    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})})
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)["key"]
-
-
-def _auth(key: str) -> dict:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _jpeg(array: np.ndarray) -> bytes:
@@ -47,7 +35,7 @@ def _jpeg(array: np.ndarray) -> bytes:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, lfw_dir):
     db = tmp_path_factory.mktemp("serve") / "gallery.db"
-    keys = {scope: _key(db, scope) for scope in ("read", "enroll", "admin")}
+    keys = {scope: api_key(db, scope) for scope in ("read", "enroll", "admin")}
     with faceprint_server(str(db)) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client, keys, db
 
@@ -59,7 +47,7 @@ def _photo(lfw: Path, name: str, n: int) -> tuple[str, bytes, str]:
 
 def test_enrol_identify_verify_detect_delete(server, lfw_dir):
     client, keys, db = server
-    enroll, admin, read = _auth(keys["enroll"]), _auth(keys["admin"]), _auth(keys["read"])
+    enroll, admin, read = bearer(keys["enroll"]), bearer(keys["admin"]), bearer(keys["read"])
     assert client.post("/v1/people", json={"name": "Bush"}, headers=enroll).status_code == 201
     assert client.post("/v1/people", json={"name": "Bush"}, headers=enroll).json()["error"]["code"] == "person_exists"
     # several images in one multipart request
@@ -104,30 +92,30 @@ def test_enrol_identify_verify_detect_delete(server, lfw_dir):
 def test_keys_scopes_and_revocation(server, tmp_path):
     client, keys, db = server
     assert client.get("/v1/people").status_code == 401
-    assert client.get("/v1/people", headers=_auth("fp_000000000000_wrong")).status_code == 401
+    assert client.get("/v1/people", headers=bearer("fp_000000000000_wrong")).status_code == 401
     assert client.get("/v1/people", headers={"X-API-Key": keys["read"]}).status_code == 200
-    r = client.post("/v1/people", json={"name": "x"}, headers=_auth(keys["read"]))
+    r = client.post("/v1/people", json={"name": "x"}, headers=bearer(keys["read"]))
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
-    assert client.delete("/v1/people/x", headers=_auth(keys["enroll"])).status_code == 403
+    assert client.delete("/v1/people/x", headers=bearer(keys["enroll"])).status_code == 403
     # keys are stored only as hashes
     stored = sqlite3.connect(db).execute("SELECT id, hash FROM api_keys").fetchall()
     assert all(secret.split("_", 2)[2] not in str(stored) for secret in keys.values())
     # revoke with the CLI: the key stops working at once
-    key = _key(db, "read")
-    assert client.get("/v1/people", headers=_auth(key)).status_code == 200
+    key = api_key(db, "read")
+    assert client.get("/v1/people", headers=bearer(key)).status_code == 200
     listed = json.loads(subprocess.run([FACEPRINT, "keys", "list", "--db", str(db), "--json"],
                                        capture_output=True, text=True, check=True).stdout)
     key_id = key.split("_")[1]
     assert key_id in {k["id"] for k in listed} and all("hash" not in k for k in listed)
     subprocess.run([FACEPRINT, "keys", "revoke", key_id, "--db", str(db)], check=True, capture_output=True)
-    assert client.get("/v1/people", headers=_auth(key)).status_code == 401
+    assert client.get("/v1/people", headers=bearer(key)).status_code == 401
     bad = subprocess.run([FACEPRINT, "keys", "create", "x", "-s", "root", "--db", str(db)], capture_output=True, text=True)
     assert bad.returncode == 1 and "scopes must be some of" in bad.stderr
 
 
 def test_errors_are_json_with_stable_codes(server, lfw_dir):
     client, keys, _ = server
-    read, enroll = _auth(keys["read"]), _auth(keys["enroll"])
+    read, enroll = bearer(keys["read"]), bearer(keys["enroll"])
 
     def code(r: httpx.Response) -> tuple[int, str]:
         return r.status_code, r.json()["error"]["code"]
@@ -163,7 +151,7 @@ def test_openapi_and_metrics(server):
             "/v1/people/{name}/faces", "/v1/health"} <= set(paths)
     assert "multipart/form-data" in paths["/v1/identify"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
-    client.get("/v1/people", headers=_auth(keys["read"]))
+    client.get("/v1/people", headers=bearer(keys["read"]))
     text = client.get("/metrics").text
     assert 'faceprint_requests_total{method="GET",route="/v1/people",status="200"}' in text
     assert "faceprint_request_seconds_bucket" in text and "faceprint_gallery_faces" in text
@@ -172,14 +160,14 @@ def test_openapi_and_metrics(server):
 def test_encryption_at_rest_and_thumbnails(tmp_path, lfw_dir):
     db = tmp_path / "sealed.db"
     env = {"FACEPRINT_ENCRYPTION_KEY": base64.b64encode(os.urandom(32)).decode()}
-    key = _key(db, "admin", env=env)
+    key = api_key(db, "admin", env=env)
     with faceprint_server(str(db), "--thumbnails", env=env) as url, httpx.Client(base_url=url, timeout=60) as c:
-        assert c.post("/v1/people", json={"name": "Bush"}, headers=_auth(key)).status_code == 201
-        r = c.post("/v1/people/Bush/faces", headers=_auth(key), files={"images": _photo(lfw_dir, BUSH, 1)})
+        assert c.post("/v1/people", json={"name": "Bush"}, headers=bearer(key)).status_code == 201
+        r = c.post("/v1/people/Bush/faces", headers=bearer(key), files={"images": _photo(lfw_dir, BUSH, 1)})
         assert r.status_code == 201
-        r = c.post("/v1/identify", headers=_auth(key), files={"image": _photo(lfw_dir, BUSH, 2)})
+        r = c.post("/v1/identify", headers=bearer(key), files={"image": _photo(lfw_dir, BUSH, 2)})
         assert [f["name"] for f in r.json()["faces"]] == ["Bush"]
-        thumb = c.get("/v1/people/Bush/thumbnail", headers=_auth(key))
+        thumb = c.get("/v1/people/Bush/thumbnail", headers=bearer(key))
         assert thumb.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(thumb.content)).size[0] > 50
     con = sqlite3.connect(db)
     vector, = con.execute("SELECT vector FROM embeddings").fetchone()

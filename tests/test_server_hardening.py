@@ -23,8 +23,7 @@ from faceprint.pipeline import get_pipeline
 from faceprint.server.app import Settings, create_app
 
 from .conftest import lfw_image
-from .servers import faceprint_server, faceprint_server_process
-from .test_server import _auth, _key
+from .servers import api_key, bearer, faceprint_server, faceprint_server_process
 
 BUSH, POWELL = "George_W_Bush", "Colin_Powell"
 #: The probe's image: 6000x6600 (39.6 megapixels, under the 40 MP limit), here with a face in it.
@@ -54,7 +53,7 @@ def _large(lfw: Path, fmt: str) -> bytes:
 def server(tmp_path_factory, lfw_dir):
     db = tmp_path_factory.mktemp("hardening") / "gallery.db"
     with faceprint_server(str(db), "--thumbnails") as url, \
-            httpx.Client(base_url=url, headers=_auth(_key(db, "admin")), timeout=300) as client:
+            httpx.Client(base_url=url, headers=bearer(api_key(db, "admin")), timeout=300) as client:
         yield client
 
 
@@ -193,10 +192,10 @@ def _peak_rss_mb(pid: int) -> float:
 def test_16_concurrent_largest_images_keep_a_worker_under_1_gb(tmp_path, lfw_dir):
     png = _large(lfw_dir, "PNG")  # PNG is the costly case: decoded whole, then reduced
     db = tmp_path / "gallery.db"
-    key = _key(db, "read")
+    key = api_key(db, "read")
     # 3 slots: the most the default gives, whatever the machine's cores
     with faceprint_server_process(str(db), env={"FACEPRINT_CONCURRENCY": "3"}) as (url, proc), \
-            httpx.Client(base_url=url, headers=_auth(key), timeout=600) as c:
+            httpx.Client(base_url=url, headers=bearer(key), timeout=600) as c:
         answers = []
 
         def send() -> None:
@@ -215,7 +214,7 @@ def test_16_concurrent_largest_images_keep_a_worker_under_1_gb(tmp_path, lfw_dir
 
 def test_past_the_queue_the_answer_is_503_busy(tmp_path, lfw_dir):
     db = tmp_path / "gallery.db"
-    key = _key(db, "read")
+    key = api_key(db, "read")
     jpeg = lfw_image(lfw_dir, BUSH, 1).read_bytes()
     body = (b'--xyz\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
             b"Content-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n--xyz--\r\n")
@@ -226,7 +225,7 @@ def test_past_the_queue_the_answer_is_503_busy(tmp_path, lfw_dir):
         finish.wait(60)
         yield body[100:]
 
-    headers = {**_auth(key), "content-type": "multipart/form-data; boundary=xyz", "content-length": str(len(body))}
+    headers = {**bearer(key), "content-type": "multipart/form-data; boundary=xyz", "content-length": str(len(body))}
     env = {"FACEPRINT_CONCURRENCY": "1", "FACEPRINT_QUEUE": "0"}
     with faceprint_server(str(db), env=env) as url, httpx.Client(base_url=url, timeout=120) as c:
         first: list[httpx.Response] = []
@@ -236,13 +235,13 @@ def test_past_the_queue_the_answer_is_503_busy(tmp_path, lfw_dir):
         while "faceprint_image_requests 1.0" not in c.get("/metrics").text:
             assert time.monotonic() < deadline, "the first request never reached the image slot"
             time.sleep(0.05)
-        r = c.post("/v1/detect", headers=_auth(key), files={"image": ("b.jpg", jpeg)})
+        r = c.post("/v1/detect", headers=bearer(key), files={"image": ("b.jpg", jpeg)})
         assert _error(r)[:2] == (503, "busy") and r.headers["retry-after"] == "1"
         assert c.get("/v1/health").status_code == 200  # health does not queue behind images
         finish.set()
         holder.join()
         assert first[0].status_code == 200 and len(first[0].json()["faces"]) == 1
-        r = c.post("/v1/detect", headers=_auth(key), files={"image": ("b.jpg", jpeg)})
+        r = c.post("/v1/detect", headers=bearer(key), files={"image": ("b.jpg", jpeg)})
         assert r.status_code == 200
         assert 'route="/v1/detect",status="503"} 1.0' in c.get("/metrics").text
 
