@@ -126,10 +126,9 @@ def attribute_train(name: Annotated[str, typer.Argument(help="The attribute's na
                     detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
     """Fit a classifier on the faceprints of each class's photos, report its cross-validated accuracy,
     confusion matrix and learning curve, and save it for `analyze --attribute NAME`."""
-    from ..analysis.trained import check_name, train
+    from ..analysis.trained import train
 
     def go() -> None:
-        check_name(name)
         target = _attribute_dir(db, attributes)
         report = train(name, data, target, embedder=embedder, detector=detector)
         if json_out:

@@ -363,8 +363,7 @@ class MilvusIndex:
                     continue  # re-embedded during the upload: upload again
                 if changes:
                     replay(self, store, self.embedder, changes, BATCH)
-                want = store.count_embeddings(self.embedder)
-                if self.held(want) != want:
+                if len(self) != store.count_embeddings(self.embedder):  # strays, or a miscount: the listing tells
                     self._delete_strays(store)
                 if store.get_meta("embedder") == self.embedder:
                     self._drop_other_embedders()

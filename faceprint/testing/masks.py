@@ -47,7 +47,6 @@ def put_mask(image: Image, face: Face, seed: int = 0) -> Image:
         [chin + across * half_chin * np.cos(a) + down * e * 0.2 * np.sin(a) for a in reversed(arc)],
         [middle - across * half_middle],
     ])
-    bottom = chin
     body = image.copy()
     canvas = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(canvas, [np.round(outline).astype(np.int32)], 255)
@@ -56,12 +55,12 @@ def put_mask(image: Image, face: Face, seed: int = 0) -> Image:
     if not len(ys):
         return body
     # light from above: darker towards the bottom edge; and fabric grain
-    depth = ((np.stack([xs, ys], 1) - top) @ down) / max(float(np.linalg.norm(bottom - top)), 1.0)
+    depth = ((np.stack([xs, ys], 1) - top) @ down) / max(float(np.linalg.norm(chin - top)), 1.0)
     pixels = shade[None] * (1.0 - 0.25 * np.clip(depth, 0, 1))[:, None] + rng.normal(0, 6, (len(ys), 3))
     body[ys, xs] = np.clip(pixels, 0, 255).astype(np.uint8)
     if kind in ("surgical", "white", "pink"):  # pleats
         for k in (0.3, 0.5, 0.7):
-            a, b = top + (bottom - top) * k - across * half_top * 0.9, top + (bottom - top) * k + across * half_top * 0.9
+            a, b = top + (chin - top) * k - across * half_top * 0.9, top + (chin - top) * k + across * half_top * 0.9
             cv2.line(body, _pt(a), _pt(b), tuple(int(c) for c in shade * 0.8), max(1, round(e / 30)))
     edge = cv2.GaussianBlur(canvas, (0, 0), max(e / 40, 0.8)).astype(np.float32)[..., None] / 255.0
     out = (body * edge + image * (1 - edge)).astype(np.uint8)
