@@ -62,3 +62,50 @@ def verify_vectors(a: np.ndarray, b: np.ndarray, threshold: float, embedder: str
         embedder=embedder,
         metric=metric,
     )
+
+
+#: Strangers a gallery may name by default: at most 1 in 100, whatever the gallery's size.
+DEFAULT_FPIR = 0.01
+#: The loosest per-comparison false-accept rate the default goes to, however small the gallery:
+#: the embedder's ``identify_threshold``, so a gallery of a few people does not get looser than it was.
+DEFAULT_MAX_FAR = 1e-4
+
+
+def comparison_far(gallery_size: int, fpir: float) -> float:
+    """The false-accept rate per comparison at which a stranger, compared with ``gallery_size``
+    faces, is named with probability ``fpir``: ``1 - (1 - far) ** size = fpir``.
+
+    This treats the comparisons as independent. A stranger who resembles one enrolled face
+    resembles few others, so real galleries name fewer strangers than this (the bound is
+    conservative): measured in docs/benchmarks.md (Open-set identification).
+    """
+    if not 0.0 < fpir < 1.0:
+        raise ValueError(f"fpir must be between 0 and 1 (exclusive), not {fpir}")
+    return float(-np.expm1(np.log1p(-fpir) / max(int(gallery_size), 1)))
+
+
+def open_set_threshold(far_thresholds: tuple[tuple[float, float], ...], gallery_size: int,
+                       fpir: float | None = None) -> float:
+    """The identification threshold (cosine distance) that names at most ``fpir`` of strangers in
+    a gallery of ``gallery_size`` faces, from an embedder's measured ``far_thresholds``.
+
+    ``fpir`` None is the default policy: ``DEFAULT_FPIR``, and never looser than FAR
+    ``DEFAULT_MAX_FAR`` per comparison. The threshold is interpolated in log FAR between the
+    measured points; past the strictest one (galleries beyond about 10,000 faces at 1%) it is
+    extrapolated along the last segment, which gives a stricter threshold than the tail's own
+    curve would (it flattens), and past the loosest one it stays at that point.
+    """
+    if not far_thresholds:
+        raise ValueError("this embedder has no measured false-accept rates to pick a threshold from")
+    far = comparison_far(gallery_size, DEFAULT_FPIR if fpir is None else fpir)
+    if fpir is None:
+        far = min(far, DEFAULT_MAX_FAR)
+    logs = np.log10([f for f, _ in far_thresholds])
+    values = np.array([t for _, t in far_thresholds])
+    x = np.log10(far)
+    if x >= logs[0]:
+        return float(values[0])
+    if x >= logs[-1]:
+        return float(np.interp(x, logs[::-1], values[::-1]))
+    slope = (values[-2] - values[-1]) / (logs[-2] - logs[-1])
+    return float(max(values[-1] + slope * (x - logs[-1]), 0.0))

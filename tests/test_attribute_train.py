@@ -12,6 +12,8 @@ import pytest
 
 from faceprint.testing.masks import lfw_people_with_two, masked_and_plain
 
+from .test_video_attributes import _clip
+
 FACEPRINT = [sys.executable, "-m", "faceprint"]
 
 
@@ -76,3 +78,25 @@ def test_bad_requests_fail_in_one_line(trained, tmp_path, lfw_dir):
         done = subprocess.run([*FACEPRINT, *args], capture_output=True, text=True)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and message in lines[0], (args, done.stderr)
+
+
+def test_watch_shows_it_per_track(trained, lfw_dir, tmp_path):
+    """`watch --attribute mask`: a masked face of someone the classifier never saw, gliding across the
+    frame, is captioned mask for the whole pass, and its track leaves with it."""
+    db, _ = trained
+    data = masked_and_plain(lfw_dir, lfw_people_with_two(lfw_dir, 1, 40), tmp_path / "unseen")
+    (photo,) = sorted((data / "mask").glob("*.jpg"))
+    clip = _clip(photo, tmp_path / "masked.mp4", frames=30)
+    (plain,) = sorted((data / "no_mask").glob("*.jpg"))
+    enrolled = subprocess.run([*FACEPRINT, "enroll", "--name", plain.stem, str(plain), "--db", str(db)],
+                              capture_output=True, text=True)  # watch needs a gallery
+    assert enrolled.returncode == 0, enrolled.stderr
+    events = tmp_path / "events.jsonl"
+    done = subprocess.run([*FACEPRINT, "watch", str(clip), "--db", str(db), "--attribute", "mask",
+                           "--events", str(events)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    logged = [json.loads(line) for line in events.read_text().splitlines()]
+    captions = [e["attributes"] for e in logged if e["event"] == "attributes"]
+    assert len(captions) == 1 and set(captions[0]) == {"mask"} and captions[0]["mask"]["label"] == "mask", captions
+    (leave,) = [e for e in logged if e["event"] == "leave"]
+    assert leave["attributes"]["mask"]["label"] == "mask"

@@ -125,7 +125,10 @@ def test_eval_identify_report_on_a_subset(lfw_dir, tmp_path):
     assert r["rank1"] > 0.95
     assert [p["target_far"] for p in r["dir_at_far"]] == [1e-2, 1e-3]
     assert all(p["far"] <= p["target_far"] and 0.5 < p["dir"] <= r["rank1"] for p in r["dir_at_far"])
-    assert set(r["at_thresholds"]) == {"verify", "identify"}
+    at = r["at_thresholds"]
+    assert set(at) == {"verify", "far_1e-4", "gallery"} and r["fpir_target"] == 0.01
+    # under 100 faces FAR 1e-4 per comparison already names fewer than 1% of strangers: the default stays there
+    assert r["gallery"] < 100 and at["gallery"]["threshold"] == at["far_1e-4"]["threshold"]
 
 
 def test_open_set_measures_on_known_vectors():

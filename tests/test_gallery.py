@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from faceprint import Gallery
+from faceprint import Gallery, zoo
 from faceprint.errors import GalleryError, ModelError, NoFaceError
 from faceprint.gallery.store import Removed
 
@@ -65,6 +65,20 @@ def test_identify_known_people_and_strangers(enrolled, lfw_dir, known, strangers
             subject = min(matches, key=lambda m: _off_centre(m.face.box))
             assert subject.name is None, (name, subject)
             assert subject.distance > g.threshold
+
+
+def test_the_threshold_follows_the_gallery_size(enrolled):
+    """60 faces: FAR 1e-4 per comparison already names under 1% of strangers, so the default stays
+    there; an explicit --fpir sets it from the size, and --threshold overrides both."""
+    with Gallery(enrolled, readonly=True) as g:
+        default, embedder = g.threshold, g.pipeline.embedder
+        assert default == zoo.get(embedder.name).identify_threshold
+    with Gallery(enrolled, readonly=True, fpir=0.01) as g:
+        assert g.threshold == embedder.open_set_threshold(60, 0.01) > default
+    with Gallery(enrolled, readonly=True, fpir=1e-4) as g:
+        assert g.threshold < default
+    with Gallery(enrolled, readonly=True, fpir=1e-4, threshold=0.3) as g:
+        assert g.threshold == 0.3
 
 
 def _off_centre(box):

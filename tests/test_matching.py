@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from faceprint.index import FaceIndex
-from faceprint.matching import cosine_distance, to_metric, verify_vectors
+from faceprint.matching import comparison_far, cosine_distance, open_set_threshold, to_metric, verify_vectors
 
 
 def test_cosine_distance_of_unit_vectors():
@@ -33,3 +33,31 @@ def test_nearest_and_empty_gallery():
     assert keys.tolist() == [[12, 11]] and d[0] == pytest.approx([0.2, 0.4])
     keys, d = FaceIndex(2).search(np.array([[1.0, 0.0]]), 1)
     assert keys[0, 0] == -1 and np.isinf(d[0, 0])
+
+
+TABLE = ((1e-2, 0.75), (1e-3, 0.66), (1e-4, 0.58), (1e-5, 0.52), (1e-6, 0.42))
+
+
+def test_comparison_far_keeps_the_share_of_strangers_named():
+    for size in (1, 10, 1680, 10**6):
+        far = comparison_far(size, 0.01)
+        assert 1 - (1 - far) ** size == pytest.approx(0.01, rel=1e-6)
+    assert comparison_far(0, 0.05) == pytest.approx(0.05)  # an empty gallery is treated as one face
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="fpir"):
+            comparison_far(10, bad)
+
+
+def test_open_set_threshold_tightens_as_the_gallery_grows():
+    sizes = (1, 100, 1000, 10_000, 100_000, 1_000_000)
+    t = [open_set_threshold(TABLE, n) for n in sizes]
+    assert t[0] == t[1] == 0.58  # the default never goes looser than FAR 1e-4 per comparison
+    assert all(a > b for a, b in zip(t[1:], t[2:]))
+    assert 0.52 < t[2] < 0.5203  # 1% of strangers among 1,000 faces: FAR 1.005e-5 per comparison
+    assert t[5] == pytest.approx(0.42 - 0.1 * 1.998, abs=1e-3)  # past the table: along its last segment
+    # an explicit target is taken as asked, looser than FAR 1e-4 too, but never past the loosest point
+    assert open_set_threshold(TABLE, 10, fpir=0.01) == pytest.approx(0.66, abs=1e-3)
+    assert open_set_threshold(TABLE, 1, fpir=0.2) == 0.75
+    assert open_set_threshold(TABLE, 10**12, fpir=0.01) == 0.0
+    with pytest.raises(ValueError, match="no measured"):
+        open_set_threshold((), 10)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from faceprint.analysis.record import EXPRESSIONS, Age, Expression, FaceAnalysis, Gender
+from faceprint.analysis.record import EXPRESSIONS, Age, Expression, FaceAnalysis, Gender, Label
 from faceprint.types import Face
 from faceprint.video.attributes import EXPRESSION_LOOKS, TrackAttributes, _Pool, label
 
@@ -108,6 +108,25 @@ def test_pooling_holds_the_caption_where_single_looks_flicker():
     for frame in range(len(looks), len(looks) + EXPRESSION_LOOKS):
         pool.add(_look(30, 0.9, "happy"), frame)
     assert label(pool.pooled()) == "male ~30 happy"
+
+
+def test_a_trained_attribute_is_pooled_over_the_last_looks():
+    """`watch --attribute mask`: one look read wrongly does not flip the caption; a mask put on does,
+    within EXPRESSION_LOOKS looks."""
+    def look(p_mask: float) -> FaceAnalysis:
+        return FaceAnalysis(face=Face(box=(0, 0, 1, 1), score=1.0, landmarks={}, detector="test"),
+                            trained={"mask": Label({"mask": p_mask, "no_mask": 1 - p_mask}, "mask (faceplugin)")})
+
+    pool = _Pool()
+    captions = []
+    for frame, p in enumerate([0.1, 0.2, 0.9, 0.1, 0.15]):
+        pool.add(look(p), frame)
+        captions.append(label(pool.pooled()))
+    assert captions == ["no_mask"] * 5
+    assert pool.pooled()["mask"] == {"label": "no_mask", "probability": 0.71, "model": "mask (faceplugin)"}
+    for frame in range(5, 5 + EXPRESSION_LOOKS):
+        pool.add(look(0.95), frame)
+    assert label(pool.pooled()) == "mask"
 
 
 def test_every_must_be_positive():

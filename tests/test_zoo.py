@@ -148,5 +148,9 @@ def test_catalog_is_complete():
             assert f.dist.registry in {"pypi", "npm"}
     assert {s.name for s in zoo.specs("embedder")} >= {"dlib-resnet", "facenet", "mobilefacenet"}
     assert {s.name for s in zoo.specs("detector")} >= {"blazeface", "mtcnn", "dlib-hog"}
+    for spec in zoo.specs("embedder"):  # the gallery's size-following threshold reads these
+        fars, thresholds = zip(*spec.far_thresholds)
+        assert fars == (1e-2, 1e-3, 1e-4, 1e-5, 1e-6), spec.name
+        assert all(a > b > 0 for a, b in zip(thresholds, thresholds[1:])) and spec.identify_threshold < spec.threshold
     with pytest.raises(ModelError, match="unknown model"):
         zoo.get("nope")

@@ -137,6 +137,25 @@ class Liveness:
 
 
 @dataclass(frozen=True)
+class Label:
+    """A trained attribute's answer: the probability of each class; ``label`` is the likeliest."""
+
+    probabilities: dict[str, float]
+    model: str
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.__getitem__)
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "probability": round(self.probability, 3), "model": self.model}
+
+
+@dataclass(frozen=True)
 class FaceAnalysis:
     face: Face
     landmarks68: Landmarks68 | None = None
@@ -147,7 +166,7 @@ class FaceAnalysis:
     eyes: Eyes | None = None
     quality: Quality | None = None
     liveness: Liveness | None = None
-    #: attributes trained with ``faceprint attribute train``, by name (``trained.Label`` records)
+    #: attributes trained with ``faceprint attribute train``, by name (``Label`` records)
     trained: dict = field(default_factory=dict)
     #: attribute -> why it is missing, for attributes asked for that could not be computed
     errors: dict[str, str] = field(default_factory=dict)

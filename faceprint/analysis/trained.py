@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +20,11 @@ from sklearn.linear_model import LogisticRegression
 
 from ..atomic import atomic_file
 from ..errors import FaceprintError
+from .record import Label
 from ..types import Face, Image
 
 FORMAT = "faceprint.attribute/1"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class Label:
-    """A trained attribute's answer: the most likely class and its probability."""
-
-    label: str
-    probability: float
-    model: str
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "probability": round(self.probability, 3), "model": self.model}
 
 
 class FaceprintClassifier(ClassifierMixin, BaseEstimator):
@@ -118,8 +106,7 @@ class TrainedAttribute:
 
         vector = get_embedder(self.embedder).embed_faces(image, [face])
         p = self.classifier.predict_proba(vector)[0]
-        best = int(p.argmax())
-        return Label(str(self.classifier.classes_[best]), float(p[best]), f"{self.name} ({self.embedder})")
+        return Label({str(c): float(v) for c, v in zip(self.classifier.classes_, p)}, f"{self.name} ({self.embedder})")
 
 
 def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, seed: int = 0) -> dict:

@@ -43,9 +43,27 @@ VectorsOpt = Annotated[Optional[str], typer.Option(
     "--vectors", envvar="FACEPRINT_VECTORS", show_envvar=False,
     help="Search index in Milvus: a Milvus Lite path ending in .db, or http://host:19530 "
          "(default $FACEPRINT_VECTORS, else in memory). See docs/server-milvus.md.")]
+IdentifyThresholdOpt = Annotated[Optional[float], typer.Option(
+    help="Cosine-distance threshold for a name (default: set by --fpir and the gallery's size).")]
+FpirOpt = Annotated[Optional[float], typer.Option(
+    min=1e-6, max=0.5,
+    help="Share of strangers the gallery may name, whatever its size (default 0.01, and never looser than "
+         "FAR 1e-4 per comparison). Ignored with --threshold.")]
+TrainedOpt = Annotated[Optional[list[str]], typer.Option(
+    help="An attribute trained with `faceprint attribute train`, repeatable; alone, only those are computed.")]
+AttributesOpt = Annotated[Optional[Path], typer.Option(
+    help="Folder of trained attributes (default: beside the gallery, GALLERY.attributes/).")]
 ClusterThresholdOpt = Annotated[Optional[float], typer.Option(
     help="Cosine-distance threshold of the method (default: calibrated on LFW, docs/benchmarks.md).")]
 
+
+
+def attribute_dir_of(db: str | None, attributes: Path | None) -> Path:
+    """Where trained attributes are: ``attributes``, else beside the gallery (GALLERY.attributes/)."""
+    from ..analysis.trained import attribute_dir
+    from ..gallery import default_location
+
+    return attributes or attribute_dir(db or default_location())
 
 
 def fail(message: str) -> None:

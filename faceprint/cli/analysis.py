@@ -11,24 +11,16 @@ import typer
 from ..analysis import ATTRIBUTES, model_names
 from ..detection import DEFAULT_DETECTOR
 from ..embedding import DEFAULT_EMBEDDER
-from ._common import DbOpt, DetOpt, EmbOpt, JsonOpt, faces_in_each, out, print_json, run
+from ._common import (AttributesOpt, DbOpt, DetOpt, EmbOpt, JsonOpt, TrainedOpt, attribute_dir_of, faces_in_each, out,
+                      print_json, run)
 
 app = typer.Typer()
 
 ImagesArg = Annotated[list[Path], typer.Argument(help="Image files.")]
-TrainedOpt = Annotated[Optional[list[str]], typer.Option(
-    help="An attribute trained with `faceprint attribute train`, repeatable; alone, only those are computed.")]
-AttributesOpt = Annotated[Optional[Path], typer.Option(
-    help="Folder of trained attributes (default: beside the gallery, GALLERY.attributes/).")]
 attribute_app = typer.Typer(help="Train your own face attribute (a mask, glasses) from folders of photos.",
                             no_args_is_help=True)
 
 
-def _attribute_dir(db: str | None, attributes: Path | None) -> Path:
-    from ..analysis.trained import attribute_dir
-    from ..gallery import default_location
-
-    return attributes or attribute_dir(db or default_location())
 ModelChoiceOpt = Annotated[Optional[list[str]], typer.Option(
     "--model", "-m", help="ATTRIBUTE=MODEL, repeatable (e.g. expression=fr-expression); "
                           "`faceprint models list` shows kinds landmarks/attribute.")]
@@ -60,7 +52,7 @@ def analyze(images: ImagesArg,
                                                    for attribute, why in a.errors.items())
 
     def go() -> None:
-        trained = load(attribute, _attribute_dir(db, attributes)) if attribute else []
+        trained = load(attribute, attribute_dir_of(db, attributes)) if attribute else []
         analyzer = Analyzer(only, model, trained)  # a bad attribute or model name fails before any image is read
         pipe = get_pipeline(detector)
         faces_in_each(images, lambda image: analyzer.analyze(image, pipe.detect(image)), draw, json_out, "analysing",
@@ -129,7 +121,7 @@ def attribute_train(name: Annotated[str, typer.Argument(help="The attribute's na
     from ..analysis.trained import train
 
     def go() -> None:
-        target = _attribute_dir(db, attributes)
+        target = attribute_dir_of(db, attributes)
         report = train(name, data, target, embedder=embedder, detector=detector)
         if json_out:
             return print_json({**report, "saved": str(target / f"{name}.json")})

@@ -10,7 +10,8 @@ import typer
 from ..detection import DEFAULT_DETECTOR
 from ..embedding import DEFAULT_EMBEDDER
 from ..errors import FaceprintError, about
-from ._common import (IMAGE_SUFFIXES, DbOpt, DetOpt, EmbOpt, GalleryEmbOpt, JsonOpt, VectorsOpt, each_image,
+from ._common import (IMAGE_SUFFIXES, DbOpt, DetOpt, EmbOpt, FpirOpt, GalleryEmbOpt, IdentifyThresholdOpt, JsonOpt,
+                      VectorsOpt, each_image,
                       faces_in_each, out, print_json, progress_to, report_failures, run)
 
 app = typer.Typer()
@@ -70,8 +71,7 @@ def _embed_one(pipe, path: Path):
 def identify(images: ImagesArg, db: DbOpt = None,
              draw: Annotated[Optional[Path], typer.Option(help="Write image(s) with boxes and names here.")] = None,
              detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
-             threshold: Annotated[Optional[float], typer.Option(
-                 help="Cosine-distance threshold (default: the embedder's identification threshold).")] = None,
+             threshold: IdentifyThresholdOpt = None, fpir: FpirOpt = None,
              json_out: JsonOpt = False, vectors: VectorsOpt = None) -> None:
     """Name every face in each image against the gallery (null/unknown when nobody is close enough)."""
     from ..draw import draw_faces
@@ -83,7 +83,7 @@ def identify(images: ImagesArg, db: DbOpt = None,
 
     def go() -> None:
         # read-only, but Milvus follows the log under the gallery's write lock
-        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, vectors=vectors,
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, fpir=fpir, vectors=vectors,
                      readonly=not vectors) as gallery:
             faces_in_each(images, gallery.identify, draw, json_out, "identifying", line,
                           paint=lambda image, ms: draw_faces(image, [m.face for m in ms],

@@ -13,7 +13,8 @@ import typer
 
 from ..detection import DEFAULT_DETECTOR
 from ..errors import FaceprintError
-from ._common import DbOpt, DetOpt, GalleryEmbOpt, JsonOpt, err, out, print_json, progress, run
+from ._common import (AttributesOpt, DbOpt, DetOpt, FpirOpt, GalleryEmbOpt, IdentifyThresholdOpt, JsonOpt, TrainedOpt,
+                      attribute_dir_of, err, out, print_json, progress, run)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,10 +55,11 @@ def watch(source: SourceArg,
           show: Annotated[bool, typer.Option(help="Show the annotated video in a window (needs a display).")] = False,
           every: Annotated[int, typer.Option(min=1, help="Recognise every N-th frame of a file.")] = 1,
           db: DbOpt = None, detector: DetOpt = DEFAULT_DETECTOR, embedder: GalleryEmbOpt = None,
-          threshold: Annotated[Optional[float], typer.Option(help="Cosine-distance threshold for a name.")] = None,
+          threshold: IdentifyThresholdOpt = None, fpir: FpirOpt = None,
           analyze: Annotated[Optional[str], typer.Option(
               help="Also show these face attributes per track, pooled over its frames (comma-separated, e.g. "
                    "age,gender,expression; 'all': every attribute but liveness).")] = None,
+          attribute: TrainedOpt = None, attributes: AttributesOpt = None,
           liveness: Annotated[bool, typer.Option(
               help="Judge each face live, spoof (a print or screen held up) or undecided: drawn by its name, "
                    "a 'liveness' event when reached or changed.")] = False,
@@ -68,9 +70,10 @@ def watch(source: SourceArg,
     from ..video.attributes import label
 
     def go() -> None:
-        attributes = _track_attributes(analyze)  # a bad attribute name fails before the source is opened
+        pooling = _track_attributes(analyze, attribute, attribute_dir_of(db, attributes))  # fails before the source opens
         window = _window(show)
-        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, readonly=True) as gallery:
+        with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, fpir=fpir,
+                     readonly=True) as gallery:
             watching = Watch(source, gallery, every=every, liveness=liveness)
             writer = Writer(out_video, watching.source.fps) if out_video else None
             log = open(events, "a", encoding="utf-8") if events else None
@@ -80,7 +83,7 @@ def watch(source: SourceArg,
                     task = bar.add_task("watching", total=None)
                     for result in watching:
                         names.update(e.name for e in result.events if e.name)
-                        pooled, logged = attributes.step(result) if attributes else ({}, _dicts(result.events))
+                        pooled, logged = pooling.step(result) if pooling else ({}, _dicts(result.events))
                         _log_events(log, logged)
                         if writer or window:
                             picture = result.annotated({t: label(a) for t, a in pooled.items()})
@@ -91,7 +94,7 @@ def watch(source: SourceArg,
             except KeyboardInterrupt:
                 err.print("stopped")
             finally:  # whatever ended the loop, the events file and the video are complete up to here
-                _log_events(log, attributes.leaving(watching.final_events) if attributes
+                _log_events(log, pooling.leaving(watching.final_events) if pooling
                             else _dicts(watching.final_events))
                 if log:
                     log.close()
@@ -112,14 +115,16 @@ def watch(source: SourceArg,
     run(go)
 
 
-def _track_attributes(analyze: str | None):
-    """The per-track attribute pooling ``--analyze`` asks for, or None."""
-    if analyze is None:
+def _track_attributes(analyze: str | None, trained: list[str] | None, folder: Path):
+    """The per-track attribute pooling ``--analyze`` and ``--attribute`` ask for, or None."""
+    if analyze is None and not trained:
         return None
-    from ..analysis import Analyzer
+    from ..analysis import DEFAULT_ONLY, Analyzer
+    from ..analysis.trained import load
     from ..video.attributes import TrackAttributes
 
-    return TrackAttributes(Analyzer(None if analyze.strip() == "all" else analyze))
+    only = DEFAULT_ONLY if analyze is not None and analyze.strip() == "all" else analyze
+    return TrackAttributes(Analyzer(only, trained=load(trained, folder) if trained else ()))
 
 
 def _dicts(events) -> list[dict]:

@@ -15,6 +15,7 @@ import numpy as np
 from .. import zoo
 from ..alignment import align
 from ..errors import FaceprintError
+from ..matching import open_set_threshold
 from ..zoo.plugins import Registry, fingerprint
 
 _EMBEDDERS = {
@@ -75,10 +76,11 @@ class Embedder(ABC):
         """Cosine distance below which two faces are the same person (calibrated on LFW)."""
         return zoo.get(self.name).threshold
 
-    @property
-    def identify_threshold(self) -> float:
-        """Stricter cosine distance for 1:N search (FAR 1e-4 on LFW), so strangers stay unknown."""
-        return zoo.get(self.name).identify_threshold
+    def open_set_threshold(self, gallery_size: int, fpir: float | None = None) -> float:
+        """Cosine distance for 1:N search in a gallery of ``gallery_size`` faces, strict enough that
+        at most ``fpir`` of strangers get a name (default 1%, and never looser than FAR 1e-4 per
+        comparison): ``faceprint.matching.open_set_threshold`` on this model's measured FARs."""
+        return open_set_threshold(zoo.get(self.name).far_thresholds, gallery_size, fpir)
 
     def export_spec(self) -> tuple[Path, dict]:
         """The model file and the crop and input a standalone runner needs (``faceprint export``)."""

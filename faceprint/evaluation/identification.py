@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import zoo
 from ..errors import FaceprintError
-from ..pipeline import get_pipeline
 from ..lfw import lfw_people
+from ..matching import DEFAULT_FPIR, open_set_threshold
 from .lfw import Progress, embed_for_report
 from .verification import threshold_at_far
 
@@ -84,17 +85,22 @@ def open_set_identification(split: OpenSetSplit, vectors: dict[str, np.ndarray |
 
 def identify_report(lfw: Path, detector: str, embedder: str, *, limit: int | None = None, workers: int = 1,
                     cache: bool = True, command: str = "", progress: Progress | None = None,
-                    faces: Path | None = None) -> dict:
+                    faces: Path | None = None, fpir: float | None = None) -> dict:
     """``faceprint eval identify``'s report: rank-1 and DIR at FAR on the open-set split, and at the
-    embedder's shipped verification and identification thresholds. ``faces``: as for ``cluster_report``."""
+    embedder's thresholds: 1:1 verification's, FAR 1e-4 per comparison, and the one a gallery of
+    this size uses (``fpir``: as for ``Gallery``; None, the default policy), whose FAR column is
+    the share of strangers it names. ``faces``: as for ``cluster_report``."""
     people = lfw_people(lfw, limit)
     images = [p for paths in people.values() for p in paths]
     run = embed_for_report(images, detector, embedder, workers, cache, progress, faces)
-    emb = get_pipeline(detector, embedder).embedder
+    spec = zoo.get(embedder)
     split = open_set_split(people, run.vectors)
     if len(split.gallery) == 0 or len(split.unknown) == 0:
         raise FaceprintError("too few people for open-set identification (need some with one photo and some with more)")
-    shipped = {"verify": emb.threshold, "identify": emb.identify_threshold}
+    size = sum(run.vectors.get(str(p)) is not None for _, p in split.gallery)
+    thresholds = {"verify": spec.threshold, "far_1e-4": spec.identify_threshold,
+                  "gallery": open_set_threshold(spec.far_thresholds, size, fpir)}
     return {"detector": detector, "embedder": embedder, "people": len(people), "images": len(images),
-            **open_set_identification(split, run.vectors, thresholds=shipped),
+            "fpir_target": DEFAULT_FPIR if fpir is None else fpir,
+            **open_set_identification(split, run.vectors, thresholds=thresholds),
             "seconds_per_image": run.seconds_per_image, "command": command}

@@ -66,13 +66,15 @@ class Gallery:
     ``vectors`` keeps the search index in Milvus (a Milvus Lite ``.db`` path or a server URL,
     ``faceprint.gallery.milvus``) instead of memory; refused on an encrypted gallery.
     ``readonly``: for callers that only read; the gallery must exist, and a SQLite file is opened
-    read-only (``open_store``). Safe to share between threads.
+    read-only (``open_store``). ``threshold`` fixes the distance within which a face is named;
+    without it the threshold follows the gallery's size so that at most ``fpir`` of strangers get
+    a name (default 1%, see ``threshold``). Safe to share between threads.
     """
 
     def __init__(self, location: str | Path | None = None, *, detector: str | None = None,
                  embedder: str | None = None, threshold: float | None = None, approx_from: int | None = APPROX_FROM,
                  keep_images: bool = True, sealer: Sealer | None = None, vectors: str | None = None,
-                 readonly: bool = False):
+                 readonly: bool = False, fpir: float | None = None):
         self.store = open_store(location or default_location(), sealer or Sealer.from_env(), readonly=readonly)
         self.keep_images = keep_images
         stored = self.store.get_meta("embedder")
@@ -83,7 +85,7 @@ class Gallery:
             )
         kwargs = {k: v for k, v in (("detector", detector), ("embedder", embedder or stored)) if v}
         self.pipeline: Pipeline = get_pipeline(**kwargs)  # its models load on first use
-        self._threshold = threshold
+        self._threshold, self._fpir = threshold, fpir
         try:
             self._vectors: Vectors = _vectors(vectors, self.store, approx_from)
         except BaseException:
@@ -97,7 +99,13 @@ class Gallery:
 
     @property
     def threshold(self) -> float:
-        return self._threshold if self._threshold is not None else self.pipeline.embedder.identify_threshold
+        """Cosine distance within which a face is named: ``threshold`` if given, else the one that
+        names at most ``fpir`` of strangers at this gallery's size (``Embedder.open_set_threshold``):
+        it tightens as the gallery grows."""
+        if self._threshold is not None:
+            return self._threshold
+        size = self._vectors.size(self.store, self.pipeline.embedder_name, lambda: self.pipeline.embedder.dims)
+        return self.pipeline.embedder.open_set_threshold(size, self._fpir)
 
     @property
     def index_path(self) -> Path | None:

@@ -81,6 +81,7 @@ class Vectors(ABC):
         self._index: VectorIndex | None = None
         self._embedder: str | None = None
         self._version = -1  # store.version when the index was last brought in step
+        self._size = 0  # len(self._index) then
         self._lock = threading.RLock()
 
     def synced(self, store: Store, embedder: str, dims: Callable[[], int]) -> VectorIndex:
@@ -93,7 +94,14 @@ class Vectors(ABC):
             if self._index is None or version != self._version:
                 self._index = self._follow(store, embedder, dims)
                 self._embedder, self._version = embedder, version
+                self._size = len(self._index)
             return self._index
+
+    def size(self, store: Store, embedder: str, dims: Callable[[], int]) -> int:
+        """Faces in the index once in step (counted when it last changed, not at every call)."""
+        with self._lock:
+            self.synced(store, embedder, dims)
+            return self._size
 
     def search(self, store: Store, embedder: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``k`` nearest face ids and distances of each query (an in-memory index is searched under

@@ -3,9 +3,10 @@ now and then, and their answers are pooled over the track, so a label does not f
 to frame the way one photo's answer does.
 
 Pooling by attribute: age, the median of the track's last ``AGE_LOOKS`` estimates; gender, the mean
-probability over every look (a person's gender does not change within a track); expression, the
-mean probabilities of the last ``EXPRESSION_LOOKS`` looks (an expression does change, but not
-between two frames); everything else (pose, eyes, quality, landmarks), the latest look.
+probability over every look (a person's gender does not change within a track); expression and
+trained attributes (``watch --attribute``: a mask can be put on), the mean probabilities of the
+last ``EXPRESSION_LOOKS`` looks (they do change, but not between two frames); everything else
+(pose, eyes, quality, landmarks), the latest look.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..analysis import Analyzer
-from ..analysis.record import EXPRESSIONS, Age, Expression, FaceAnalysis, Gender
+from ..analysis import ATTRIBUTES
+from ..analysis.record import EXPRESSIONS, Age, Expression, FaceAnalysis, Gender, Label
 from ..types import Image
 from .engine import Event, FrameResult
 
 #: Frames between two looks at a track (a new track is looked at on its first frame).
 EVERY = 5
-#: Looks pooled for age and for expression.
+#: Looks pooled for age and for expression (and trained attributes).
 AGE_LOOKS, EXPRESSION_LOOKS = 9, 5
+_BUILT_IN = set(ATTRIBUTES)
 
 
 @dataclass
@@ -31,6 +34,7 @@ class _Pool:
     ages: deque = field(default_factory=lambda: deque(maxlen=AGE_LOOKS))
     male: list[float] = field(default_factory=list)  # p(male) of each look
     expressions: deque = field(default_factory=lambda: deque(maxlen=EXPRESSION_LOOKS))
+    trained: dict[str, deque] = field(default_factory=dict)  # name -> the last looks' ``Label``s
     latest: FaceAnalysis | None = None
     models: dict[str, str] = field(default_factory=dict)
     looked: int = -(10**9)  # frame of the last look
@@ -46,6 +50,8 @@ class _Pool:
         if a.expression is not None:
             self.expressions.append([a.expression.probabilities[k] for k in EXPRESSIONS])
             self.models["expression"] = a.expression.model
+        for name, found in a.trained.items():
+            self.trained.setdefault(name, deque(maxlen=EXPRESSION_LOOKS)).append(found)
 
     def pooled(self) -> dict:
         """The track's attributes as ``analyze`` gives them (``to_dict`` of each record), pooled."""
@@ -59,6 +65,10 @@ class _Pool:
         if self.expressions:
             mean = np.mean(self.expressions, axis=0)
             out["expression"] = Expression(dict(zip(EXPRESSIONS, mean.tolist())), self.models["expression"]).to_dict()
+        for name, looks in self.trained.items():
+            classes = looks[-1].probabilities
+            mean = {c: float(np.mean([x.probabilities[c] for x in looks])) for c in classes}
+            out[name] = Label(mean, looks[-1].model).to_dict()
         return out
 
 
@@ -116,4 +126,5 @@ def label(attributes: dict) -> str:
     parts = [attributes["gender"]["label"]] if "gender" in attributes else []
     parts += [f"~{5 * round(attributes['age']['years'] / 5)}"] if "age" in attributes else []
     parts += [attributes["expression"]["label"]] if "expression" in attributes else []
+    parts += [v["label"] for k, v in attributes.items() if k not in _BUILT_IN and isinstance(v, dict) and "label" in v]
     return " ".join(parts)

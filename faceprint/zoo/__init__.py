@@ -65,16 +65,24 @@ class ModelSpec:
     #: cosine distance; embedders only. The median of the ten fold thresholds of
     #: `faceprint eval lfw --lfw DIR --embedder NAME` with the default detector (docs/models.md).
     threshold: float | None = None
-    #: cosine distance for 1:N identification: the threshold at FAR = 1e-4 over every cross-identity
-    #: pair of LFW's pair images (`faceprint eval thresholds`), so a stranger rarely matches anyone
-    #: in a gallery of many people. Stricter than ``threshold``, which suits 1:1 checks.
-    identify_threshold: float | None = None
+    #: cosine distances that hold each false-accept rate per comparison, loosest first:
+    #: ``((far, threshold), ...)`` at FAR 1e-2 to 1e-6 over every cross-identity pair of LFW's pair
+    #: images (`faceprint eval thresholds`, 29.6 M pairs: 1e-6 rests on 30 of them). 1:N
+    #: identification picks one by gallery size (``faceprint.matching.open_set_threshold``).
+    far_thresholds: tuple[tuple[float, float], ...] = ()
     dims: int | None = None
     notes: str = ""
     extra: dict = field(default_factory=dict)
     #: made on the user's machine by calibrating on LFW faces (an int8 variant): cached only once
     #: made, since fetching its source files alone cannot make it
     calibrated: bool = False
+
+    @property
+    def identify_threshold(self) -> float | None:
+        """The threshold at FAR 1e-4 per comparison: the loosest the gallery uses by default, so
+        a stranger rarely matches anyone even in a small gallery. Stricter than ``threshold``, which
+        suits 1:1 checks."""
+        return dict(self.far_thresholds).get(1e-4)
 
     @property
     def size(self) -> int | None:
@@ -176,7 +184,7 @@ _SPECS = [
         input="150x150 RGB chip, dlib 5-point alignment",
         dims=128,
         threshold=0.0930,
-        identify_threshold=0.0593,
+        far_thresholds=((1e-2, 0.0922), (1e-3, 0.0736), (1e-4, 0.0593), (1e-5, 0.0481), (1e-6, 0.0387)),
     ),
     ModelSpec(
         name="facenet",
@@ -188,7 +196,7 @@ _SPECS = [
         input="160x160 RGB, per-image standardisation",
         dims=512,
         threshold=0.5329,
-        identify_threshold=0.2847,
+        far_thresholds=((1e-2, 0.4626), (1e-3, 0.3637), (1e-4, 0.2847), (1e-5, 0.2044), (1e-6, 0.1261)),
     ),
     ModelSpec(
         name="mobilefacenet",
@@ -204,7 +212,7 @@ _SPECS = [
         input="112x112 RGB 0..255, ArcFace 5-point template",
         dims=256,
         threshold=0.7969,
-        identify_threshold=0.5584,
+        far_thresholds=((1e-2, 0.7182), (1e-3, 0.6299), (1e-4, 0.5584), (1e-5, 0.4980), (1e-6, 0.4393)),
     ),
     ModelSpec(
         name="faceplugin",
@@ -216,7 +224,7 @@ _SPECS = [
         input="112x112 BGR, (x - 127.5) / 128, ArcFace 5-point template",
         dims=512,
         threshold=0.7229,
-        identify_threshold=0.5887,
+        far_thresholds=((1e-2, 0.7570), (1e-3, 0.6650), (1e-4, 0.5887), (1e-5, 0.5225), (1e-6, 0.4250)),
         notes="Provenance: npm faceplugin-face-recognition-js@0.0.1. Check the licence for your use.",
     ),
     ModelSpec(
@@ -229,7 +237,7 @@ _SPECS = [
         input="112x112 RGB, (x - 127.5) / 128, ArcFace 5-point template",
         dims=192,
         threshold=0.5915,
-        identify_threshold=0.4685,
+        far_thresholds=((1e-2, 0.6527), (1e-3, 0.5492), (1e-4, 0.4685), (1e-5, 0.4025), (1e-6, 0.3217)),
     ),
 ]
 
@@ -317,7 +325,9 @@ _SPECS += [
     _composite("faceplugin+dlib-resnet", "embedder", ("faceplugin", "dlib-resnet"),
                summary="fusion: faceplugin (512-d) + dlib-resnet (128-d), weighted cosine",
                input="each part aligns the face onto its own template", dims=512 + 128,
-               threshold=0.2131, identify_threshold=0.1780,
+               threshold=0.2131,
+               far_thresholds=((1e-2, 0.2347), (1e-3, 0.2031), (1e-4, 0.1780), (1e-5, 0.1571),
+                               (1e-6, 0.1294)),
                notes="Weights and thresholds: docs/benchmarks.md (Accuracy)."),
     _composite("blazeface-mtcnn", "detector", ("blazeface", "mtcnn"),
                summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
@@ -326,7 +336,7 @@ _SPECS += [
 
 
 
-def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
+def _int8(base: str, threshold: float, far_thresholds: tuple[tuple[float, float], ...]) -> ModelSpec:
     """The int8 variant of an embedder: its files and licence, quantised here (faceprint/zoo/quantize.py).
 
     Offered only where it pays (faster, at most a few tenths of a point lost on LFW): docs/models.md
@@ -334,12 +344,13 @@ def _int8(base: str, threshold: float, identify_threshold: float) -> ModelSpec:
     """
     spec = next(s for s in _SPECS if s.name == base)
     return replace(spec, name=f"{base}-int8", summary=f"{spec.summary}; int8 (static QDQ, per-channel weights)",
-                   threshold=threshold, identify_threshold=identify_threshold, calibrated=True,
+                   threshold=threshold, far_thresholds=far_thresholds, calibrated=True,
                    notes="Built on first use from the float model, calibrated on LFW DevTrain faces: needs "
                          "FACEPRINT_LFW. Measured against the float model in docs/models.md.")
 
 
-_SPECS += [_int8("dlib-resnet", threshold=0.0933, identify_threshold=0.0585)]
+_SPECS += [_int8("dlib-resnet", threshold=0.0933,
+                  far_thresholds=((1e-2, 0.0903), (1e-3, 0.0721), (1e-4, 0.0585), (1e-5, 0.0474), (1e-6, 0.0391)))]
 
 _BY_NAME = {s.name: s for s in _SPECS}
 

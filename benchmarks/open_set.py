@@ -1,0 +1,135 @@
+"""Strangers named as the gallery grows: the size-following identification threshold, checked on
+people its false-accept table was not measured on.
+
+    python benchmarks/open_set.py --lfw ../shared/datasets/lfw   # -> benchmarks/results/open_set.json
+
+The gallery's default threshold (``faceprint.matching.open_set_threshold``) picks the per-comparison
+FAR at which a stranger compared with N faces is named with probability FPIR (1%), assuming the
+comparisons independent, from a table of measured FARs. This checks both halves of that on real
+faces. LFW's people are split in two by a hash of their name. One half measures the FAR table
+(every cross-identity pair of its images, as `faceprint eval thresholds` does for the shipped one).
+The other half is searched: galleries of its people with two or more photos (one photo enrolled
+each; seeded samples of 50 people up to all of them), probed by its strangers (people with a single
+photo: FPIR, the share of them given a name) and by the enrolled people's other photos (DIR, the
+share named correctly within the threshold). Then the halves swap. Rows give the threshold, the
+FPIR the model promised and the one measured (the range over the seeded galleries, or for the whole
+half a 95% Wilson interval over its strangers), and DIR.
+
+Embeddings: every LFW image through the default pipeline, cached like `faceprint eval identify`.
+What this cannot tell: LFW holds about 5,700 people, so galleries stop near 850 faces per half;
+beyond the table's strictest point (FAR 1e-6, about 10,000 faces at 1%) the threshold is
+extrapolated, and no real gallery here is large enough to check it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import cpu_model  # beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+FARS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+SIZES = (50, 100, 200, 400)
+SAMPLES = 20  # seeded galleries per size below the half's whole
+
+
+def _half(name: str) -> int:
+    return hashlib.sha256(name.encode()).digest()[0] & 1
+
+
+def _wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    p = k / n
+    centre, spread = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return [round(float((centre - spread) / (1 + z * z / n)), 5), round(float((centre + spread) / (1 + z * z / n)), 5)]
+
+
+def _table(vectors: dict[str, np.ndarray | None]) -> tuple[tuple[float, float], ...]:
+    from faceprint.evaluation import operating_points
+
+    points, _, _ = operating_points(vectors, FARS)
+    return tuple((p.far, p.threshold) for p in points)
+
+
+def _search_half(people: dict[str, list[Path]], vectors: dict[str, np.ndarray | None],
+                 table: tuple[tuple[float, float], ...], fpir: float) -> list[dict]:
+    from faceprint.evaluation import open_set_split
+    from faceprint.matching import comparison_far, open_set_threshold
+
+    split = open_set_split(people, vectors)
+    enrolled = [(n, p) for n, p in split.gallery if vectors.get(str(p)) is not None]
+    strangers = np.stack([vectors[str(p)] for p in split.unknown if vectors.get(str(p)) is not None])
+    probes = [(n, vectors[str(p)]) for n, p in split.known if vectors.get(str(p)) is not None]
+    rows = []
+    for size in [s for s in SIZES if s < len(enrolled)] + [len(enrolled)]:
+        threshold = open_set_threshold(table, size, fpir)
+        named, known, correct, each = 0, 0, 0, []
+        samples = SAMPLES if size < len(enrolled) else 1
+        for seed in range(samples):
+            rng = np.random.default_rng([size, seed])
+            pick = [enrolled[i] for i in sorted(rng.choice(len(enrolled), size, replace=False))]
+            gallery, names = np.stack([vectors[str(p)] for _, p in pick]), np.array([n for n, _ in pick])
+            each.append(float(((1 - strangers @ gallery.T).min(1) <= threshold).mean()))
+            named += int(round(each[-1] * len(strangers)))
+            chosen = set(names.tolist())
+            mine = [(n, v) for n, v in probes if n in chosen]
+            d = 1 - np.stack([v for _, v in mine]) @ gallery.T
+            right = names[d.argmin(1)] == np.array([n for n, _ in mine])
+            known += len(mine)
+            correct += int((right & (d.min(1) <= threshold)).sum())
+        tried = samples * len(strangers)
+        rows.append({"gallery_faces": size, "galleries": samples, "threshold": round(threshold, 4),
+                     "comparison_far": float(f"{comparison_far(size, fpir):.3g}"),
+                     "fpir_promised": fpir, "fpir_measured": round(named / tried, 5),
+                     # one gallery: a 95% Wilson interval over its strangers; several: the range over galleries
+                     "fpir_spread": (_wilson(named, tried) if samples == 1
+                                     else [round(min(each), 5), round(max(each), 5)]),
+                     "strangers": len(strangers), "dir": round(correct / known, 4)})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
+    ap.add_argument("--fpir", type=float, default=0.01)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "open_set.json")
+    args = ap.parse_args()
+    from faceprint import zoo
+    from faceprint.detection import DEFAULT_DETECTOR
+    from faceprint.embedding import DEFAULT_EMBEDDER
+    from faceprint.evaluation import embed_images, lfw_people
+
+    people = lfw_people(args.lfw)
+    vectors, _ = embed_images([p for v in people.values() for p in v], DEFAULT_DETECTOR, DEFAULT_EMBEDDER, args.workers)
+    halves = [{n: v for n, v in people.items() if _half(n) == h} for h in (0, 1)]
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/open_set.py " + " ".join(sys.argv[1:]),
+        "pipeline": f"{DEFAULT_DETECTOR} + {DEFAULT_EMBEDDER}",
+        "shipped_table": zoo.get(DEFAULT_EMBEDDER).far_thresholds,
+        "halves": [],
+    }
+    for measured, searched in ((0, 1), (1, 0)):
+        table = _table({str(p): vectors[str(p)] for paths in halves[measured].values() for p in paths})
+        rows = _search_half(halves[searched], vectors, table, args.fpir)
+        report["halves"].append({"table_from_half": measured, "searched_half": searched,
+                                 "people": {"table": len(halves[measured]), "searched": len(halves[searched])},
+                                 "table": [[f, round(t, 4)] for f, t in table], "rows": rows})
+        for r in rows:
+            print(f"table {measured} -> gallery {searched}: {r['gallery_faces']:>4} faces x{r['galleries']:<2} "
+                  f"threshold {r['threshold']:.4f} FPIR {r['fpir_measured'] * 100:.2f}% {r['fpir_spread']} "
+                  f"(promised {args.fpir:.0%}) DIR {r['dir'] * 100:.2f}%", flush=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
