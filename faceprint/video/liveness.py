@@ -42,11 +42,13 @@ at 25 fps: the counts are in frames of the track, so at other rates the time to 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from ..errors import NoFaceError
 from ..types import Face, Image
 from .challenge import Challenge, Progress
 
@@ -171,6 +173,36 @@ class LivenessJudge:
 
             self._model = get_model("liveness")
         return self._model
+
+
+@dataclass(frozen=True)
+class Session:
+    """The verdict on a few seconds of frames of one person (``judge_frames``), and why; ``face`` is the
+    face of the last frame that had one."""
+
+    verdict: str
+    reason: str
+    frames: int
+    with_face: int
+    face: Face
+
+
+def judge_frames(frames: Iterable[Image], detect: Callable[[Image], list[Face]], *, fps: float = FPS,
+                 challenge: Challenge | None = None) -> Session:
+    """Judge frames in time order, ``fps`` apart, as one track: in each, the largest face ``detect``
+    finds (a session is one person in front of their camera: the web page's webcam, a phone's)."""
+    judge = LivenessJudge(challenge=challenge)
+    count, seen, last = 0, 0, None
+    for index, image in enumerate(frames):
+        count += 1
+        faces = detect(image)
+        if faces:
+            last = max(faces, key=lambda f: f.width * f.height)
+            judge.update(image, 0, last, index, index / fps)
+            seen += 1
+    if last is None:
+        raise NoFaceError(f"no face in any of the {count} frame(s)")
+    return Session(judge.verdict(0), judge.reason(0), count, seen, last)
 
 
 def _decide(e: _Evidence, threshold: float) -> str:
