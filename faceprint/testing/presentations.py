@@ -14,11 +14,20 @@ own from one LFW photo, seeded (640x480, 25 fps):
 * ``still``: the same head held still (only the camera's noise changes): a person who does not
   move, whom a judge must not take for a photo.
 
+``acts`` make a face do a challenge's steps on cue (``video.challenge``): ``blink`` fills each eye's
+almond (around the detector's eye landmark) with the skin below it, mirrored, and draws a dark
+lash line, closing and opening over 0.3 s; ``turn-left`` / ``turn-right`` add 45 degrees of yaw
+(the person's own side) over 0.5 s, hold it 0.5 s and come back. A print or screen can turn but not blink.
+
 What they cannot tell: the live clip is a 2D warp built on the very cue the video judge measures
 (the nose moving off the plane of the eyes and mouth), so it shows that the judge sees parallax when
 there is some, not that real heads give enough of it, nor that real prints stay flat (a bent sheet
 is not a plane), nor anything about masks or a replayed *video* of the person (its face moves like a head
 inside the screen: only the screen turning as a whole shows the plane).
+The blink is a painted-over eye, not an eyelid: the eye model reads it as shut on most LFW faces
+but not all (on some one eye stays "open"), and it says nothing of real blinks' speed, of glasses,
+of lighting on a real eyelid, nor of a webcam's blur at 30 fps; a real turn also shows the ear and the
+cheek's outline change, which the toy head does not.
 """
 
 from __future__ import annotations

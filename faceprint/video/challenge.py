@@ -6,8 +6,10 @@ when it is asked (the track's first frame, or the end of the step before); a ste
 fails the challenge for good, with the reason (e.g. ``no blink within 5 s``).
 
 * ``turn-left`` / ``turn-right``: the person's own left or right, seen by a camera that does not
-  mirror: the nose, between the eyes when frontal, sits ``TURNED`` eye distances or more towards
-  that side for ``TURN_FRAMES`` frames in a row (five landmarks: no extra model).
+  mirror: the nose (between the eyes when frontal) moves ``TURNED`` eye distances or more towards
+  that side from where it was when the step was asked, for ``TURN_FRAMES`` frames in a row (five
+  landmarks: no extra model). From where it was, not from frontal: a face that starts half turned
+  the other way (one generated LFW head did) would otherwise have to turn twice as far.
 * ``blink``: eyes open, then closed, then open again: the mean p(open) of the two eyes (``fr-eye``
   on the 68-point landmarks) at least ``OPEN``, under ``SHUT``, at least ``OPEN`` (the gap between
   keeps a doubtful frame from counting either way). Eyes are looked at only while a blink is asked
@@ -32,8 +34,8 @@ from ..types import Face, Image
 STEPS = ("turn-left", "turn-right", "blink")
 #: Seconds of video time each step may take, by default.
 STEP_SECONDS = 5.0
-#: Nose offset from the eyes' midpoint (in eye distances) that is a turn: about 15 degrees of yaw on a
-#: real head (``capture.MAX_TURN``, 0.3, is about 25); frames in a row it must hold.
+#: Change of the nose's offset from the eyes' midpoint (in eye distances) that is a turn: about 15
+#: degrees of yaw on a real head (``capture.MAX_TURN``, 0.3, is about 25); frames in a row it must hold.
 TURNED, TURN_FRAMES = 0.18, 3
 #: Mean p(open) of the eyes (``fr-eye``) at or over which they are open, and under which they are shut.
 OPEN, SHUT = 0.65, 0.35
@@ -60,6 +62,7 @@ class Progress:
     step: int = 0
     asked: float | None = None  # video time the current step was asked
     turned: int = 0  # frames in a row turned the asked way
+    start: float | None = None  # the nose's offset when the turn was asked
     opened: bool = False  # eyes seen open since the blink was asked
     shut: bool = False  # and closed after that
     failed: str | None = None  # why the challenge failed
@@ -92,7 +95,7 @@ class Challenge:
         p.asked = time if p.asked is None else p.asked
         step = self.steps[p.step]
         if self._did(step, p, image, face):
-            p.step, p.turned, p.opened, p.shut, p.asked = p.step + 1, 0, False, False, time
+            p.step, p.turned, p.start, p.opened, p.shut, p.asked = p.step + 1, 0, None, False, False, time
         elif time - p.asked > self.step_seconds:
             p.failed = f"{_MISSED[step]} within {self.step_seconds:g} s"
 
@@ -100,7 +103,9 @@ class Challenge:
         """Whether this frame completes ``step``, keeping what it needs to remember in ``p``."""
         if step != "blink":
             offset = nose_offset(face)
-            toward = offset is not None and (offset if step == "turn-left" else -offset) >= TURNED
+            p.start = offset if p.start is None else p.start
+            moved = None if offset is None or p.start is None else offset - p.start
+            toward = moved is not None and (moved if step == "turn-left" else -moved) >= TURNED
             p.turned = p.turned + 1 if toward else 0
             return p.turned >= TURN_FRAMES
         if (_eye_distance(face) or 0.0) < MIN_EYES_PX:  # too small to read: this frame says nothing
