@@ -51,15 +51,18 @@ CHALLENGE_CLIPS = {"done": ("still", "all"), "not_done": ("still", "none"), "pri
 
 
 def watched(video: Path, liveness: bool, challenge: Challenge | None = None
-            ) -> tuple[float, int, dict[int, list[tuple[int, str]]]]:
-    """Seconds spent, frames, and per track its (frame, verdict) on every frame it was seen."""
+            ) -> tuple[float, int, dict[int, list[tuple[int, str]]], dict[int, str]]:
+    """Seconds spent, frames, per track its (frame, verdict) on every frame it was seen, and per track
+    the reason of its last verdict."""
     seen: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    reasons: dict[int, str] = {}
     started, frames = time.perf_counter(), 0
     for result in Watch(video, liveness=liveness or challenge is not None, challenge=challenge):
         frames += 1
         for face in result.faces:
             seen[face.track].append((result.index, face.liveness or UNDECIDED))
-    return time.perf_counter() - started, frames, seen
+        reasons.update((e.track, e.reason) for e in result.events if e.kind == "liveness")
+    return time.perf_counter() - started, frames, seen, reasons
 
 
 def decision(seen: dict[int, list[tuple[int, str]]], decide_s: float) -> tuple[str, float | None]:
@@ -95,7 +98,7 @@ def main() -> None:
                 clip = make_presentation(people[name][0], Path(folder) / f"{rank}-{kind}.mp4", kind,
                                          seconds=a.seconds, seed=rank)
                 for liveness in (False, True):
-                    spent, frames, seen = watched(clip.video, liveness)
+                    spent, frames, seen, _ = watched(clip.video, liveness)
                     cost[liveness][0] += spent
                     cost[liveness][1] += frames
                 verdict, to_verdict = decision(seen, a.decide)
@@ -167,19 +170,20 @@ def challenges(a: argparse.Namespace) -> None:
             for label, (kind, acting) in CHALLENGE_CLIPS.items():
                 acts = {"all": cues, "turns": [c for c in cues if c[1] != "blink"], "none": []}[acting]
                 clip = make_presentation(people[name][0], Path(folder) / f"{rank}-{label}.mp4", kind, seconds=seconds,
-                                         seed=rank, size=(480, 360), acts=acts)
+                                         seed=rank, acts=acts)
                 for asked in (False, True):
                     challenge = Challenge(steps, a.step_seconds) if asked else None
-                    spent, frames, seen = watched(clip.video, False, challenge)
+                    spent, frames, seen, reasons = watched(clip.video, False, challenge)
                     cost[asked][0] += spent
                     cost[asked][1] += frames
-                final = max(seen.values(), key=len)[-1][1] if seen else "no face"
-                clips.append({"person": name, "clip": label, "final": final})
+                track = max(seen, key=lambda t: len(seen[t]), default=None)
+                clips.append({"person": name, "clip": label, "final": seen[track][-1][1] if seen else "no face",
+                              "reason": reasons.get(track)})
                 print(json.dumps(clips[-1]), flush=True)
     report = {
         **header(t0),
         "challenge": list(steps), "step_seconds": a.step_seconds, "cues_s": [c[0] for c in cues],
-        "clips": {"people": a.people, "seconds": seconds, "fps": FPS, "size": "480x360",
+        "clips": {"people": a.people, "seconds": seconds, "fps": FPS, "size": "640x480",
                   "generated": "faceprint.testing.presentations"},
         "final_verdicts": {label: {v: sum(c["final"] == v for c in clips if c["clip"] == label)
                                    for v in (LIVE, FAILED, SPOOF, UNDECIDED)} for label in CHALLENGE_CLIPS},
