@@ -7,9 +7,10 @@ fails the challenge for good, with the reason (e.g. ``no blink within 5 s``).
 
 * ``turn-left`` / ``turn-right``: the person's own left or right, seen by a camera that does not
   mirror: the nose (between the eyes when frontal) moves ``TURNED`` eye distances or more towards
-  that side from where it was when the step was asked, for ``TURN_FRAMES`` frames in a row (five
-  landmarks: no extra model). From where it was, not from frontal: a face that starts half turned
-  the other way (one generated LFW head did) would otherwise have to turn twice as far.
+  that side from where it was when the step was asked (the median of its first ``TURN_FRAMES``
+  frames: one frame's landmarks jitter by a few hundredths), for ``TURN_FRAMES`` frames in a row
+  (five landmarks: no extra model). From where it was, not from frontal: a face that starts half
+  turned the other way (one generated LFW head did) would otherwise have to turn twice as far.
 * ``blink``: eyes open, then closed, then open again: the mean p(open) of the two eyes (``fr-eye``
   on the 68-point landmarks) at least ``OPEN``, under ``SHUT``, at least ``OPEN`` (the gap between
   keeps a doubtful frame from counting either way). Eyes are looked at only while a blink is asked
@@ -25,7 +26,7 @@ spoof evidence (a flat face turning, single-image scores under the threshold).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class Progress:
     step: int = 0
     asked: float | None = None  # video time the current step was asked
     turned: int = 0  # frames in a row turned the asked way
-    start: float | None = None  # the nose's offset when the turn was asked
+    start: list[float] = field(default_factory=list)  # the nose's offsets on the turn's first frames
     opened: bool = False  # eyes seen open since the blink was asked
     shut: bool = False  # and closed after that
     failed: str | None = None  # why the challenge failed
@@ -96,7 +97,7 @@ class Challenge:
         p.asked = time if p.asked is None else p.asked
         step = self.steps[p.step]
         if self._did(step, p, image, face):
-            p.step, p.turned, p.start, p.opened, p.shut, p.asked = p.step + 1, 0, None, False, False, time
+            p.step, p.turned, p.start, p.opened, p.shut, p.asked = p.step + 1, 0, [], False, False, time
         elif time - p.asked > self.step_seconds:
             p.failed = f"{_MISSED[step]} within {self.step_seconds:g} s"
 
@@ -104,9 +105,14 @@ class Challenge:
         """Whether this frame completes ``step``, keeping what it needs to remember in ``p``."""
         if step != "blink":
             offset = nose_offset(face)
-            p.start = offset if p.start is None else p.start
-            moved = None if offset is None or p.start is None else offset - p.start
-            toward = moved is not None and (moved if step == "turn-left" else -moved) >= TURNED
+            if offset is None:
+                p.turned = 0
+                return False
+            if len(p.start) < TURN_FRAMES:
+                p.start.append(offset)
+                return False
+            moved = offset - float(np.median(p.start))
+            toward = (moved if step == "turn-left" else -moved) >= TURNED
             p.turned = p.turned + 1 if toward else 0
             return p.turned >= TURN_FRAMES
         if (_eye_distance(face) or 0.0) < MIN_EYES_PX:  # too small to read: this frame says nothing
