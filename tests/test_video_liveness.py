@@ -214,6 +214,10 @@ def test_challenge_arguments():
         Challenge(["blink"], 0)
     with pytest.raises(ValueError, match="liveness=True"):
         Watch(0, challenge=Challenge(["blink"]))
+    from faceprint.testing.presentations import make_presentation
+
+    with pytest.raises(ValueError, match="a print does not blink"):
+        make_presentation(Path("x.jpg"), Path("x.mp4"), "print", acts=[(0.5, "blink")])
 
 
 # -- the REST session route ------------------------------------------------------------------------
