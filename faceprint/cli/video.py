@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 SourceArg = Annotated[str, typer.Argument(help="A video file, a camera index (0) or a stream URL (rtsp://, http://).")]
+ChallengeOpt = Annotated[Optional[str], typer.Option(
+    help="With liveness (implies it): steps each person must do, in order, to be live: comma-separated "
+         "turn-left, turn-right (their own left/right), blink; the prompt is drawn and a step missed fails.")]
+StepOpt = Annotated[Optional[float], typer.Option(
+    min=0.1, help="Seconds (of video time) each challenge step may take [default: 5].")]
 
 
 def _window(show: bool) -> Callable[[np.ndarray], None] | None:
@@ -63,6 +68,7 @@ def watch(source: SourceArg,
           liveness: Annotated[bool, typer.Option(
               help="Judge each face live, spoof (a print or screen held up) or undecided: drawn by its name, "
                    "a 'liveness' event when reached or changed.")] = False,
+          challenge: ChallengeOpt = None, step_seconds: StepOpt = None,
           json_out: JsonOpt = False) -> None:
     """Recognise faces in a video, camera or stream: boxes, names and track ids, events as JSON lines."""
     from ..gallery import Gallery
@@ -71,10 +77,11 @@ def watch(source: SourceArg,
 
     def go() -> None:
         pooling = _track_attributes(analyze, attribute, attribute_dir_of(db, attributes))  # fails before the source opens
+        asked = _challenge(challenge, step_seconds)
         window = _window(show)
         with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, fpir=fpir,
                      readonly=True) as gallery:
-            watching = Watch(source, gallery, every=every, liveness=liveness)
+            watching = Watch(source, gallery, every=every, liveness=liveness or asked is not None, challenge=asked)
             writer = Writer(out_video, watching.source.fps) if out_video else None
             log = open(events, "a", encoding="utf-8") if events else None
             started, names = time.perf_counter(), set()
@@ -127,6 +134,14 @@ def _track_attributes(analyze: str | None, trained: list[str] | None, folder: Pa
     return TrackAttributes(Analyzer(only, trained=load(trained, folder) if trained else ()))
 
 
+def _challenge(text: str | None, step_seconds: float | None):
+    """The ``Challenge`` ``--challenge`` asks for, or None."""
+    from ..video.challenge import STEP_SECONDS, Challenge, parse_challenge
+
+    steps = parse_challenge(text)
+    return Challenge(steps, step_seconds or STEP_SECONDS) if steps else None
+
+
 def _dicts(events) -> list[dict]:
     return [e.to_dict() for e in events]
 
@@ -147,6 +162,7 @@ def capture(name: Annotated[str, typer.Argument(help="The person to enrol.")],
             liveness: Annotated[bool, typer.Option(
                 help="Take faces only once judged live (turning the head a little); refuse a print or screen.")]
             = False,
+            challenge: ChallengeOpt = None, step_seconds: StepOpt = None,
             json_out: JsonOpt = False) -> None:
     """Collect good, varied faces of the one person in view and enrol them (refusals say why)."""
     from ..gallery import Gallery
@@ -159,9 +175,10 @@ def capture(name: Annotated[str, typer.Argument(help="The person to enrol.")],
 
     def go() -> None:
         valid_name(name)
+        asked = _challenge(challenge, step_seconds)
         with Gallery(db, detector=detector, embedder=embedder) as gallery:
             result = run_capture(name, source, gallery, count=count, min_size=min_size, on_verdict=say,
-                                 liveness=liveness)
+                                 liveness=liveness or asked is not None, challenge=asked)
         summary = {"name": name, "enrolled": len(result.enrolled), "wanted": count, "frames": result.frames,
                    "refused": dict(result.refused.most_common())}
         if json_out:

@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
@@ -47,6 +47,8 @@ from ..gallery import Gallery
 from ..gallery.keys import KeyRow, allows, check_key
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, Decoded, load_reduced
 from ..matching import verify_vectors
+from ..video.challenge import STEP_SECONDS, STEPS, Challenge, parse_challenge
+from ..video.liveness import FPS, judge_frames
 
 log = logging.getLogger("faceprint.server")
 
@@ -60,6 +62,8 @@ DEFAULT_MAX_BODY = 20 * 1024 * 1024
 DEFAULT_CONCURRENCY = min(os.cpu_count() or 1, 3)
 #: Image requests waiting for a slot, per slot, before new ones are turned away busy
 QUEUE_PER_SLOT = 8
+#: Frames a liveness session takes: at least two, at most 6 s at 25 fps (decoded one at a time).
+SESSION_FRAMES = (2, 150)
 
 #: The web page's policy, as a header (a <meta> policy cannot forbid framing): its own inline
 #: script and style, requests to this origin only, camera frames and blob/data images.
@@ -178,6 +182,10 @@ class ImagesJson(_Body):
     images: list[str] = Field(min_length=1)
 
 
+class FramesJson(_Body):
+    frames: list[str] = Field(min_length=1, description="Video frames in time order, each base64-encoded.")
+
+
 class PersonJson(_Body):
     name: str = Field(description="A person's name (faceprint.gallery.names: refused with 422 invalid_name)")
 
@@ -262,10 +270,11 @@ async def _images(request: Request, fields: tuple[str, ...], many: str | None = 
                 found.append((value.filename or key, await value.read()))
         return found
     if ctype == "application/json":
-        model = {("image",): ImageJson, ("image_a", "image_b"): PairJson}.get(fields, ImagesJson)
+        model = {"images": ImagesJson, "frames": FramesJson}[many] if many else \
+            {("image",): ImageJson, ("image_a", "image_b"): PairJson}[fields]
         parsed = await _json(request, model)
         if many is not None:
-            return [(f"images[{i}]", _b64(s, f"images[{i}]")) for i, s in enumerate(parsed.images)]
+            return [(f"{many}[{i}]", _b64(s, f"{many}[{i}]")) for i, s in enumerate(getattr(parsed, many))]
         return [(k, _b64(getattr(parsed, k), k)) for k in fields]
     raise ApiError(415, "unsupported_media_type", "send multipart/form-data or application/json")
 
@@ -465,6 +474,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _query_only(request, ("model",), once=("model",))
         return await analysed(request, Analyzer("liveness", {"liveness": model} if model else None))
 
+    @app.post("/v1/liveness/session", openapi_extra=_upload_doc(("frames",), FramesJson, many=True))
+    async def liveness_session(
+            request: Request, _: Read,
+            fps: Annotated[float, Query(gt=0, le=120, description="frames per second they were taken at")] = FPS,
+            challenge: Annotated[str | None, Query(
+                description=f"steps the person was asked to do, in order: comma-separated {', '.join(STEPS)}")] = None,
+            step_seconds: Annotated[float, Query(gt=0, le=60, description="seconds each step may take")]
+            = STEP_SECONDS) -> dict:
+        """Video liveness on 2-150 frames of one person in time order (the largest face of each): live,
+        spoof, undecided, or failed (a challenge step not done in time), and why. ~3 s at 15-30 fps."""
+        _query_only(request, ("fps", "challenge", "step_seconds"), once=("fps", "challenge", "step_seconds"))
+        steps = parse_challenge(challenge)  # an unknown step: 400 before any image
+        async with gate():
+            items = await _images(request, (), many="frames")
+            if not SESSION_FRAMES[0] <= len(items) <= SESSION_FRAMES[1]:
+                raise ApiError(413 if len(items) > SESSION_FRAMES[1] else 422, "frame_count",
+                               f"a session takes {SESSION_FRAMES[0]} to {SESSION_FRAMES[1]} frames, not {len(items)}")
+            first: list[Decoded] = []
+
+            def frames() -> Iterator[np.ndarray]:  # decoded one at a time: a worker holds one frame
+                for name, data in items:
+                    image = load_reduced(data, app.state.min_side, max_pixels=settings.max_pixels, name=name)
+                    if not first:
+                        first.append(image)
+                    elif (image.width, image.height) != (first[0].width, first[0].height):
+                        raise ApiError(422, "frame_size", f"{name} is {image.width}x{image.height}, not "
+                                       f"{first[0].width}x{first[0].height} like the first frame")
+                    yield image.pixels
+
+            session = await run_in_threadpool(judge_frames, frames(), gallery().pipeline.detect, fps=fps,
+                                              challenge=Challenge(steps, step_seconds) if steps else None)
+        return {"verdict": session.verdict, "reason": session.reason, "frames": session.frames,
+                "frames_with_face": session.with_face, "face": session.face.scaled(first[0].scale).to_dict(),
+                "width": first[0].width, "height": first[0].height}
+
     @app.get("/v1/people")
     def people(_: Read) -> list[dict]:
         return [{"name": p["name"], "faces": p["faces"]} for p in gallery().people()]
@@ -498,7 +542,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(404, "no_thumbnail", f"no face image is kept for {name!r} (thumbnails are off)")
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.post("/v1/people/{name}/faces", openapi_extra=_upload_doc(("images",), ImagesJson))
+    @app.post("/v1/people/{name}/faces", openapi_extra=_upload_doc(("images",), ImagesJson, many=True))
     async def enroll(name: str, request: Request, _: Enroll) -> JSONResponse:
         g = gallery()
         enrolled, already, failed = [], 0, []
@@ -536,9 +580,9 @@ def _decode_side(gallery: Gallery) -> int | None:
     return math.ceil(pipe.embedder.size / fraction) if fraction else None
 
 
-def _upload_doc(fields: tuple[str, ...], json_model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for routes that read their body by hand: multipart files or base64 JSON."""
-    files = {"type": "array", "items": {"type": "string", "format": "binary"}} if fields == ("images",) else \
+def _upload_doc(fields: tuple[str, ...], json_model: type[BaseModel], many: bool = False) -> dict[str, Any]:
+    """OpenAPI for routes that read their body by hand: multipart files (``many``: repeated) or base64 JSON."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}} if many else \
         {"type": "string", "format": "binary"}
     return {"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": {"type": "object", "required": list(fields),

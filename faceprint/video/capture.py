@@ -7,7 +7,8 @@ already taken; accepted faces are also spaced in time, so twenty photos are twen
 With ``liveness``, a gallery is also kept free of photos and screens held up to the camera: every
 frame's face is shown to a ``LivenessJudge`` (``video.liveness``), every frame is refused once it
 judges the face a spoof, and a face is taken only once it has judged it live (an enrolment is worth
-a few seconds of turning the head).
+a few seconds of turning the head). With a ``challenge`` too, the face is taken only once the
+steps are done (each refusal says what is asked), and never once one was missed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 
 from ..gallery import Gallery
 from ..types import Face, Image
-from .liveness import LIVE, SPOOF, LivenessJudge
+from .challenge import Challenge, nose_offset
+from .liveness import FAILED, LIVE, SPOOF, LivenessJudge
 from .source import Source, VideoFrame
 
 #: Defaults: smallest face side in pixels; nose offset from the eyes' midpoint, in eye distances,
@@ -53,12 +55,8 @@ class Capture:
 
 def turn(face: Face) -> float | None:
     """How far the nose sits from the eyes' midpoint, in eye distances (0: frontal)."""
-    lm = face.landmarks
-    if not {"left_eye", "right_eye", "nose"} <= lm.keys():
-        return None
-    left, right, nose = (np.asarray(lm[k], np.float64) for k in ("left_eye", "right_eye", "nose"))
-    eyes = np.linalg.norm(right - left)
-    return float(abs(nose[0] - (left[0] + right[0]) / 2) / eyes) if eyes > 0 else None
+    offset = nose_offset(face)
+    return None if offset is None else abs(offset)
 
 
 def sharpness(image: Image, face: Face) -> float:
@@ -73,15 +71,18 @@ def sharpness(image: Image, face: Face) -> float:
 
 def capture(name: str, source: str | int | Path | Source, gallery: Gallery, *, count: int = 20,
             min_size: int = MIN_SIZE, on_verdict: Callable[[Verdict, VideoFrame], None] | None = None,
-            liveness: bool = False) -> Capture:
+            liveness: bool = False, challenge: Challenge | None = None) -> Capture:
     """Watch ``source`` until ``count`` good faces of one person are enrolled as ``name`` (or it ends);
-    ``liveness``: only from a face judged live, never from one judged a print or a screen."""
+    ``liveness``: only from a face judged live, never from one judged a print or a screen;
+    ``challenge`` (with liveness): only once the person did what it asks."""
+    if challenge is not None and not liveness:
+        raise ValueError("a challenge is part of liveness: pass liveness=True with it")
     source = source if isinstance(source, Source) else Source(source)
     pipe = gallery.pipeline
     result = Capture(name)
     taken: list[np.ndarray] = []
     last_time = -1e9
-    judge = LivenessJudge() if liveness else None
+    judge = LivenessJudge(challenge=challenge) if liveness else None
     for frame in source.frames():
         result.frames += 1
         verdict = _judge(frame, pipe, taken, last_time, min_size, judge)
@@ -110,10 +111,12 @@ def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, m
     if judge is not None:  # the judge needs the face of every frame, not only of those that could be taken
         faces = pipe.detect(frame.image)
         if len(faces) == 1:  # the one person enrolling is the judge's one track
-            judge.update(frame.image, 0, faces[0], frame.index)
+            judge.update(frame.image, 0, faces[0], frame.index, frame.time)
         if judge.verdict(0) == SPOOF:
             return no(f"spoof: a print or screen held up to the camera ({judge.reason(0)})",
                       faces[0] if faces else None)
+        if judge.verdict(0) == FAILED:
+            return no(f"challenge failed ({judge.reason(0)})", faces[0] if faces else None)
     if frame.time - last_time < MIN_GAP_S:
         return no("too soon after the last face taken")
     faces = pipe.detect(frame.image) if faces is None else faces
@@ -131,7 +134,8 @@ def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, m
     if sharp < MIN_SHARPNESS:
         return no(f"blurred (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})", face)
     if judge is not None and judge.verdict(0) != LIVE:
-        return no(f"not yet judged live (turn the head a little; {judge.reason(0)})", face)
+        return no(f"not yet judged live ({'' if judge.challenge else 'turn the head a little; '}{judge.reason(0)})",
+                  face)
     vector = pipe.embed(frame.image, [face])[0].vector
     if taken:
         d = 1.0 - float(np.max(np.stack(taken) @ vector))

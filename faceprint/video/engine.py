@@ -35,6 +35,7 @@ from ..draw import draw_faces
 from ..gallery import Gallery, named_face
 from ..pipeline import Pipeline, get_pipeline
 from ..types import Face, Image
+from .challenge import Challenge
 from .liveness import LivenessJudge
 from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, quality, same_look
 from .source import Source, VideoFrame
@@ -71,17 +72,20 @@ _NEAREST = 8
 @dataclass(frozen=True)
 class TrackedFace:
     """One face on screen: its track id, where it is, and who the track is (None: unknown);
-    ``liveness`` is the track's verdict (``video.liveness``) when liveness is judged, else None."""
+    ``liveness`` is the track's verdict (``video.liveness``) when liveness is judged, else None;
+    ``prompt`` what a liveness challenge asks of the person now (None: nothing)."""
 
     track: int
     face: Face
     name: str | None
     distance: float | None
     liveness: str | None = None
+    prompt: str | None = None
 
     def to_dict(self) -> dict:
         out = {"track": self.track, **named_face(self.face, self.name, self.distance, digits=4)}
-        return out if self.liveness is None else {**out, "liveness": self.liveness}
+        extra = {"liveness": self.liveness, "prompt": self.prompt}
+        return {**out, **{k: v for k, v in extra.items() if v is not None}}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class Event:
     enrolled person), ``unnamed`` (a named track's face no longer matches that person: name null),
     ``leave`` (the track ended: out of sight for good, a shot change, or the source ended). A track
     that went out of sight and comes back keeps its id and has no events for the gap. When liveness
-    is judged, ``liveness`` (the track's verdict is reached or changes: ``liveness`` says which).
+    is judged, ``liveness`` (the track's verdict is reached or changes: ``liveness`` says which,
+    ``reason`` why).
     """
 
     kind: str
@@ -102,11 +107,12 @@ class Event:
     frame: int
     time: float
     liveness: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict:
         out = {"event": self.kind, "track": self.track, "name": self.name, "frame": self.frame,
                "time": round(self.time, 3)}
-        return out if self.liveness is None else {**out, "liveness": self.liveness}
+        return out if self.liveness is None else {**out, "liveness": self.liveness, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,8 @@ class FrameResult:
         """The frame with each face's box, name, track id and liveness verdict (and its caption by
         track id, if given)."""
         captions = captions or {}
-        labels = [" ".join(filter(None, (f"{f.name or 'unknown'} #{f.track}", f.liveness, captions.get(f.track))))
+        labels = [" ".join(filter(None, (f"{f.name or 'unknown'} #{f.track}", f.liveness,
+                                         f.prompt and f"- {f.prompt}!", captions.get(f.track))))
                   for f in self.faces]
         return draw_faces(self.image, [f.face for f in self.faces], labels)
 
@@ -164,8 +171,9 @@ class Recognizer:
             events += self._recognise(frame, due)
         visible = [t for t in self.tracker.active if t.missed == 0]  # after re-attachments
         verdicts = self._judge_liveness(frame, visible, events) if self.liveness is not None else {}
-        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None else t.name, t.distance, verdicts.get(t.id))
-                      for t in visible]
+        prompts = {t.id: self.liveness.prompt(t.id) for t in visible} if self.liveness is not None else {}
+        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None else t.name, t.distance, verdicts.get(t.id),
+                                  prompts.get(t.id)) for t in visible]
         return self._last, events
 
     def close(self, frame: int, time: float) -> list[Event]:
@@ -183,11 +191,11 @@ class Recognizer:
         verdicts = {}
         for t in visible:
             before = judge.verdict(t.id)
-            verdicts[t.id] = judge.update(frame.image, t.id, t.face, frame.index)
+            verdicts[t.id] = judge.update(frame.image, t.id, t.face, frame.index, frame.time)
             if verdicts[t.id] != before:
-                _log.info("frame %d: track %d (%s) is %s: %s", frame.index, t.id, t.name, verdicts[t.id],
-                          judge.reason(t.id))
-                events.append(Event("liveness", t.id, t.name, frame.index, frame.time, verdicts[t.id]))
+                reason = judge.reason(t.id)
+                _log.info("frame %d: track %d (%s) is %s: %s", frame.index, t.id, t.name, verdicts[t.id], reason)
+                events.append(Event("liveness", t.id, t.name, frame.index, frame.time, verdicts[t.id], reason))
         return verdicts
 
     def _is_cut(self, frame: VideoFrame) -> bool:
@@ -347,18 +355,23 @@ class Watch:
                 print(result.index, face.track, face.name)
 
     ``every``: run detection and recognition on every N-th frame only (the frames between carry
-    the last answer). ``liveness``: judge each track live, spoof or undecided (``video.liveness``).
+    the last answer). ``liveness``: judge each track live, spoof or undecided (``video.liveness``);
+    ``challenge``: with liveness, what each person must do to be live (``video.challenge``).
     After the loop, ``final_events`` holds a ``leave`` per remaining track.
     """
 
     def __init__(self, source: str | int | Path | Source, gallery: Gallery | None = None, *, every: int = 1,
-                 recognizer: Recognizer | None = None, live: bool | None = None, liveness: bool = False) -> None:
+                 recognizer: Recognizer | None = None, live: bool | None = None, liveness: bool = False,
+                 challenge: Challenge | None = None) -> None:
         if every < 1:
             raise ValueError("every must be at least 1")
         if recognizer is not None and liveness:
             raise ValueError("liveness applies to the Recognizer made here: give yours a LivenessJudge instead")
+        if challenge is not None and not liveness:
+            raise ValueError("a challenge is part of liveness: pass liveness=True with it")
         self.source = source if isinstance(source, Source) else Source(source, live=live)
-        self.recognizer = recognizer or Recognizer(gallery, liveness=LivenessJudge() if liveness else None)
+        judge = LivenessJudge(challenge=challenge) if liveness else None
+        self.recognizer = recognizer or Recognizer(gallery, liveness=judge)
         self.every = every
         self.frames = 0
         self.final_events: list[Event] = []
@@ -376,6 +389,6 @@ class Watch:
 
 
 def watch(source: str | int | Path, gallery: Gallery | None = None, *, every: int = 1,
-          liveness: bool = False) -> Watch:
+          liveness: bool = False, challenge: Challenge | None = None) -> Watch:
     """Frames of ``source`` (file, camera index, stream URL) with tracked faces named from ``gallery``."""
-    return Watch(source, gallery, every=every, liveness=liveness)
+    return Watch(source, gallery, every=every, liveness=liveness, challenge=challenge)

@@ -27,6 +27,14 @@ The rule, re-read each frame from everything seen since the track appeared:
   single-image scores (when there are any) not under the model's threshold;
 * otherwise **undecided**, which is an answer: a confident wrong verdict is worse than none.
 
+With a challenge (``video.challenge``: turn, blink, each step in time) the rule changes for live:
+
+* **spoof** as above, whatever the challenge;
+* **failed**: a step was not done in time (for good: the reason says which);
+* **live**: every step done, and no spoof evidence: at most a quarter as many flat frames as deep
+  ones, and the single-image scores not under the threshold (no depth needed: a blink needs none);
+* otherwise **undecided**.
+
 Measured on generated clips only (``faceprint.testing.presentations``, ``benchmarks/video_liveness.py``),
 at 25 fps: the counts are in frames of the track, so at other rates the time to a verdict scales.
 """
@@ -34,15 +42,20 @@ at 25 fps: the counts are in frames of the track, so at other rates the time to 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
+from ..errors import NoFaceError
 from ..types import Face, Image
+from .challenge import Challenge, Progress
 
 
-LIVE, SPOOF, UNDECIDED = "live", "spoof", "undecided"
+LIVE, SPOOF, UNDECIDED, FAILED = "live", "spoof", "undecided", "failed"
+#: Frames per second a frame's time is taken at when ``update`` is given none.
+FPS = 25.0
 #: Frames the landmarks are averaged over, and frames between the two landmark sets compared.
 SMOOTH, LAG = 5, 20
 #: In eye distances: the nose's parallax that shows depth, the parallax under which a frame that
@@ -70,6 +83,7 @@ class _Evidence:
     deep: int = 0
     flat: int = 0
     scores: list[float] = field(default_factory=list)
+    challenge: Progress = field(default_factory=Progress)
     verdict: str = UNDECIDED
 
 
@@ -77,18 +91,21 @@ class LivenessJudge:
     """Per-track liveness verdicts from the faces of each frame (see the module docstring).
 
     ``update`` once per frame for each visible track; tracks are forgotten with ``forget``. The
-    single-image model loads on the first face scored.
+    single-image model loads on the first face scored. ``challenge``: what each track is asked to do
+    (``prompt``) before it can be live.
     """
 
-    def __init__(self, *, score_every: int = SCORE_EVERY) -> None:
+    def __init__(self, *, score_every: int = SCORE_EVERY, challenge: Challenge | None = None) -> None:
         if score_every < 1:
             raise ValueError("score_every must be at least 1")
         self.score_every = score_every
+        self.challenge = challenge
         self._tracks: dict[int, _Evidence] = {}
         self._model = None
 
-    def update(self, image: Image, track: int, face: Face, frame: int) -> str:
-        """Weigh ``face`` (the track's face on frame number ``frame`` of ``image``) and return the track's verdict."""
+    def update(self, image: Image, track: int, face: Face, frame: int, time: float | None = None) -> str:
+        """Weigh ``face`` (the track's face on frame number ``frame``, at ``time`` seconds: by default
+        ``frame / FPS``, of ``image``) and return the track's verdict."""
         e = self._tracks.setdefault(track, _Evidence())
         if frame - e.last_frame > LAG:  # back after a gap: compare only frames of this stretch
             e.raw.clear()
@@ -106,7 +123,11 @@ class LivenessJudge:
         if e.frames % self.score_every == 0:
             e.scores.append(self._score(image, face))
         e.frames += 1
-        e.verdict = _decide(e, self.threshold)
+        if self.challenge is None:
+            e.verdict = _decide(e, self.threshold)
+        else:
+            self.challenge.see(e.challenge, image, face, frame / FPS if time is None else time)
+            e.verdict = _decide_challenged(e, self.threshold, self.challenge.done(e.challenge))
         return e.verdict
 
     def verdict(self, track: int) -> str:
@@ -114,13 +135,25 @@ class LivenessJudge:
         return e.verdict if e is not None else UNDECIDED
 
     def reason(self, track: int) -> str:
-        """Why the track has its verdict, in words (for logs and refusals)."""
+        """Why the track has its verdict, in words (for logs and refusals): a failed challenge's reason first."""
         e = self._tracks.get(track)
         if e is None:
             return "not seen"
         image = (f"single-image p(live) {_mean_score(e):.4f} over {len(e.scores)} frame(s)" if e.scores
                  else "no image score")
-        return f"{e.flat} flat and {e.deep} deep frame(s) of {e.frames}; {image}"
+        seen = f"{e.flat} flat and {e.deep} deep frame(s) of {e.frames}; {image}"
+        if self.challenge is None:
+            return seen
+        c = self.challenge
+        step = e.challenge.failed or ("challenge done" if c.done(e.challenge) else f"asked: {c.prompt(e.challenge)}")
+        return f"{step}; {seen}"
+
+    def prompt(self, track: int) -> str | None:
+        """What the track's person is asked to do now (None: nothing, or no challenge)."""
+        if self.challenge is None:
+            return None
+        e = self._tracks.get(track)
+        return self.challenge.prompt(e.challenge if e is not None else Progress())
 
     def forget(self, keep: set[int]) -> None:
         """Drop the evidence of every track not in ``keep`` (tracks that ended)."""
@@ -142,15 +175,57 @@ class LivenessJudge:
         return self._model
 
 
+@dataclass(frozen=True)
+class Session:
+    """The verdict on a few seconds of frames of one person (``judge_frames``), and why; ``face`` is the
+    face of the last frame that had one."""
+
+    verdict: str
+    reason: str
+    frames: int
+    with_face: int
+    face: Face
+
+
+def judge_frames(frames: Iterable[Image], detect: Callable[[Image], list[Face]], *, fps: float = FPS,
+                 challenge: Challenge | None = None) -> Session:
+    """Judge frames in time order, ``fps`` apart, as one track: in each, the largest face ``detect``
+    finds (a session is one person in front of their camera: the web page's webcam, a phone's)."""
+    judge = LivenessJudge(challenge=challenge)
+    count, seen, last = 0, 0, None
+    for index, image in enumerate(frames):
+        count += 1
+        faces = detect(image)
+        if faces:
+            last = max(faces, key=lambda f: f.width * f.height)
+            judge.update(image, 0, last, index, index / fps)
+            seen += 1
+    if last is None:
+        raise NoFaceError(f"no face in any of the {count} frame(s)")
+    return Session(judge.verdict(0), judge.reason(0), count, seen, last)
+
+
 def _decide(e: _Evidence, threshold: float) -> str:
-    image_low = bool(e.scores) and _mean_score(e) < threshold
     if e.flat >= NEED and e.deep * 4 <= e.flat:
         return SPOOF
     if e.deep == 0 and len(e.scores) >= SCORES and _mean_score(e) * IMAGE_MARGIN < threshold:
         return SPOOF
-    if e.deep >= NEED and e.flat * 4 <= e.deep and not image_low:
+    if e.deep >= NEED and _clean(e, threshold):
         return LIVE
     return UNDECIDED
+
+
+def _decide_challenged(e: _Evidence, threshold: float, done: bool) -> str:
+    if _decide(e, threshold) == SPOOF:
+        return SPOOF
+    if e.challenge.failed:
+        return FAILED
+    return LIVE if done and _clean(e, threshold) else UNDECIDED
+
+
+def _clean(e: _Evidence, threshold: float) -> bool:
+    """No spoof evidence: at most a quarter as many flat frames as deep ones, the image scores not low."""
+    return e.flat * 4 <= e.deep and not (e.scores and _mean_score(e) < threshold)
 
 
 def _mean_score(e: _Evidence) -> float:
