@@ -17,6 +17,7 @@ setup: system-packages
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(FETCH_ENV) $(BIN)/faceprint models fetch
+	$(BIN)/python tests/runner_venv.py >/dev/null  # the export test's clean virtualenv (.venv-runner)
 
 system-packages:
 	@missing=""; \

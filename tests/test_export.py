@@ -3,7 +3,6 @@ gives faceprint's answers on real LFW pairs; a damaged bundle is refused; bad ar
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import pytest
 from faceprint.lfw import read_pairs
 from faceprint.pipeline import get_pipeline
 
+from .runner_venv import RUNTIME, runner_python
+
 FACEPRINT = [sys.executable, "-m", "faceprint"]
-#: What the runner may import, at the versions faceprint runs here (so the comparison is of code, not of library versions).
-RUNTIME = ("onnxruntime", "numpy", "opencv-python-headless")
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +29,13 @@ def bundle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean_python(tmp_path_factory) -> Path:
-    """A virtualenv with nothing but the runner's three dependencies (from the package index)."""
-    venv = tmp_path_factory.mktemp("runner-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    pins = [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME]
-    done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+def clean_python() -> Path:
+    """A virtualenv with nothing but the runner's three dependencies (made by `make setup`)."""
+    python = runner_python()
     listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True)
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert "faceprint" not in names and "pillow" not in names
+    assert {n.lower() for n in RUNTIME} <= names
     return python
 
 
