@@ -3,6 +3,7 @@ and throwaway servers (PostgreSQL; Milvus standalone, started early so it comes 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def analysis_server(tmp_path_factory):
 
 
 # -- Milvus standalone: one server for the session, for the tests marked ``milvus_server`` ---------------
-_milvus: dict = {}  # "server": the MilvusServer once started, or "skip": why it could not be
+_milvus: dict = {}  # "server": the MilvusServer once started ("error": how its start failed), or "skip": why not
 _MILVUS_MODULES = pytest.StashKey[set]()  # the test files with such tests
 
 
@@ -68,6 +69,7 @@ def pytest_configure(config):
                             "(runs last in its module; the server starts when the module does)")
 
 
+@pytest.hookimpl(trylast=True)  # after -m / -k deselected theirs
 def pytest_collection_modifyitems(config, items):
     """Tests that need the Milvus server go last in their module: the server is started when the module's
     first test is (``pytest_runtest_setup``) and comes up (10-40 s) while the others run."""
@@ -85,17 +87,17 @@ def pytest_runtest_setup(item):
         _start_milvus()
 
 
-def _start_milvus() -> MilvusServer | None:
-    if not _milvus:
-        server = MilvusServer()
-        try:
-            server.start()
-        except RuntimeError as e:  # not installed here: its tests skip, saying so
-            server.close()
-            _milvus["skip"] = str(e)
-        else:
-            _milvus["server"] = server
-    return _milvus.get("server")
+def _start_milvus() -> None:
+    if _milvus:
+        return
+    if importlib.util.find_spec("milvus") is None:
+        _milvus["skip"] = "Milvus standalone is not installed (make setup installs it: pip install milvus==2.3.5)"
+        return
+    _milvus["server"] = MilvusServer()
+    try:
+        _milvus["server"].start()
+    except Exception as e:  # noqa: BLE001 - raised by the fixture, in the tests that need the server
+        _milvus["error"] = e
 
 
 def pytest_sessionfinish(session):
@@ -105,10 +107,12 @@ def pytest_sessionfinish(session):
 
 @pytest.fixture(scope="session")
 def milvus_server() -> MilvusServer:
-    """Milvus 2.3 standalone on loopback (``tests/servers.py``), its data in a temporary folder; killed
-    at the end of the session. Tests that stop it start it again (``stop``, ``start``, ``wait``)."""
-    server = _start_milvus()
-    if server is None:
+    """Milvus 2.3 standalone on free local ports (``tests/servers.py``), its data in a temporary folder;
+    killed at the end of the session. Tests that stop it start it again (``stop``, ``start``, ``wait``)."""
+    _start_milvus()
+    if "skip" in _milvus:
         pytest.skip(_milvus["skip"])
-    server.wait()
-    return server
+    if "error" in _milvus:
+        raise _milvus["error"]
+    _milvus["server"].wait()
+    return _milvus["server"]

@@ -109,11 +109,8 @@ class MilvusServer:
 
     def _prepare(self, data: Path) -> None:
         """The binary unpacked and the config written, as ``milvus-server`` does before it starts one."""
-        try:
-            import milvus
-        except ImportError:
-            raise RuntimeError("the milvus package (Milvus standalone) is not installed "
-                               "(make setup installs it: pip install milvus==2.3.5)") from None
+        import milvus
+
         config = milvus.MilvusServerConfig(data_dir=str(data), **{f"{k}_port": v for k, v in self.ports.items()})
         for key, value in self.SETTINGS.items():
             config.set(key, value)
