@@ -78,8 +78,8 @@ class MilvusServer:
     the next one, so a restarted server would not be where its clients look.
 
     ``start`` returns at once (startup takes 10-40 s: the binary is unpacked into the folder, then
-    etcd and the coordinators come up); ``wait`` blocks until it is healthy. ``stop`` then ``start``
-    restarts it on the same data, config and ports."""
+    etcd and the coordinators come up); ``wait`` blocks until it is healthy. ``stop`` (a kill) then
+    ``start`` restarts it on the same data, config and ports."""
 
     PORTS = ("proxy", "proxy_internal", "etcd", "root_coord", "query_coord", "query_node", "index_coord",
              "index_node", "data_coord", "data_node")
@@ -138,18 +138,12 @@ class MilvusServer:
                 raise RuntimeError(f"Milvus was not healthy within {timeout:.0f} s: {self.log()}")
             time.sleep(0.3)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Terminated (it shuts down on its own), killed after ``grace`` seconds; at once with 0, as in a crash."""
+    def stop(self) -> None:
+        """Killed, as in a crash (SIGKILL to its process group: anything it started goes too)."""
         if self.proc is None:
             return
-        if grace:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                pass
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: anything it left behind goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
@@ -157,7 +151,7 @@ class MilvusServer:
 
     def close(self) -> None:
         """Killed (its data is thrown away: no need to shut down cleanly), its folder removed."""
-        self.stop(grace=0)
+        self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
