@@ -7,6 +7,7 @@ it is missing, and the ``milvus`` wheel from PyPI), so no test needs a server st
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -20,6 +21,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from platformdirs import user_cache_dir
 
 
 def free_port() -> int:
@@ -77,8 +80,8 @@ class MilvusServer:
     ``milvus-server``: that moves a port it cannot bind at once (one in TIME_WAIT after a restart) to
     the next one, so a restarted server would not be where its clients look.
 
-    ``start`` returns at once (startup takes 10-40 s: the binary is unpacked into the folder, then
-    etcd and the coordinators come up); ``wait`` blocks until it is healthy. ``stop`` (a kill) then
+    ``start`` returns at once (startup takes 10-40 s: etcd and the coordinators come up; the first
+    time on a machine, the binary is also unpacked into faceprint's cache); ``wait`` blocks until it is healthy. ``stop`` (a kill) then
     ``start`` restarts it on the same data, config and ports."""
 
     PORTS = ("proxy", "proxy_internal", "etcd", "root_coord", "query_coord", "query_node", "index_coord",
@@ -115,7 +118,13 @@ class MilvusServer:
         for key, value in self.SETTINGS.items():
             config.set(key, value)
         config.resolve()  # binds each given port once to check it is free, writes configs/milvus.yaml
-        milvus._initialize_data_files(str(data))  # pinned to 2.3.5: unpacks bin/ (about 6 s of CPU)
+        # the binary (250 MB, 6 s of CPU to unpack) once per machine and version, in faceprint's cache
+        cache = Path(user_cache_dir("faceprint")) / f"milvus-{milvus.__version__}"
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test session may be unpacking it
+            milvus._initialize_data_files(str(cache))  # pinned to 2.3.5; only checksums once unpacked
+        (data / "bin").symlink_to(cache / "bin")
         etcd, peer = f"http://127.0.0.1:{self.ports['etcd']}", f"http://127.0.0.1:{free_port()}"
         (self.root / "etcd.yaml").write_text(
             f"listen-client-urls: {etcd}\nadvertise-client-urls: {etcd}\nlisten-peer-urls: {peer}\n"
