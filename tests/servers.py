@@ -80,9 +80,9 @@ class MilvusServer:
     ``milvus-server``: that moves a port it cannot bind at once (one in TIME_WAIT after a restart) to
     the next one, so a restarted server would not be where its clients look.
 
-    ``start`` returns at once (startup takes 10-40 s: etcd and the coordinators come up; the first
-    time on a machine, the binary is also unpacked into faceprint's cache); ``wait`` blocks until it is healthy. ``stop`` (a kill) then
-    ``start`` restarts it on the same data, config and ports."""
+    ``start`` returns at once (startup takes 3-40 s: etcd and the coordinators come up; the first time
+    on a machine, the binary is also unpacked into faceprint's cache); ``wait`` blocks until it is
+    healthy. ``stop`` (a kill) then ``start`` restarts it on the same data, config and ports."""
 
     PORTS = ("proxy", "proxy_internal", "etcd", "root_coord", "query_coord", "query_node", "index_coord",
              "index_node", "data_coord", "data_node")
