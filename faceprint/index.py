@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,7 @@ class FaceIndex:
     # -- two-stage search ----------------------------------------------------------------------
     def _to_graph(self) -> None:
         """Fit the principal components on the faces so far, then move them into graph and store."""
-        from usearch.index import Index
-
+        Index = _usearch_index()
         vectors, keys = self._matrix, self._keys
         self._mean = vectors.mean(0)
         centred = vectors - self._mean
@@ -223,8 +223,7 @@ class FaceIndex:
             with np.load(path) as data:
                 index._keys, index._matrix = data["keys"], data["matrix"]
                 if meta["approximate"]:
-                    from usearch.index import Index
-
+                    Index = _usearch_index()
                     index._used, index._mean, index._basis = len(index._keys), data["mean"], data["basis"]
                     index._hnsw = Index.restore(data["graph"].tobytes())
                     if index._hnsw is None:
@@ -268,6 +267,15 @@ def _grown(a: np.ndarray, rows: int) -> np.ndarray:
     a = a if a.flags.owndata else a.copy()
     a.resize((rows, *a.shape[1:]), refcheck=False)
     return a
+
+
+def _usearch_index():
+    """usearch's ``Index``, imported after onnxruntime (``runtime``): the other way round, as in a gallery
+    searched by vector before any model is loaded, onnxruntime's import segfaults (libstdc++)."""
+    import_module(".runtime", __package__)
+    from usearch.index import Index
+
+    return Index
 
 
 def _threads() -> int:

@@ -1,15 +1,18 @@
-"""Throwaway servers for tests: a PostgreSQL cluster in a temporary folder, on loopback only.
+"""Throwaway servers for tests: a PostgreSQL cluster and a Milvus standalone server in temporary
+folders, on free loopback ports.
 
 Started by the tests themselves (``make setup`` installs PostgreSQL from Debian's packages where
-it is missing), so no test needs a server started by hand.
+it is missing, and the ``milvus`` wheel from PyPI), so no test needs a server started by hand.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +21,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from platformdirs import user_cache_dir
 
 
 def free_port() -> int:
@@ -61,6 +66,105 @@ def postgres() -> Iterator[str]:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+class MilvusServer:
+    """Milvus 2.3 standalone as PyPI's ``milvus`` package (2.3.5) ships it: the server binary, with an
+    embedded etcd and local storage, its data in a temporary folder.
+
+    The package's own config writer (what its ``milvus-server`` command runs) writes the config with
+    every port a free one picked here: the gRPC proxy (the one clients use), the coordinators' and
+    nodes' internal ports, the metrics/health port and the embedded etcd's client and peer ports,
+    which listen on loopback only (``ETCD_CONFIG_PATH``). Milvus 2.3 has no listen address setting:
+    its gRPC ports bind every interface. The binary is run directly rather than through
+    ``milvus-server``: that moves a port it cannot bind at once (one in TIME_WAIT after a restart) to
+    the next one, so a restarted server would not be where its clients look.
+
+    ``start`` returns at once (startup takes 3-40 s: etcd and the coordinators come up; the first time
+    on a machine, the binary is also unpacked into faceprint's cache); ``wait`` blocks until it is
+    healthy. ``stop`` (a kill) then ``start`` restarts it on the same data, config and ports."""
+
+    PORTS = ("proxy", "proxy_internal", "etcd", "root_coord", "query_coord", "query_node", "index_coord",
+             "index_node", "data_coord", "data_node")
+    #: Quicker than the defaults, for tests: Strong reads wait for the next time tick (200 ms by default);
+    #: a server killed and started again waits for its old etcd sessions to expire (30 s) before it
+    #: loads collections; a new collection is loaded in a few query coordinator rounds (1 s each).
+    SETTINGS = {"proxy.timeTickInterval": 50, "common.session.ttl": 10, "queryCoord.checkInterval": 200,
+                "queryCoord.distPullInterval": 100}
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="faceprint-milvus-"))
+        self.ports = {name: free_port() for name in self.PORTS}
+        self.metrics = free_port()
+        self.uri = f"http://127.0.0.1:{self.ports['proxy']}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        data = self.root / "data"
+        if not data.is_dir():
+            self._prepare(data)
+        env = {**os.environ, "DEPLOY_MODE": "STANDALONE", "METRICS_PORT": str(self.metrics),
+               "MILVUS_RUN_DIR": str(data / "run"), "ETCD_CONFIG_PATH": str(self.root / "etcd.yaml"),
+               "LD_LIBRARY_PATH": ":".join(filter(None, [str(data / "bin"), os.environ.get("LD_LIBRARY_PATH")]))}
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen([str(data / "bin" / "milvus"), "run", "standalone"], cwd=data, env=env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _prepare(self, data: Path) -> None:
+        """The binary unpacked and the config written, as ``milvus-server`` does before it starts one."""
+        import milvus
+
+        config = milvus.MilvusServerConfig(data_dir=str(data), **{f"{k}_port": v for k, v in self.ports.items()})
+        for key, value in self.SETTINGS.items():
+            config.set(key, value)
+        config.resolve()  # binds each given port once to check it is free, writes configs/milvus.yaml
+        # the binary (250 MB, 6 s of CPU to unpack) once per machine and version, in faceprint's cache
+        cache = Path(user_cache_dir("faceprint")) / f"milvus-{milvus.__version__}"
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / "lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another test session may be unpacking it
+            milvus._initialize_data_files(str(cache))  # pinned to 2.3.5; only checksums once unpacked
+        (data / "bin").symlink_to(cache / "bin")
+        etcd, peer = f"http://127.0.0.1:{self.ports['etcd']}", f"http://127.0.0.1:{free_port()}"
+        (self.root / "etcd.yaml").write_text(
+            f"listen-client-urls: {etcd}\nadvertise-client-urls: {etcd}\nlisten-peer-urls: {peer}\n"
+            f"initial-advertise-peer-urls: {peer}\ninitial-cluster: default={peer}\n")
+
+    def wait(self, timeout: float = 180.0) -> str:
+        """The URI, once the server reports itself healthy."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"Milvus exited with {self.proc.returncode}: {self.log()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.metrics}/healthz", timeout=2).text.strip() == "OK":
+                    return self.uri
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Milvus was not healthy within {timeout:.0f} s: {self.log()}")
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        """Killed, as in a crash (SIGKILL to its process group: anything it started goes too)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        """Killed (its data is thrown away: no need to shut down cleanly), its folder removed."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def log(self) -> str:
+        return (self.root / "server.log").read_text(errors="replace")[-2000:]
 
 
 def api_key(db: Path | str, *scopes: str, env: dict | None = None) -> str:

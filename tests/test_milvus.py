@@ -1,4 +1,7 @@
-"""Vectors in Milvus, tested against Milvus Lite (embedded, in tmp_path) with real LFW faceprints.
+"""Vectors in Milvus, tested against Milvus Lite (embedded, in tmp_path) with real LFW faceprints, and
+where a real server differs, against Milvus 2.3 standalone (``milvus_server``, HNSW: a rebuild that
+lists every id, which a server pages through, and the server restarted under a running gallery, then
+the gallery restarted, each caught up from the log).
 
 Milvus search agrees with the exact in-memory index; a gallery with its vectors in Milvus enrols,
 identifies and removes (a removed person is never returned, and their vectors leave Milvus at once);
@@ -6,7 +9,9 @@ a second gallery object sees the first's changes; a restart catches up from the 
 re-uploading; a collection that disagrees with the database (vectors missing or extra, a stamp from
 a later or another database, a reindex) is rebuilt; Milvus Lite's one-process-per-folder rule is
 met with a clear error; processes share vectors through a Milvus server (``milvus-lite server``);
-``faceprint serve --vectors`` works over HTTP; an encrypted gallery refuses Milvus.
+``faceprint serve --vectors`` works over HTTP; an encrypted gallery refuses Milvus; a gallery whose
+Milvus server goes down fails with a clear error, names no one removed meanwhile, and catches up
+when the server is back.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -53,6 +59,20 @@ FACEPRINT = str(Path(sys.executable).parent / "faceprint")
 def _no_key_from_env(monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     monkeypatch.delenv("FACEPRINT_VECTORS", raising=False)
+
+
+def _on_server(*values):
+    """Parameters with ``vectors="server"``: marked, so the session's server is started for them."""
+    return pytest.param(*values, marks=pytest.mark.milvus_server)
+
+
+@pytest.fixture
+def vectors(request, tmp_path) -> str:
+    """Where the test's vectors go: a Milvus Lite folder in tmp_path, or (``"server"``) the session's
+    Milvus standalone server, where each gallery has its own collections."""
+    if getattr(request, "param", "lite") == "server":
+        return request.getfixturevalue("milvus_server").uri
+    return str(tmp_path / "v.db")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -234,9 +254,11 @@ def test_a_restart_catches_up_from_the_log(tmp_path, faces, monkeypatch, databas
         assert len(g._vectors._index) == g.store.count_embeddings(EMBEDDER) == 2 * 38 + 5
 
 
-@pytest.mark.parametrize("damage", ["missing", "stray", "newer", "foreign"])
-def test_a_collection_that_disagrees_is_rebuilt(tmp_path, faces, monkeypatch, damage):
-    db, vectors = tmp_path / "g.db", str(tmp_path / "v.db")
+@pytest.mark.parametrize("damage,vectors", [(d, "lite") for d in ("missing", "stray", "newer", "foreign")] +
+                         [_on_server("stray", "server")], indirect=["vectors"])
+def test_a_collection_that_disagrees_is_rebuilt(tmp_path, faces, monkeypatch, damage, vectors):
+    """On a server, "stray" also checks the listing of every id, which pages through a query iterator there."""
+    db = tmp_path / "g.db"
     _fill(db, faces, range(2))
     with Gallery(db, vectors=vectors) as g:
         _top_names(g, faces, 3)
@@ -250,7 +272,7 @@ def test_a_collection_that_disagrees_is_rebuilt(tmp_path, faces, monkeypatch, da
         elif damage == "foreign":
             index.client.upsert(STAMPS, [{"collection": index.name, "gallery": "0" * 32, "embedder": EMBEDDER,
                                           "seq": store.last_change(), "building": 0, "v": [1.0, 0.0]}])
-        index.client.flush(index.name)
+        index._flush(always=True)  # on a server: sealing asked for, not waited for
     rebuilds = _count_rebuilds(monkeypatch)
     with Gallery(db, vectors=vectors) as g:
         hits = _top_names(g, faces, 3)
@@ -427,6 +449,45 @@ def test_collection_names_keep_galleries_and_embedders_apart():
     assert a != collection_name("1" * 32, "faceplugin") != collection_name("0" * 32, "dlib-resnet")
     assert collection_name("0" * 32, "a-b") != collection_name("0" * 32, "a_b")  # same letters, other name
     assert all(c.isalnum() or c == "_" for c in collection_name("0" * 32, "fusion(a+b)/v2"))
+
+
+@pytest.mark.milvus_server
+def test_a_milvus_server_restart_under_a_running_gallery(tmp_path, faces, monkeypatch, milvus_server):
+    """The server killed under a gallery: a removal still empties the database at once (Milvus is told
+    later), searches fail with a clear error instead of answering, and once the server is back the
+    gallery catches up from the log, so the removed person is never named and nothing is re-uploaded.
+    Then the gallery restarts, and catches up with what was written to the database meanwhile."""
+    db, names = tmp_path / "g.db", list(faces)
+    _fill(db, faces, range(2))
+    rebuilds = _count_rebuilds(monkeypatch)
+    with Gallery(db, vectors=milvus_server.uri) as g:
+        assert sum(found[:1] == [n] for n, found in _top_names(g, faces, 3).items()) >= 37
+        milvus_server.stop()  # killed
+        try:
+            assert g.remove(names[0]).faces == 2
+            assert not g.store.has_person(names[0])
+            with pytest.raises(GalleryError, match=re.escape(f"--vectors {milvus_server.uri}: Milvus failed")):
+                g.search(faces[names[1]][3][None])
+        finally:
+            milvus_server.start()
+            milvus_server.wait()
+        hits = _top_names(g, faces, 3, k=5)
+        assert names[0] not in {n for found in hits.values() for n in found}
+        assert sum(hits[n][:1] == [n] for n in names[1:]) >= 36
+        index = g._vectors._index
+        assert len(index) == g.store.count_embeddings(EMBEDDER) == 2 * len(faces) - 2
+        assert index.stamp()["seq"] == g.store.last_change()
+    store = open_store(db)  # while no gallery follows it
+    store.remove(names[1])
+    _add(store, names[2], faces[names[2]][2], 2)
+    store.close()
+    with Gallery(db, vectors=milvus_server.uri) as g:
+        hits = _top_names(g, faces, 3, k=5)
+        assert not {n for found in hits.values() for n in found} & set(names[:2])
+        (who, d), *_ = g.search(faces[names[2]][2][None], 1)[0]
+        assert who == names[2] and d < 1e-4
+        assert g._vectors._index.stamp()["seq"] == g.store.last_change()
+    assert len(rebuilds) == 1  # the first search's upload only: both restarts caught up from the log
 
 
 # -- processes ----------------------------------------------------------------------------------------

@@ -138,9 +138,31 @@ class MilvusVectors(Vectors):
         index.follow(store)
         return index
 
+    def synced(self, store: Store, embedder: str, dims: Callable[[], int]) -> MilvusIndex:
+        return self._once_more(lambda: super(MilvusVectors, self).synced(store, embedder, dims))
+
     def search(self, store: Store, embedder: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Milvus serves concurrent searches: no lock is held over the round trip."""
-        return self.synced(store, embedder, lambda: queries.shape[1]).search(queries, k)
+        return self._once_more(lambda: self.synced(store, embedder, lambda: queries.shape[1]).search(queries, k))
+
+    def _once_more(self, call: Callable):
+        """``call()``, and once more if Milvus refused it, after making sure the collections are there and
+        loaded (a restarted server may not have loaded them yet). Refused again (the server down): a
+        GalleryError naming the Milvus, so the caller gets no answer rather than one from an index behind
+        the database. Nothing is lost: the stamp stays behind the log, and the next search catches up."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            try:
+                return call()
+            except MilvusException as e:
+                log.info("--vectors %s: %s; making sure the collections are loaded and trying again",
+                         self.uri, _message(e))
+                if self._index is not None:
+                    self._index._ready = False
+                return call()
+        except MilvusException as e:
+            raise GalleryError(f"--vectors {self.uri}: Milvus failed: {_message(e)}") from e
 
     def forget(self, store: Store, embedder: str, dims: Callable[[], int]) -> None:
         """Erase a removed person's vectors from Milvus now, not at the next search."""
@@ -456,11 +478,14 @@ class MilvusIndex:
 
     def _flush(self, always: bool) -> None:
         """Milvus Lite: seal written rows into a segment once there are enough of them (or now, after a
-        rebuild). A server seals segments itself; it is asked to only after a rebuild's bulk upload."""
+        rebuild). A server seals segments itself; it is asked to only after a rebuild's bulk upload, so
+        that it indexes them, and not waited for (that takes seconds): it indexes in the background."""
         if always or (self.conn.lite_engine and self._unflushed >= LITE_FLUSH_ROWS):
-            self.client.flush(self.name)
             if self.conn.lite_engine:
+                self.client.flush(self.name)
                 self.client.flush(STAMPS)
+            else:
+                self.client.flush(self.name, _async=True)
             self._unflushed = 0
 
 
