@@ -81,6 +81,10 @@ class OperatingPoint:
     tar: float
 
 
+#: The false-accept rates `eval thresholds` measures: an embedder's ``ModelSpec.far_thresholds``.
+FAR_TABLE = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+
+
 def operating_points(vectors: dict[str, np.ndarray | None], fars: tuple[float, ...] = (1e-2, 1e-3, 1e-4, 1e-5)
                      ) -> tuple[list[OperatingPoint], int, int]:
     """Thresholds that hold each false-accept rate, over every pair of the embedded images.
@@ -232,7 +236,7 @@ def thresholds_report(lfw: Path, detector: str, embedder: str, *, folds: int | N
     cross-identity pair of the pairs' images, and the TAR and FRR it leaves."""
     images = pair_images(read_pairs(lfw, folds, pairs_per_fold))
     run = embed_for_report(images, detector, embedder, workers, cache, progress)
-    points, n_imp, n_gen = operating_points(run.vectors)
+    points, n_imp, n_gen = operating_points(run.vectors, FAR_TABLE)
     return {"detector": detector, "embedder": embedder, "images": len(images),
             "impostor_pairs": n_imp, "genuine_pairs": n_gen, "far_resolution": 1 / max(n_imp, 1),
             "points": [{**p.__dict__, "frr": 1 - p.tar} for p in points]}
