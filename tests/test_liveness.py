@@ -40,12 +40,19 @@ def _live(image: np.ndarray) -> float:
     return a.liveness.probability
 
 
-def test_the_package_feeds_the_model_as_the_probe_does(lfw_dir):
+def test_the_package_feeds_the_model_as_the_probe_does(lfw_dir, monkeypatch):
     """Same box, same p(live) as benchmarks/prototypes/analysis_probe.py (crop, RGB, raw 0..255, softmax[0])."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "prototypes" / "analysis_probe.py"
-    spec = importlib.util.spec_from_file_location("analysis_probe", path)
+    benchmarks = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location("analysis_probe", benchmarks / "prototypes" / "analysis_probe.py")
     probe = importlib.util.module_from_spec(spec)
+    # the probe puts benchmarks/ first on the path for its labels: undone after this test, with the
+    # modules it imported from there, or `import milvus` later in the session finds benchmarks/milvus.py
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    loaded = set(sys.modules)
     spec.loader.exec_module(probe)
+    for name in set(sys.modules) - loaded:
+        if str(getattr(sys.modules[name], "__file__", "") or "").startswith(str(benchmarks)):
+            del sys.modules[name]
     model = get_model("liveness")
     diffs = []
     for name in PEOPLE[:4]:
