@@ -98,9 +98,12 @@ class Vectors(ABC):
             return self._index
 
     def size(self, store: Store, embedder: str, dims: Callable[[], int]) -> int:
-        """Faces in the index once in step (counted when it last changed, not at every call)."""
+        """Faces in the index as the last search left it (brought in step now only if it never was):
+        the gallery's threshold then fits the index its answers came from, and asking for it, as the
+        video engine does for every track on every frame, costs no database query."""
         with self._lock:
-            self.synced(store, embedder, dims)
+            if self._index is None or embedder != self._embedder:
+                self.synced(store, embedder, dims)
             return self._size
 
     def search(self, store: Store, embedder: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..analysis import Analyzer
-from ..analysis import ATTRIBUTES
+from ..analysis import ATTRIBUTES, Analyzer
 from ..analysis.record import EXPRESSIONS, Age, Expression, FaceAnalysis, Gender, Label
 from ..types import Image
 from .engine import Event, FrameResult
