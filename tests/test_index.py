@@ -148,6 +148,30 @@ def test_gallery_index_follows_the_database(tmp_path, faces, approx_from):
         assert len(g2._synced_index()) == open_store(db).count_embeddings(EMBEDDER)
 
 
+def test_a_face_given_a_removed_faces_id_is_replayed_into_the_index(tmp_path, faces):
+    """SQLite gives a removed face's id to the next face enrolled, so the log reads add X, remove X,
+    add X: the index must end holding the new face (replay once dropped it with the removed one, and
+    the gallery's count check then rebuilt the whole index)."""
+    from faceprint.gallery.vectors import replay
+
+    db = tmp_path / "g.db"
+    _fill(db, faces, range(1))
+    store = open_store(db)
+    names = list(faces)
+    ids, vectors = store.embeddings(EMBEDDER, -1, limit=10**6)
+    index = FaceIndex(vectors.shape[1])
+    index.add(ids, vectors)
+    seq = store.last_change()
+    store.remove(names[-1])  # enrolled last: its face has the largest id
+    new = _add(store, names[0], faces[names[0]][1], 1)
+    assert new == int(ids.max())  # the id was reused, or this test tests nothing
+    replay(index, store, EMBEDDER, store.changes_since(seq))
+    keys, dist = index.search(faces[names[0]][1][None], 1)
+    assert keys[0, 0] == new and dist[0, 0] < 1e-4
+    assert len(index) == store.count_embeddings(EMBEDDER)
+    store.close()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "foreign", "newer"])
 def test_a_bad_index_file_is_rebuilt(tmp_path, faces, damage):
     db = tmp_path / "g.db"

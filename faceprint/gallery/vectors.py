@@ -54,9 +54,12 @@ class VectorIndex(Protocol):
 def replay(index: VectorIndex, store: Store, embedder: str, changes: Changes, batch: int = 1000) -> None:
     """Apply logged adds and removes to ``index``; idempotent, so a change seen twice does no harm
     (an index that does not upsert has an added face removed first, so it is never held twice; one
-    that does is not asked to delete what it is about to replace)."""
-    removed = {f for _, op, f in changes if op == "remove"}
-    added = [f for _, op, f in changes if op == "add" and f not in removed]
+    that does is not asked to delete what it is about to replace). Each face ends as its last change
+    leaves it: a database may give a removed face's id to the next face enrolled (SQLite reuses the
+    largest), and that face must be added, not lost with the one removed before it."""
+    last = {f: op for _, op, f in changes if op in ("add", "remove")}
+    removed = {f for f, op in last.items() if op == "remove"}
+    added = sorted(f for f, op in last.items() if op == "add")
     stale = removed if index.upserts else {*removed, *added}
     if stale:
         index.remove(np.array(sorted(stale), np.int64))
