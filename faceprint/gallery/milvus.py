@@ -159,7 +159,7 @@ class MilvusVectors(Vectors):
                 log.info("--vectors %s: %s; making sure the collections are loaded and trying again",
                          self.uri, _message(e))
                 if self._index is not None:
-                    self._index._ready = False
+                    self._index.recheck()
                 return call()
         except MilvusException as e:
             raise GalleryError(f"--vectors {self.uri}: Milvus failed: {_message(e)}") from e
@@ -282,7 +282,7 @@ class MilvusIndex:
             except Exception as e:  # noqa: BLE001 - released (Lite restarted) or dropped (a reindex elsewhere, an operator)
                 log.info("%s: search failed (%s); making sure the collection is there and trying again",
                          self.name, _message(e))
-                self._ready = False
+                self.recheck()
                 if self._ensure() and self._store is not None:
                     self.follow(self._store)  # made anew, empty: fill it before answering
                 found = self._search(queries[start:start + BATCH], k, params)
@@ -427,6 +427,11 @@ class MilvusIndex:
                 self.client.delete(STAMPS, filter=f'collection == "{name}"')
 
     # -- Milvus housekeeping --------------------------------------------------------------------------
+    def recheck(self) -> None:
+        """Make sure, before the next call, that the collections are there and loaded (a server that
+        restarted may have neither)."""
+        self._ready = False
+
     def _ensure(self) -> bool:
         """The collections exist and are loaded (Milvus Lite releases them when its process ends); True if
         the gallery's collection had to be made."""
