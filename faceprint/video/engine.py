@@ -270,18 +270,21 @@ class Recognizer:
             other = apart > same_person and (track.name is None or named > threshold)
             if track.quality >= GOOD and (other or (track.name is not None and named > DROP * threshold)):
                 # A good face that is not who the track is. Once, it may be an occluder sweeping over
-                # the face: the name is hidden and the face looked at again on the next frame. Twice
+                # the face: a name is hidden and the face looked at again on the next frame. Twice
                 # and both times the same face, it is so: the name goes, and the track starts over
-                # as whoever is under it now (the prediction may have landed on another face).
+                # as whoever is under it now (the prediction may have landed on another face). An
+                # unnamed track has no name to protect: it starts over at once, so a clear face
+                # can name it on this frame.
                 _log.debug("frame %d: track %d (%s) does not match: %.3f from its faces, %.3f from its name's",
                            frame.index, track.id, track.name, apart, named)
-                if track.doubt is None or 1.0 - float(track.doubt @ vector) > same_person:
+                if track.name is not None and (track.doubt is None or 1.0 - float(track.doubt @ vector) > same_person):
                     track.doubt, track.changed, track.checked_quality = vector, False, track.quality
                     track.verified_look = track.look
                     continue
                 events += self._rename(track, None, frame)
                 if other:
                     track.anchor = None
+                    track.votes.clear()  # the evidence was about the face that was there before
             track.doubt = None
             events += self._embedded(track, vector, nearest, threshold, frame)
         return events
