@@ -126,14 +126,36 @@ def test_quality_drops_for_a_blurred_or_small_face(lfw_dir):
     import cv2
 
     image, face = _face(lfw_dir, "Serena_Williams")
-    sharp = Analyzer("quality").analyze(image, [face])[0].quality
     blurred = cv2.GaussianBlur(image, (0, 0), 2.5)
-    soft = Analyzer("quality").analyze(blurred, [face])[0].quality
     small = cv2.resize(image, (62, 62), interpolation=cv2.INTER_AREA)
-    tiny = Analyzer("quality").analyze(small, get_detector().detect(small)[:1])[0].quality
-    assert sharp.score > 0.6 and soft.sharpness < sharp.sharpness / 2 and soft.score < sharp.score / 2
-    assert tiny.size < 0.6 and tiny.score < sharp.score
-    assert sharp.score == pytest.approx(sharp.sharpness * sharp.size * sharp.pose * sharp.detector)
+    tiny_face = get_detector().detect(small)[:1]
+    for model in ("learned", "heuristic"):
+        analyzer = Analyzer("quality", {"quality": model})
+        sharp = analyzer.analyze(image, [face])[0].quality
+        soft = analyzer.analyze(blurred, [face])[0].quality
+        tiny = analyzer.analyze(small, tiny_face)[0].quality
+        assert sharp.model == model and soft.sharpness < sharp.sharpness / 2 and soft.score < sharp.score / 2
+        assert tiny.size < 0.6 and tiny.score < sharp.score
+    assert sharp.score > 0.6 and sharp.score == pytest.approx(sharp.sharpness * sharp.size * sharp.pose * sharp.detector)
+
+
+def test_face_quality_ranks_a_sharp_frontal_face_first(lfw_dir):
+    """The shipped score (the default model's) on real faces: in [0, 1], and the sharp frontal face above
+    itself blurred and shrunk, and above a head turned to the side (David Beckham 24: nose 0.6 eye
+    distances off the eyes' midpoint, where a frontal face has under 0.1)."""
+    import cv2
+
+    from faceprint.analysis.quality import face_quality
+
+    image, face = _face(lfw_dir, "Serena_Williams")
+    sharp = face_quality(image, face)
+    blurred = face_quality(cv2.GaussianBlur(image, (0, 0), 2.5), face)
+    small = cv2.resize(image, (62, 62), interpolation=cv2.INTER_AREA)
+    shrunk = face_quality(small, get_detector().detect(small)[0])
+    turned = face_quality(*_face(lfw_dir, "David_Beckham", 24))
+    assert all(0 <= q <= 1 for q in (sharp, blurred, shrunk, turned))
+    assert sharp > 0.5 and sharp > max(blurred, shrunk, turned), (sharp, blurred, shrunk, turned)
+    assert Analyzer("quality").analyze(image, [face])[0].quality.score == pytest.approx(sharp)
 
 
 def test_analyze_api_gives_only_what_was_asked(lfw_dir):

@@ -36,7 +36,8 @@ _MODELS = {
                    "fr-expression": "faceprint.analysis.expression:FacepluginExpression"},
     "pose": {"pnp68": "faceprint.analysis.pose:LandmarkPose", "fr-pose": "faceprint.analysis.pose:FacepluginPose"},
     "eyes": {"fr-eye": "faceprint.analysis.eyes:FacepluginEyes"},
-    "quality": {"heuristic": "faceprint.analysis.quality:HeuristicQuality"},
+    "quality": {"learned": "faceprint.analysis.quality:LearnedQuality",
+                "heuristic": "faceprint.analysis.quality:HeuristicQuality"},
     "liveness": {"fr-liveness": "faceprint.analysis.liveness:FacepluginLiveness"},
 }
 ATTRIBUTES = tuple(_MODELS)

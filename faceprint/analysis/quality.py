@@ -1,6 +1,15 @@
-"""A face-quality score: how well the face is likely to be recognised, from four cheap cues.
+"""Face quality: how well a face is likely to be recognised, from cheap cues (no embedding).
 
-Each part is in [0, 1] and the score is their product, so any one bad cue sinks it:
+``face_quality(image, face)`` (model ``learned``, the default) is a linear model of eight cues
+(``cues``), fitted by ``benchmarks/quality.py`` to predict a face's mean cosine similarity to the
+same person's other LFW photos (the faces of View 2's pairs, faceplugin on blazeface-mtcnn faces),
+mapped to (0, 1) by a logistic curve that gives 0.5 at the 10th percentile of LFW faces' prediction.
+LFW holds almost no blurred or small faces, so the fit cannot learn what those cost; two gates
+(each 1 across nearly all of LFW) supply it: sharpness min(1, v / SHARPNESS_FULL) and size
+min(1, eye distance / 35 px). docs/benchmarks.md gives its error-versus-reject curve on LFW.
+
+The ``heuristic`` model multiplies four parts, each in [0, 1], so any one bad cue sinks it; its
+parts also fill the ``learned`` model's record, as readable cues:
 
 - ``sharpness``: variance v of the Laplacian of the face aligned onto the 112x112 ArcFace crop
   (grey), as v / (v + SHARPNESS_HALF): 0.5 at SHARPNESS_HALF, the 10th percentile of LFW faces.
@@ -23,7 +32,18 @@ from .record import Quality
 #: Laplacian variance giving sharpness 0.5: the 10th percentile (69.4) of 500 LFW faces
 #: (benchmarks/analysis.py --only quality)
 SHARPNESS_HALF = 70.0
+#: Laplacian variance from which the learned score's sharpness gate is 1: the 5th percentile (57.2)
+#: of the same 500 LFW faces, so the gate acts only on faces blurrier than the fit has seen
+SHARPNESS_FULL = 57.0
 _EYE_SPAN = float(np.linalg.norm(np.subtract(ARCFACE_112["right_eye"], ARCFACE_112["left_eye"])))
+
+
+def _box_crop(image: Image, face: Face) -> np.ndarray:
+    """The face's box stretched to 112x112: the crop for a face without eye landmarks."""
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    H, W = image.shape[:2]
+    roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
+    return cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
 
 
 def laplacian_variance(image: Image, face: Face) -> float:
@@ -31,11 +51,48 @@ def laplacian_variance(image: Image, face: Face) -> float:
     if "left_eye" in face.landmarks and "right_eye" in face.landmarks:
         crop = align(image, face, ARCFACE_112, 112).pixels
     else:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        H, W = image.shape[:2]
-        roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
-        crop = cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
+        crop = _box_crop(image, face)
     return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+#: The cues the learned score reads, in the order of ``cues``' output.
+CUES = ("detector", "eyes", "turn", "tilt", "roll", "sharpness", "contrast", "brightness")
+
+
+def cues(image: Image, face: Face) -> np.ndarray:
+    """Cheap measures of one face, none needing an embedding (order: ``CUES``):
+
+    detector: logit of the detector's confidence (scores crowd near 1; the logit spreads them);
+    eyes: log2 of the eye distance in px; turn: the nose's offset from the eyes' midpoint along
+    the eye line, in eye distances; tilt: the nose's height between the eyes and the mouth, off
+    its frontal 0.53; roll: the eye line's angle in degrees; sharpness: log(1 + the Laplacian
+    variance on the ArcFace crop); contrast and brightness: std and mean of that crop's grey
+    levels over 255. Without landmarks, turn, tilt and roll are 0 and the eyes 0.4 box widths apart.
+    """
+    s = float(np.clip(face.score, 1e-4, 1 - 1e-6))
+    lm = face.landmarks
+    turn = tilt = roll = 0.0
+    if "left_eye" in lm and "right_eye" in lm:
+        le, re = np.asarray(lm["left_eye"], float), np.asarray(lm["right_eye"], float)
+        axis = re - le
+        eyes = max(float(np.linalg.norm(axis)), 1e-3)
+        roll = abs(float(np.degrees(np.arctan2(axis[1], axis[0]))))
+        mid = (le + re) / 2
+        if "nose" in lm:
+            turn = abs(float((np.asarray(lm["nose"]) - mid) @ axis)) / eyes ** 2
+            if "mouth_left" in lm and "mouth_right" in lm:
+                mouth = (np.asarray(lm["mouth_left"]) + np.asarray(lm["mouth_right"])) / 2
+                normal = np.array([-axis[1], axis[0]]) / eyes
+                down = float((mouth - mid) @ normal)
+                tilt = abs(float((np.asarray(lm["nose"]) - mid) @ normal) / down - 0.53) if down > 1e-3 else 1.0
+        crop = align(image, face, ARCFACE_112, 112).pixels
+    else:
+        eyes = max(0.4 * face.width, 1e-3)
+        crop = _box_crop(image, face)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    lap = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return np.array([np.log(s / (1 - s)), np.log2(eyes), turn, tilt, roll, np.log1p(lap),
+                     grey.std() / 255.0, grey.mean() / 255.0])
 
 
 class HeuristicQuality(AttributeModel):
@@ -56,3 +113,40 @@ class HeuristicQuality(AttributeModel):
         turn = max(0.0, float(np.cos(np.radians(pose.yaw)) * np.cos(np.radians(pose.pitch))))
         det = float(np.clip(face.score, 0, 1))
         return Quality(sharp * size * turn * det, sharp, size, turn, det, self.name)
+
+
+#: The learned model, fitted on all 10 folds of LFW View 2 by ``python benchmarks/quality.py``
+#: (benchmarks/results/quality.json): the cues are standardised (mean, scale) and weighted (weights,
+#: bias) into a predicted similarity; half is the prediction given score 0.5 (its 10th percentile over
+#: LFW faces) and spread the logistic's scale (the predictions' standard deviation there).
+FIT = {
+    "mean": [11.29469, 5.38282, 0.10763, 0.08017, 2.0308, 4.99905, 0.20185, 0.45489],
+    "scale": [2.47256, 0.13227, 0.09597, 0.06249, 2.27148, 0.5464, 0.04085, 0.08629],
+    "weights": [0.011053, 0.001027, -0.004451, -0.007236, -0.009817, -0.000951, -0.002751, 0.008169],
+    "bias": 0.681996, "half": 0.656282, "spread": 0.020718,
+}
+
+
+def score_cues(c: np.ndarray, fit: dict = FIT) -> np.ndarray:
+    """``face_quality`` from rows of ``cues``; ``fit`` other than FIT lets the benchmark score held-out folds."""
+    c = np.atleast_2d(c)
+    predicted = (c - fit["mean"]) / fit["scale"] @ np.asarray(fit["weights"]) + fit["bias"]
+    learned = 1.0 / (1.0 + np.exp(-(predicted - fit["half"]) / fit["spread"]))
+    sharp = np.minimum(1.0, np.expm1(c[:, CUES.index("sharpness")]) / SHARPNESS_FULL)
+    size = np.minimum(1.0, np.exp2(c[:, CUES.index("eyes")]) / _EYE_SPAN)
+    return learned * sharp * size
+
+
+def face_quality(image: Image, face: Face) -> float:
+    """How well this face is likely to be recognised, in [0, 1]: 0.5 at the 10th percentile of LFW faces."""
+    return float(score_cues(cues(image, face))[0])
+
+
+class LearnedQuality(HeuristicQuality):
+    """``face_quality`` as the score; the heuristic's four parts alongside, as readable cues."""
+
+    name = "learned"
+
+    def predict(self, image: Image, face: Face, found: dict) -> Quality:
+        parts = super().predict(image, face, found)
+        return Quality(face_quality(image, face), parts.sharpness, parts.size, parts.pose, parts.detector, self.name)

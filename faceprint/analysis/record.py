@@ -104,7 +104,8 @@ class Eyes:
 
 @dataclass(frozen=True)
 class Quality:
-    """``score`` = the product of the four parts, each in [0, 1] (faceprint.analysis.quality says how)."""
+    """``score`` in [0, 1]: the model's (``heuristic``: the product of the four parts, each in [0, 1]);
+    faceprint.analysis.quality says how."""
 
     score: float
     sharpness: float
