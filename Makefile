@@ -13,7 +13,7 @@ FETCH_ENV := $(if $(wildcard ../shared/datasets/lfw/pairs.txt),FACEPRINT_LFW=$${
 setup: system-packages
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,plots,server,milvus,batch,ray]'
+	$(BIN)/pip install -q -e '.[test,plots,server,milvus,batch,ray,openvino]'
 	@if command -v npm >/dev/null; then npm ci --prefix tests/reference --no-audit --no-fund --loglevel=error; \
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(FETCH_ENV) $(BIN)/faceprint models fetch

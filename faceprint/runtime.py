@@ -1,4 +1,10 @@
-"""ONNX Runtime sessions configured once for the whole package.
+"""Model sessions configured once for the whole package.
+
+Every model is an ONNX file run by ONNX Runtime, or by OpenVINO with ``FACEPRINT_RUNTIME=openvino``
+(``pip install faceprint[openvino]``): OpenVINO runs the same files and gives the same vectors to
+float rounding, and on an x86 CPU runs the embedders' convolutions in about half the time
+(docs/benchmarks.md, Speed). ONNX Runtime stays the default: it is the one dependency every
+install has.
 
 Threads default to the machine's cores (capped at 4: face models are small and more threads
 mostly add contention); ``FACEPRINT_THREADS`` overrides it, e.g. 1 per worker process.
@@ -9,10 +15,11 @@ busy 2-core machine spinning made two threads five times slower than one (measur
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import onnxruntime as ort
 
@@ -27,7 +34,23 @@ def threads() -> int:
     return max(1, int(env)) if env else min(os.cpu_count() or 1, 4)
 
 
-def onnx_session(model: Path, threads_: int | None = None) -> ort.InferenceSession:
+#: What ``FACEPRINT_RUNTIME`` may name.
+RUNTIMES = ("onnxruntime", "openvino")
+
+
+def runtime() -> str:
+    """The runtime models are run by: ``FACEPRINT_RUNTIME``, else ONNX Runtime."""
+    name = os.environ.get("FACEPRINT_RUNTIME", "onnxruntime").strip().lower() or "onnxruntime"
+    if name not in RUNTIMES:
+        raise ModelError(f"FACEPRINT_RUNTIME={name!r}: not a runtime faceprint knows ({', '.join(RUNTIMES)})")
+    return name
+
+
+def onnx_session(model: Path, threads_: int | None = None):
+    """A session on ``model`` with ONNX Runtime's interface (``get_inputs``, ``get_outputs``, ``run``),
+    run by ``runtime()``."""
+    if runtime() == "openvino":
+        return OpenVinoSession(model, threads_ or threads())
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads_ or threads()
     opts.inter_op_num_threads = 1
@@ -37,6 +60,50 @@ def onnx_session(model: Path, threads_: int | None = None) -> ort.InferenceSessi
         return ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own untyped errors
         raise ModelError(f"cannot load ONNX model {model}: {e}") from None
+
+
+class _Port(NamedTuple):
+    name: str
+    shape: list  # a dimension the model leaves open is a name, as in ONNX Runtime
+
+
+class OpenVinoSession:
+    """An OpenVINO compiled model behind ONNX Runtime's session interface, so the models need not
+    know which runtime runs them. One inference request per thread: a request holds its buffers,
+    and the service runs a model from several threads at once."""
+
+    def __init__(self, model: Path, threads_: int) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ModelError("FACEPRINT_RUNTIME=openvino needs OpenVINO: pip install 'faceprint[openvino]'") from None
+        try:
+            # float32 inference whatever the CPU offers (bf16 would change the vectors), latency first:
+            # faceprint runs one image at a time per process
+            self._model = ov.Core().compile_model(str(model), "CPU", {
+                "INFERENCE_NUM_THREADS": threads_, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+        except Exception as e:  # OpenVINO raises its own untyped errors
+            raise ModelError(f"cannot load ONNX model {model} into OpenVINO: {e}") from None
+        self._local = threading.local()
+
+    @staticmethod
+    def _ports(ports) -> list[_Port]:
+        return [_Port(p.get_any_name(), [d.get_length() if d.is_static else f"d{i}"
+                                         for i, d in enumerate(p.get_partial_shape())]) for p in ports]
+
+    def get_inputs(self) -> list[_Port]:
+        return self._ports(self._model.inputs)
+
+    def get_outputs(self) -> list[_Port]:
+        return self._ports(self._model.outputs)
+
+    def run(self, names: list[str] | None, feed: dict) -> list:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._model.create_infer_request()
+        result = request.infer(feed)
+        ports = self._model.outputs if names is None else [self._model.output(n) for n in names]
+        return [result[p].copy() for p in ports]  # the request reuses its buffers on the next call
 
 
 def process_map(fn: Callable[[T], R], items: Iterable[T], workers: int = 1) -> Iterator[R]:
