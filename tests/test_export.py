@@ -1,5 +1,6 @@
 """`faceprint export`: the bundle's runner, in a virtualenv holding only onnxruntime, numpy and OpenCV,
-gives faceprint's answers on real LFW pairs; a damaged bundle is refused; bad arguments fail in one line."""
+gives faceprint's answers on real LFW pairs, for each exportable pipeline; a damaged bundle is refused;
+bad arguments fail in one line."""
 
 from __future__ import annotations
 
@@ -8,24 +9,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from faceprint.detection import get_detector
+from faceprint.imageio import load_image
 from faceprint.lfw import read_pairs
 from faceprint.pipeline import get_pipeline
 
 from .runner_venv import RUNTIME, runner_python
 
 FACEPRINT = [sys.executable, "-m", "faceprint"]
+#: Each exportable pipeline: its detector and embedder, and the detector's networks (bundle files).
+PIPELINES = {"fast": ("blazeface-short", "expo-mobilefacenet", ["blazeface"]),
+             "default": ("blazeface-mtcnn", "faceplugin", ["blazeface", "onet", "pnet", "rnet"])}
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", params=list(PIPELINES))
+def bundle(request, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("export") / "bundle"
-    done = subprocess.run([*FACEPRINT, "export", "--target", str(folder), "--json"], capture_output=True, text=True)
+    done = subprocess.run([*FACEPRINT, "export", "--target", str(folder), "--pipeline", request.param, "--json"],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["files"] == ["bundle.json", "detector.onnx", "embedder.onnx", "runner.py"]
+    networks = [f"detector-{n}.onnx" for n in PIPELINES[request.param][2]]
+    assert json.loads(done.stdout)["files"] == ["bundle.json", *networks, "embedder.onnx", "runner.py"]
     return folder
+
+
+def pipeline_of(bundle: Path) -> str:
+    return json.loads((bundle / "bundle.json").read_text())["pipeline"]
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +52,26 @@ def clean_python() -> Path:
     return python
 
 
-def test_runner_gives_faceprints_answers_on_lfw_pairs(bundle, clean_python, lfw_dir):
+def close_up(lfw_dir: Path, folder: Path) -> str:
+    """A face filling the frame, which BlazeFace misses: the default pipeline finds it only by its
+    MTCNN fallback (none of the LFW photos below needs it)."""
+    photo = cv2.imread(str(lfw_dir / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg"))
+    path = folder / "close_up.png"
+    cv2.imwrite(str(path), cv2.resize(photo[70:180, 70:180], None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+    assert not get_detector("blazeface").detect(load_image(path), tiles=4)
+    return str(path)
+
+
+def test_runner_gives_faceprints_answers_on_lfw_pairs(bundle, clean_python, lfw_dir, tmp_path):
     pairs = read_pairs(lfw_dir, folds=1, per_fold=50)  # 50 same-person and 50 different-person pairs
     images = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
+    if pipeline_of(bundle) == "default":
+        images.append(close_up(lfw_dir, tmp_path))
     done = subprocess.run([str(clean_python), str(bundle / "runner.py"), "embed", *images],
                           capture_output=True, text=True, cwd=bundle.parent)
     assert done.returncode == 0, done.stderr
     theirs = {row["image"]: row for row in map(json.loads, done.stdout.splitlines())}
-    pipe = get_pipeline("blazeface-short", "expo-mobilefacenet")
+    pipe = get_pipeline(*PIPELINES[pipeline_of(bundle)][:2])
     ours = {path: pipe.embed_one(path).vector for path in images}
     worst = max(1.0 - float(np.dot(ours[p], theirs[p]["vector"])) for p in images)
     assert worst < 1e-5, worst  # the same faceprint, to float rounding
@@ -70,12 +95,13 @@ def test_a_damaged_bundle_is_refused(bundle, clean_python, tmp_path, lfw_dir):
     damaged.mkdir()
     for f in bundle.iterdir():
         (damaged / f.name).write_bytes(f.read_bytes())
-    model = bytearray((damaged / "embedder.onnx").read_bytes())
+    victim = "embedder.onnx" if pipeline_of(bundle) == "fast" else "detector-onet.onnx"
+    model = bytearray((damaged / victim).read_bytes())
     model[len(model) // 2] ^= 0xFF
-    (damaged / "embedder.onnx").write_bytes(bytes(model))
+    (damaged / victim).write_bytes(bytes(model))
     done = subprocess.run([str(clean_python), str(damaged / "runner.py"), "embed",
                            str(lfw_dir / "images" / "Colin_Powell" / "Colin_Powell_0001.jpg")], capture_output=True, text=True)
-    assert done.returncode != 0 and "embedder.onnx" in done.stderr and "SHA-256" in done.stderr, done.stderr
+    assert done.returncode != 0 and victim in done.stderr and "SHA-256" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("args, message", [

@@ -15,8 +15,10 @@ app = typer.Typer()
 @app.command()
 def export(target: Annotated[Path, typer.Option("--target", help="Folder to write the bundle into.")],
            pipeline: Annotated[str, typer.Option(help="Pipeline to export: fast (blazeface-short + "
-                                                 "expo-mobilefacenet).")] = "fast",
-           fmt: Annotated[str, typer.Option("--format", help="Model format: onnx.")] = "onnx",
+                                                 "expo-mobilefacenet) or default (blazeface-mtcnn + "
+                                                 "faceplugin).")] = "fast",
+           fmt: Annotated[str, typer.Option("--format", help="Model format: onnx (float32; int8 and "
+                                            "tflite are not offered yet).")] = "onnx",
            json_out: JsonOpt = False) -> None:
     """Model files, bundle.json (SHA-256s, preprocessing, template, threshold) and runner.py, which
     needs only onnxruntime, numpy and OpenCV: `python runner.py verify a.jpg b.jpg`."""

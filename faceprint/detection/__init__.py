@@ -53,10 +53,9 @@ class Detector(ABC):
     def detect(self, image: Image) -> list[Face]:
         """All faces in an RGB ``uint8`` image, in that image's pixel coordinates."""
 
-    def export_spec(self) -> tuple[Path, dict]:
-        """The model file and the preprocessing and decoding a standalone runner needs
-        (``faceprint export``); detectors whose work is more than one network and a decoder
-        cannot be exported yet."""
+    def export_spec(self) -> tuple[dict[str, Path], dict]:
+        """The model files by role (``{"blazeface": path}``) and the preprocessing and decoding a
+        standalone runner needs (``faceprint export``); detectors without one cannot be exported."""
         raise FaceprintError(f"detector {self.name!r} cannot be exported yet")
 
     def sweep(self, image: Image, step: int) -> list[Face]:

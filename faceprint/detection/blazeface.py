@@ -25,6 +25,8 @@ from . import Detector
 KEYPOINTS = ("left_eye", "right_eye", "nose", "mouth", "left_ear", "right_ear")
 
 _RAW_SCORE_CLIP = 100.0  # MediaPipe clips logits to +-100 before the sigmoid
+#: Tiled windows start this fraction of their side apart (they overlap by a quarter).
+TILE_STEP = 0.75
 
 
 #: SSD anchor layouts of MediaPipe's BlazeFace graphs, by output count: (stride, anchors per cell)
@@ -117,12 +119,16 @@ class BlazeFace(Detector):
         count = int(outs[self._outputs[0]].shape[1])
         self._anchors = _anchors(count, self.size)
 
-    def export_spec(self) -> tuple[Path, dict]:
+    def export_spec(self) -> tuple[dict[str, Path], dict]:
         if self.tiles > 1:
             raise FaceprintError(f"{self.name} with tiles cannot be exported yet: export it with tiles=0")
+        return {"blazeface": self.model_path}, {"kind": "blazeface", "blazeface": self.decoding()}
+
+    def decoding(self) -> dict:
+        """This network's input and output decoding, as a bundle's ``bundle.json`` gives it."""
         layout = _ANCHOR_LAYOUTS[len(self._anchors)]
-        return self.model_path, {
-            "kind": "blazeface", "size": self.size, "nchw": self._nchw,
+        return {
+            "size": self.size, "nchw": self._nchw,
             "outputs": {"regressor": self._outputs[0], "classifier": self._outputs[1]},
             "input": "letterbox into size x size (black padding, centred), x * 2/255 - 1",
             "anchors": [list(a) for a in layout], "raw_score_clip": _RAW_SCORE_CLIP,
@@ -181,7 +187,7 @@ class BlazeFace(Detector):
         smaller than the network input: upsampling adds no detail and invites false positives
         on face parts, so small images get fewer windows (none below ~1.3x the input size).
         """
-        step = 0.75
+        step = TILE_STEP
         n = min(tiles, int(1 + (max(h, w) / self.size - 1) / step))
         if n < 2:
             return []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import ImageError
 from ..types import Face, Image
 from . import Detector
-from .blazeface import BlazeFace
+from .blazeface import TILE_STEP, BlazeFace
 from .mtcnn import MTCNN
 
 #: BlazeFace full range finds faces reliably down to about 1/7 of its window's side.
@@ -62,6 +63,13 @@ class BlazeFaceMTCNN(Detector):
     def min_face_fraction(self) -> float:
         # BlazeFace's reach over the most tiles (the fallback's, min_face_size at 1280 px, is near it)
         return 1 / (_REACH * self.max_tiles)
+
+    def export_spec(self) -> tuple[dict[str, Path], dict]:
+        spec = {"kind": self.name, "blazeface": self._blazeface.decoding(), "mtcnn": self._mtcnn.decoding(),
+                "tiles": {"reach": _REACH, "min_face_size": self.min_face_size, "max_tiles": self.max_tiles,
+                          "step": TILE_STEP},
+                "fallback_side": _FALLBACK_SIDE}
+        return {"blazeface": self._blazeface.model_path, **self._mtcnn.model_paths}, spec
 
     def _tiles(self, height: int, width: int) -> int:
         return min(self.max_tiles, math.ceil(max(height, width) / (_REACH * self.min_face_size)))

@@ -219,10 +219,16 @@ class MTCNN(Detector):
         self.min_face_size = float(min_face_size)
         self.thresholds = tuple(float(t) for t in thresholds)
         spec = zoo.get(self.name)
-        self._sessions = {}
-        for key in ("pnet", "rnet", "onet"):
-            path = spec.converted(key, lambda p, key=key: _convert(key, p))
-            self._sessions[key] = runtime.onnx_session(path, threads)
+        self.model_paths = {key: spec.converted(key, lambda p, key=key: _convert(key, p)) for key in ("pnet", "rnet", "onet")}
+        self._sessions = {key: runtime.onnx_session(path, threads) for key, path in self.model_paths.items()}
+
+    def decoding(self) -> dict:
+        """The networks' input and the cascade's settings, as a bundle's ``bundle.json`` gives them."""
+        return {
+            "input": "RGB crops (black outside the image) resized with INTER_AREA, (x - 127.5) / 128, NCHW",
+            "min_face_size": self.min_face_size, "factor": self.factor, "thresholds": list(self.thresholds),
+            "nms_level": self.nms_level, "nms_stage": self.nms_stage, "landmarks": list(_LANDMARKS),
+        }
 
     # -- the cascade --------------------------------------------------------------------------
 

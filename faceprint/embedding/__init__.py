@@ -149,6 +149,15 @@ class OnnxEmbedder(Embedder):
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: np.ascontiguousarray(self._prepare(crops))})[0]
 
+    def _export(self, channels: str, mean: float, scale: float) -> tuple[Path, dict]:
+        """``export_spec`` for a model fed ``(crop in channels - mean) * scale``, NCHW."""
+        return self.model_path, {
+            "kind": "onnx", "size": self.size, "dims": self.dims,
+            "template": {k: list(v) for k, v in self.template.items()},
+            "input": f"aligned crop as {channels}, (x - mean) * scale, NCHW", "channels": channels,
+            "mean": mean, "scale": scale, "nchw": True, "flip": self.flip, "threshold": self.threshold,
+        }
+
 
 embedders: Registry[Embedder] = Registry("embedder", _EMBEDDERS)
 

@@ -40,9 +40,4 @@ class ExpoMobileFaceNet(OnnxEmbedder):
         return ((crops.astype(np.float32) - self._MEAN) * self._SCALE).transpose(0, 3, 1, 2)
 
     def export_spec(self) -> tuple[Path, dict]:
-        return self.model_path, {
-            "kind": "onnx", "size": self.size, "dims": self.dims,
-            "template": {k: list(v) for k, v in self.template.items()},
-            "input": "aligned RGB crop, (x - mean) * scale, NCHW", "mean": self._MEAN, "scale": self._SCALE,
-            "nchw": True, "flip": self.flip, "threshold": self.threshold,
-        }
+        return self._export("RGB", self._MEAN, self._SCALE)

@@ -1,11 +1,13 @@
 """``faceprint export``: a pipeline as a self-contained bundle for a device or another program.
 
-A bundle is a folder: the detector's and embedder's ONNX files, ``bundle.json`` (each file's SHA-256,
-the detector's input and decoding, the alignment template, the embedder's input normalisation and
-its threshold) and ``runner.py``, a reference runner that needs only onnxruntime, numpy and OpenCV
-and gives faceprint's answers (tests/test_export.py checks it in a clean virtualenv). Only
-pipelines whose detector is one network plus a decoder can be exported so far: ``fast``
-(BlazeFace short range + expo MobileFaceNet).
+A bundle is a folder: the detector's ONNX files (one per network, ``detector-<role>.onnx``) and the
+embedder's (``embedder.onnx``), ``bundle.json`` (each file's SHA-256, the detector's inputs and
+decoding, the alignment template, the embedder's input normalisation and its threshold) and
+``runner.py``, a reference runner that needs only onnxruntime, numpy and OpenCV and gives
+faceprint's answers (tests/test_export.py checks it in a clean virtualenv on LFW pairs). Two
+pipelines can be exported: ``default`` (BlazeFace full range, tiled on large images, with MTCNN's
+ONet placing the landmarks and the full MTCNN cascade as the fallback where that finds nothing;
+faceplugin) and ``fast`` (BlazeFace short range + expo MobileFaceNet). Only float32 ONNX so far.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from ..errors import FaceprintError
 from ..zoo import sha256_of
 
 #: Exportable pipelines: name -> (detector, embedder).
-PIPELINES = {"fast": ("blazeface-short", "expo-mobilefacenet")}
+PIPELINES = {"default": ("blazeface-mtcnn", "faceplugin"), "fast": ("blazeface-short", "expo-mobilefacenet")}
+#: ``bundle.json``'s schema; 2: the detector's files in a ``models`` map (1 had one ``model``).
+FORMAT = "faceprint.bundle/2"
 FORMATS = ("onnx",)
 _RUNNER = Path(__file__).with_name("runner.py")
 
@@ -39,16 +43,18 @@ def export(target: Path | str, pipeline: str = "fast", fmt: str = "onnx") -> Pat
     if target.exists() and not target.is_dir():
         raise FaceprintError(f"{target}: exists and is not a folder")
     detector_name, embedder_name = PIPELINES[pipeline]
-    detector_model, detector = get_detector(detector_name).export_spec()
+    detector_models, detector = get_detector(detector_name).export_spec()
     embedder_model, embedder = get_embedder(embedder_name).export_spec()
     target.mkdir(parents=True, exist_ok=True)
+    names = {role: f"detector-{role}.onnx" for role in detector_models}
+    sources = [(path, names[role]) for role, path in detector_models.items()]
     files = {}
-    for source, name in ((detector_model, "detector.onnx"), (embedder_model, "embedder.onnx"), (_RUNNER, "runner.py")):
+    for source, name in (*sources, (embedder_model, "embedder.onnx"), (_RUNNER, "runner.py")):
         with atomic_file(target / name) as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out)
         files[name] = sha256_of(source)
-    spec = {"format": "faceprint.bundle/1", "faceprint": __version__, "pipeline": pipeline,
-            "detector": {"name": detector_name, "model": "detector.onnx", **detector},
+    spec = {"format": FORMAT, "faceprint": __version__, "pipeline": pipeline,
+            "detector": {"name": detector_name, "models": names, **detector},
             "embedder": {"name": embedder_name, "model": "embedder.onnx", **embedder},
             "files": files}
     with atomic_file(target / "bundle.json") as out:
