@@ -7,7 +7,8 @@
 Throughput: the first ``--photos`` LFW images (people in sorted order) through `faceprint embed`
 with the local engine (``--workers`` processes) and with Ray (a local Ray started by the command,
 ``--workers`` actors), each as a user runs it, in a fresh process: the seconds include loading the
-models and, for Ray, starting Ray (``first_batch_s``: until the first batch was committed). ``ray-nice0`` is Ray with its workers at nice 0: Ray starts them at
+models and, for Ray, starting Ray (``first_batch_s``: until the first batch was committed;
+``steady_photos_per_s``: the photos after it over the time from its commit to the last one's). ``ray-nice0`` is Ray with its workers at nice 0: Ray starts them at
 nice 15, which on a machine shared with other work hands their CPU to everyone else. The datasets
 must hold the same faces (checked). The 1-minute load average before and after each run is
 recorded: the machine may be shared.
@@ -68,14 +69,18 @@ def embed_run(photos: list[Path], out: Path, run: str, workers: int) -> dict:
         raise SystemExit(p.stderr)
     summary = json.loads(p.stdout)
     # start-up: until the first batch is committed (models loaded, and for Ray, Ray and its actors started)
-    first = min(f.stat().st_mtime for f in (out / "photos").glob("part-*.parquet")) - wall_started
+    committed = sorted(f.stat().st_mtime for f in (out / "photos").glob("part-*.parquet"))
+    first = committed[0] - wall_started
+    # past start-up: the photos after the first batch over the time from its commit to the last's,
+    # what the engine sustains once running (Ray's overhead without Ray's start)
+    steady = (summary["embedded"] - BATCH) / (committed[-1] - committed[0]) if len(committed) > 1 else None
     row = {"run": run, "engine": engine, "workers": workers, "photos": summary["embedded"], "faces": summary["faces"],
            "failed": len(summary["failed"]), "seconds": round(wall, 2),
            "photos_per_s": round(summary["embedded"] / wall, 3),
-           "first_batch_s": round(first, 2),
+           "first_batch_s": round(first, 2), "steady_photos_per_s": steady and round(steady, 3),
            "load_avg_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}}
     print(f"{run:9} x{workers}: {row['photos']} photos, {row['faces']} faces in {wall:.1f} s = "
-          f"{row['photos_per_s']:.2f} photos/s, first batch after {row['first_batch_s']} s "
+          f"{row['photos_per_s']:.2f} photos/s ({steady or 0:.2f} after the first batch), first batch after {row['first_batch_s']} s "
           f"(load {row['load_avg_1min']})", flush=True)
     return row
 

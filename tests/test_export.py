@@ -121,3 +121,14 @@ def test_a_target_that_is_a_file_is_refused(tmp_path):
     done = subprocess.run([*FACEPRINT, "export", "--target", str(target)], capture_output=True, text=True)
     assert done.returncode == 1 and "is not a folder" in done.stderr and "Traceback" not in done.stderr
     assert target.read_text() == "not a folder"
+
+
+def test_a_bundle_written_over_another_leaves_none_of_its_detector_files(tmp_path):
+    from faceprint.export import export
+
+    target = tmp_path / "bundle"
+    export(target, "default")
+    assert (target / "detector-onet.onnx").is_file()
+    export(target, "fast")
+    listed = json.loads((target / "bundle.json").read_text())["files"]
+    assert sorted(p.name for p in target.iterdir()) == sorted([*listed, "bundle.json"])

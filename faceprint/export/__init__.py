@@ -29,8 +29,9 @@ _RUNNER = Path(__file__).with_name("runner.py")
 
 
 def export(target: Path | str, pipeline: str = "fast", fmt: str = "onnx") -> Path:
-    """Write the bundle for ``pipeline`` into the folder ``target`` (made if missing; files of an
-    earlier bundle there are replaced) and return the path of its ``bundle.json``."""
+    """Write the bundle for ``pipeline`` into the folder ``target`` (made if missing; an earlier
+    bundle there is replaced, its detector files that this one lacks removed) and return the path
+    of its ``bundle.json``."""
     from .. import __version__
     from ..detection import get_detector
     from ..embedding import get_embedder
@@ -59,4 +60,6 @@ def export(target: Path | str, pipeline: str = "fast", fmt: str = "onnx") -> Pat
             "files": files}
     with atomic_file(target / "bundle.json") as out:
         out.write((json.dumps(spec, indent=1) + "\n").encode())
+    for stale in {*target.glob("detector*.onnx")} - {target / name for name in files}:
+        stale.unlink()  # an earlier bundle's detector files (another pipeline's, or format 1's detector.onnx)
     return target / "bundle.json"
