@@ -80,8 +80,12 @@ class OpenVinoSession:
         try:
             # float32 inference whatever the CPU offers (bf16 would change the vectors), latency first:
             # faceprint runs one image at a time per process
+            # compiled models are cached beside the model files: compiling is most of OpenVINO's start-up
+            from .zoo.fetch import cache_dir
+
             self._model = ov.Core().compile_model(str(model), "CPU", {
-                "INFERENCE_NUM_THREADS": threads_, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+                "INFERENCE_NUM_THREADS": threads_, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
+                "CACHE_DIR": str(cache_dir() / "openvino")})
         except Exception as e:  # OpenVINO raises its own untyped errors
             raise ModelError(f"cannot load ONNX model {model} into OpenVINO: {e}") from None
         self._local = threading.local()
