@@ -7,11 +7,20 @@ ONNX (``faceprint.zoo.dlib_dnn``) give the same 128-d vectors (max difference ~3
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..alignment import DLIB_150
-from ..zoo.dlib_dnn import to_onnx
 from . import OnnxEmbedder
+
+
+def _convert(path: Path) -> bytes:
+    """dlib's ``.dat`` to ONNX, on first use only: the converter loads onnx, which running the
+    converted model does not need."""
+    from ..zoo.dlib_dnn import to_onnx
+
+    return to_onnx(path)
 
 
 class DlibResNet(OnnxEmbedder):
@@ -26,7 +35,7 @@ class DlibResNet(OnnxEmbedder):
     template = DLIB_150
     dims = 128
     revision = 2  # 1: dlib's runtime; 2: the ONNX conversion (vectors equal to ~1e-6)
-    convert = staticmethod(to_onnx)
+    convert = staticmethod(_convert)
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         return crops.astype(np.float32)

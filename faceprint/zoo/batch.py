@@ -8,11 +8,13 @@ Reshapes of constant tensors (weights broadcast to ``[1, C, 1, 1]``) are left al
 
 from __future__ import annotations
 
-import onnx
-from onnx import numpy_helper
-
 
 def free_batch(model: bytes) -> bytes:
+    """Run once per model, at conversion: onnx (70 ms to import) is not loaded by commands that only
+    run the converted file."""
+    import onnx
+    from onnx import numpy_helper
+
     m = onnx.load_from_string(model)
     fixed = m.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     for value in (*m.graph.input, *m.graph.output):
