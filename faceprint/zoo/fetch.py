@@ -10,21 +10,17 @@ beside it, so a file changed after it was cached is refused instead of run.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import tarfile
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_cache_dir
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from ..atomic import atomic_write
 from ..errors import ModelError
@@ -83,6 +79,9 @@ def _npm_base() -> str:
 
 
 def _get_json(url: str) -> dict:
+    import urllib.error
+    import urllib.request  # here, with http and ssl: only a fetch needs them (40 ms of every start-up)
+
     try:
         with urllib.request.urlopen(url, timeout=_TIMEOUT) as r:
             return json.load(r)
@@ -110,6 +109,12 @@ def resolve_url(dist: Distribution) -> str:
 
 
 def _download(dist: Distribution, dest: Path, progress: bool) -> None:
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     url = resolve_url(dist)
     h = hashlib.sha256()
     try:
