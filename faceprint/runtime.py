@@ -77,12 +77,12 @@ class OpenVinoSession:
             import openvino as ov
         except ImportError:
             raise ModelError("FACEPRINT_RUNTIME=openvino needs OpenVINO: pip install 'faceprint[openvino]'") from None
-        try:
-            # float32 inference whatever the CPU offers (bf16 would change the vectors), latency first:
-            # faceprint runs one image at a time per process
-            # compiled models are cached beside the model files: compiling is most of OpenVINO's start-up
-            from .zoo.fetch import cache_dir
+        from .zoo.fetch import cache_dir
 
+        try:
+            # float32 whatever the CPU offers (bf16 would change the vectors); latency first (one image
+            # at a time per process); compiled models cached beside the model files (compiling is most
+            # of OpenVINO's start-up)
             self._model = ov.Core().compile_model(str(model), "CPU", {
                 "INFERENCE_NUM_THREADS": threads_, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
                 "CACHE_DIR": str(cache_dir() / "openvino")})
