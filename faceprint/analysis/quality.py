@@ -38,21 +38,32 @@ SHARPNESS_FULL = 57.0
 _EYE_SPAN = float(np.linalg.norm(np.subtract(ARCFACE_112["right_eye"], ARCFACE_112["left_eye"])))
 
 
-def _box_crop(image: Image, face: Face) -> np.ndarray:
-    """The face's box stretched to 112x112: the crop for a face without eye landmarks."""
-    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-    H, W = image.shape[:2]
-    roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
-    return cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
+def _has_eyes(face: Face) -> bool:
+    return "left_eye" in face.landmarks and "right_eye" in face.landmarks
+
+
+def _grey_crop(image: Image, face: Face) -> np.ndarray:
+    """The face on the 112x112 ArcFace crop, grey (its box, stretched, when it has no eye landmarks)."""
+    if _has_eyes(face):
+        crop = align(image, face, ARCFACE_112, 112).pixels
+    else:
+        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+        H, W = image.shape[:2]
+        roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
+        crop = cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+
+
+def _eye_distance(face: Face) -> float:
+    """In px; without eye landmarks, 0.4 box widths (where the eyes sit for the detectors faceprint has)."""
+    if _has_eyes(face):
+        return float(np.linalg.norm(np.subtract(face.landmarks["right_eye"], face.landmarks["left_eye"])))
+    return 0.4 * face.width
 
 
 def laplacian_variance(image: Image, face: Face) -> float:
     """Sharpness of the face on the ArcFace crop (its box, stretched, when it has no eye landmarks)."""
-    if "left_eye" in face.landmarks and "right_eye" in face.landmarks:
-        crop = align(image, face, ARCFACE_112, 112).pixels
-    else:
-        crop = _box_crop(image, face)
-    return float(cv2.Laplacian(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+    return float(cv2.Laplacian(_grey_crop(image, face), cv2.CV_64F).var())
 
 
 #: The cues the learned score reads, in the order of ``cues``' output.
@@ -72,10 +83,10 @@ def cues(image: Image, face: Face) -> np.ndarray:
     s = float(np.clip(face.score, 1e-4, 1 - 1e-6))
     lm = face.landmarks
     turn = tilt = roll = 0.0
-    if "left_eye" in lm and "right_eye" in lm:
+    eyes = max(_eye_distance(face), 1e-3)
+    if _has_eyes(face):
         le, re = np.asarray(lm["left_eye"], float), np.asarray(lm["right_eye"], float)
         axis = re - le
-        eyes = max(float(np.linalg.norm(axis)), 1e-3)
         roll = abs(float(np.degrees(np.arctan2(axis[1], axis[0]))))
         mid = (le + re) / 2
         if "nose" in lm:
@@ -85,11 +96,7 @@ def cues(image: Image, face: Face) -> np.ndarray:
                 normal = np.array([-axis[1], axis[0]]) / eyes
                 down = float((mouth - mid) @ normal)
                 tilt = abs(float((np.asarray(lm["nose"]) - mid) @ normal) / down - 0.53) if down > 1e-3 else 1.0
-        crop = align(image, face, ARCFACE_112, 112).pixels
-    else:
-        eyes = max(0.4 * face.width, 1e-3)
-        crop = _box_crop(image, face)
-    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    grey = _grey_crop(image, face)
     lap = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     return np.array([np.log(s / (1 - s)), np.log2(eyes), turn, tilt, roll, np.log1p(lap),
                      grey.std() / 255.0, grey.mean() / 255.0])
@@ -101,18 +108,16 @@ class HeuristicQuality(AttributeModel):
     needs = ("pose",)
 
     def predict(self, image: Image, face: Face, found: dict) -> Quality:
-        v = laplacian_variance(image, face)
-        sharp = v / (v + SHARPNESS_HALF)
-        lm = face.landmarks
-        if "left_eye" in lm and "right_eye" in lm:
-            eyes = float(np.linalg.norm(np.subtract(lm["right_eye"], lm["left_eye"])))
-        else:  # the eyes sit about 0.4 box widths apart for the detectors faceprint has
-            eyes = 0.4 * face.width
-        size = min(1.0, eyes / _EYE_SPAN)
+        return self._parts(face, found, laplacian_variance(image, face))
+
+    def _parts(self, face: Face, found: dict, variance: float, score: float | None = None) -> Quality:
+        """The four parts from the crop's Laplacian ``variance``; ``score`` None: their product."""
+        sharp = variance / (variance + SHARPNESS_HALF)
+        size = min(1.0, _eye_distance(face) / _EYE_SPAN)
         pose = found["pose"]
         turn = max(0.0, float(np.cos(np.radians(pose.yaw)) * np.cos(np.radians(pose.pitch))))
         det = float(np.clip(face.score, 0, 1))
-        return Quality(sharp * size * turn * det, sharp, size, turn, det, self.name)
+        return Quality(sharp * size * turn * det if score is None else score, sharp, size, turn, det, self.name)
 
 
 #: The learned model, fitted on all 10 folds of LFW View 2 by ``python benchmarks/quality.py``
@@ -148,5 +153,6 @@ class LearnedQuality(HeuristicQuality):
     name = "learned"
 
     def predict(self, image: Image, face: Face, found: dict) -> Quality:
-        parts = super().predict(image, face, found)
-        return Quality(face_quality(image, face), parts.sharpness, parts.size, parts.pose, parts.detector, self.name)
+        c = cues(image, face)  # the crop is aligned and measured once, for the score and the parts
+        variance = float(np.expm1(c[CUES.index("sharpness")]))
+        return self._parts(face, found, variance, float(score_cues(c)[0]))
