@@ -143,7 +143,8 @@ class MilvusVectors(Vectors):
 
     def search(self, store: Store, embedder: str, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Milvus serves concurrent searches: no lock is held over the round trip."""
-        return self._once_more(lambda: self.synced(store, embedder, lambda: queries.shape[1]).search(queries, k))
+        synced = super().synced  # not self.synced: the whole call is tried once more, not each half
+        return self._once_more(lambda: synced(store, embedder, lambda: queries.shape[1]).search(queries, k))
 
     def _once_more(self, call: Callable):
         """``call()``, and once more if Milvus refused it, after making sure the collections are there and
