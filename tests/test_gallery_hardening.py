@@ -222,10 +222,11 @@ def test_bad_names_are_refused_by_the_cli(tmp_path, lfw_dir):
     db = str(tmp_path / "g.db")
     photo = str(lfw_image(lfw_dir, BUSH, 1))
     cli("enroll", "--name", "Kept", photo, "--db", db)
-    # one name of each kind (every one is refused by the library and over REST, above): the CLI passes
-    # them through the same check, and each costs two processes here
-    for bad in ["../../etc/passwd", "evil\u202etxt.exe", "two\nlines", " leading", "", "x" * 201]:
+    # every kind of bad name is refused by the library and over REST (above); the CLI passes names
+    # through the same check, so a few here show each command turns the refusal into a one-line error
+    for bad in ["../../etc/passwd", "two\nlines"]:
         one_line_error(cli("enroll", "--name", bad, photo, "--db", db, ok=False), "name")
+    for bad in ["evil\u202etxt.exe", ""]:
         one_line_error(cli("people", "rename", "Kept", bad, "--db", db, ok=False), "name")
     assert [p["name"] for p in json.loads(cli("people", "list", "--db", db, "--json").stdout)] == ["Kept"]
     # a decomposed name finds the composed person
