@@ -70,15 +70,23 @@ def _table(vectors: dict[str, np.ndarray | None]) -> tuple[tuple[float, float], 
     return tuple((p.far, p.threshold) for p in points)
 
 
-def _search_half(people: dict[str, list[Path]], vectors: dict[str, np.ndarray | None],
-                 table: tuple[tuple[float, float], ...], fpir: float) -> list[dict]:
+def _searched(people: dict[str, list[Path]], vectors: dict[str, np.ndarray | None]):
+    """The searched half's open-set split, faces found only: its enrolled (name, path), its strangers'
+    vectors, and its known probes' (name, vector)."""
     from faceprint.evaluation import open_set_split
-    from faceprint.matching import comparison_far, open_set_threshold
 
     split = open_set_split(people, vectors)
     enrolled = [(n, p) for n, p in split.gallery if vectors.get(str(p)) is not None]
     strangers = np.stack([vectors[str(p)] for p in split.unknown if vectors.get(str(p)) is not None])
     probes = [(n, vectors[str(p)]) for n, p in split.known if vectors.get(str(p)) is not None]
+    return enrolled, strangers, probes
+
+
+def _search_half(people: dict[str, list[Path]], vectors: dict[str, np.ndarray | None],
+                 table: tuple[tuple[float, float], ...], fpir: float) -> list[dict]:
+    from faceprint.matching import comparison_far, open_set_threshold
+
+    enrolled, strangers, probes = _searched(people, vectors)
     rows = []
     for size in [s for s in SIZES if s < len(enrolled)] + [len(enrolled)]:
         threshold = open_set_threshold(table, size, fpir)
@@ -121,14 +129,10 @@ def _trend(rows: list[dict], sizes: list[int]) -> dict:
 def _with_blends(people: dict[str, list[Path]], other: dict[str, list[Path]], vectors: dict[str, np.ndarray | None],
                  table: tuple[tuple[float, float], ...], fpir: float, sizes: list[int]) -> list[dict]:
     """The searched half's whole gallery plus blends of the other half's people, up to each size."""
-    from faceprint.evaluation import open_set_split
     from faceprint.matching import comparison_far, open_set_threshold
 
-    split = open_set_split(people, vectors)
-    enrolled = [(n, p) for n, p in split.gallery if vectors.get(str(p)) is not None]
+    enrolled, strangers, known = _searched(people, vectors)
     gallery, names = np.stack([vectors[str(p)] for _, p in enrolled]), np.array([n for n, _ in enrolled] + [""])
-    strangers = np.stack([vectors[str(p)] for p in split.unknown if vectors.get(str(p)) is not None])
-    known = [(n, vectors[str(p)]) for n, p in split.known if vectors.get(str(p)) is not None]
     probes, truth = np.stack([v for _, v in known]), np.array([n for n, _ in known])
     pool = [(n, vectors[str(p)]) for n, paths in other.items() for p in paths if vectors.get(str(p)) is not None]
     owner, pool_vectors = np.array([n for n, _ in pool]), np.stack([v for _, v in pool])

@@ -104,7 +104,8 @@ def open_set_threshold(far_thresholds: tuple[tuple[float, float], ...], gallery_
     far = comparison_far(gallery_size, DEFAULT_FPIR if fpir is None else fpir)
     if fpir is None:
         far = min(far, DEFAULT_MAX_FAR)
-    logs = np.log10([f for f, _ in far_thresholds])
+    fars = np.array([f for f, _ in far_thresholds])
+    logs = np.log10(fars)
     values = np.array([t for _, t in far_thresholds])
     x = np.log10(far)
     if x >= logs[0]:
@@ -115,5 +116,5 @@ def open_set_threshold(far_thresholds: tuple[tuple[float, float], ...], gallery_
         return float(values[-1])
     from scipy.special import ndtri  # only here: most galleries never need it
 
-    slope, intercept = np.polyfit(-ndtri(10.0 ** logs), values, 1)
+    slope, intercept = np.polyfit(-ndtri(fars), values, 1)
     return float(max(min(values[-1], intercept + slope * -ndtri(far)), 0.0))

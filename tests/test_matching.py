@@ -66,8 +66,8 @@ def test_open_set_threshold_tightens_as_the_gallery_grows():
 
 def test_past_the_table_the_threshold_follows_the_normal_tail_of_every_point():
     """Impostor similarities close to normal: a table measured on such a tail is extended along it,
-    and one noisy strictest point (a few impostor pairs, e.g. one person under two names) neither
-    sets the slope nor makes the threshold looser than itself."""
+    and one noisy strictest point (a few impostor pairs, e.g. one person under two names) only pulls
+    the line a little, instead of setting its slope alone, and the threshold is never looser than it."""
     fars = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
     normal = tuple((f, 1.1 - 0.13 * norm.isf(f)) for f in fars)
     for size in (100_000, 1_000_000, 10**7):
