@@ -46,6 +46,7 @@ CANDIDATES = 64
 #: 91% (docs/benchmarks.md, Search).
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 32, 128, 256
 _EXACT_BLOCK = 4096  # query rows per matrix product, so a big batch never builds a huge matrix
+_BUILD_BLOCK = 65_536  # faces reduced at once when building: 32 MB of components, not a copy of all
 _RERANK_BLOCK = 256  # queries re-ranked at once: 256 x 64 candidates x 512 floats is 32 MB
 
 
@@ -53,18 +54,21 @@ class FaceIndex:
     """Cosine k-nearest-neighbour search over unit vectors keyed by non-negative integers.
 
     ``approx_from`` sets the size at which the index becomes two-stage (``0``: always, ``None``:
-    never); ``dtype`` is how the graph stores its reduced vectors (``"i8"``, ``"f16"``, ``"f32"``).
+    never); ``dtype`` is how the graph stores its reduced vectors (``"i8"``, ``"f16"``, ``"f32"``);
+    ``connectivity``, ``expansion_add`` and ``expansion_search`` are the graph's degree, build depth
+    and search depth, ``candidates`` how many faces it proposes for re-ranking.
     """
 
     upserts = False  # add never replaces: a key added twice is held twice (faceprint.gallery.vectors.replay)
 
     def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, dtype: str = "i8",
-                 connectivity: int = CONNECTIVITY, expansion_search: int = EXPANSION_SEARCH,
-                 candidates: int = CANDIDATES) -> None:
+                 connectivity: int = CONNECTIVITY, expansion_add: int = EXPANSION_ADD,
+                 expansion_search: int = EXPANSION_SEARCH, candidates: int = CANDIDATES) -> None:
         self.dims = int(dims)
         self.approx_from = approx_from
         self.dtype = dtype
         self.connectivity = connectivity
+        self.expansion_add = expansion_add
         self._expansion_search = expansion_search
         self.candidates = candidates
         self._keys = np.zeros(0, np.int64)  # exact: the matrix's row keys; two-stage: each slot's key, -1 once removed
@@ -97,10 +101,13 @@ class FaceIndex:
         if self._hnsw is not None:
             self._add_to_graph(keys, vectors)
             return
+        if self.approx_from is not None and len(self._keys) + len(keys) >= max(self.approx_from, 1):
+            # straight into the graph: a million faces are never held in float32 twice
+            self._to_graph(np.concatenate([self._keys, keys]),
+                           np.concatenate([self._matrix, vectors]) if len(self._matrix) else vectors)
+            return
         self._keys = np.concatenate([self._keys, keys])
         self._matrix = np.concatenate([self._matrix, vectors]) if len(self._matrix) else vectors.copy()
-        if self.approx_from is not None and len(self._keys) >= max(self.approx_from, 1):
-            self._to_graph()
 
     def remove(self, keys: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64).reshape(-1)
@@ -135,17 +142,19 @@ class FaceIndex:
         return keys, dist
 
     # -- two-stage search ----------------------------------------------------------------------
-    def _to_graph(self) -> None:
-        """Fit the principal components on the faces so far, then move them into graph and store."""
+    def _to_graph(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Fit the principal components on these faces (all the index holds), then put them in graph and store."""
         Index = _usearch_index()
-        vectors, keys = self._matrix, self._keys
         self._mean = vectors.mean(0)
-        centred = vectors - self._mean
         # eigenvectors of the scatter matrix: a full basis even from fewer faces than REDUCED_DIMS
-        _, vecs = np.linalg.eigh((centred.T @ centred).astype(np.float64))
+        scatter = np.zeros((self.dims, self.dims))
+        for start in range(0, len(vectors), _BUILD_BLOCK):
+            centred = vectors[start:start + _BUILD_BLOCK] - self._mean
+            scatter += centred.T @ centred
+        _, vecs = np.linalg.eigh(scatter)
         self._basis = np.ascontiguousarray(vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)], np.float32)
         self._hnsw = Index(ndim=self._basis.shape[1] + 1, metric="cos", dtype=self.dtype,
-                           connectivity=self.connectivity, expansion_add=EXPANSION_ADD,
+                           connectivity=self.connectivity, expansion_add=self.expansion_add,
                            expansion_search=self.expansion_search)
         self._keys, self._matrix, self._used = np.zeros(0, np.int64), np.zeros((0, self.dims), np.float16), 0
         self._add_to_graph(keys, vectors)
@@ -172,7 +181,9 @@ class FaceIndex:
             capacity = max(self._used + self._used // 8, 1024)
             self._keys, self._matrix = _grown(self._keys, capacity), _grown(self._matrix, capacity)
         self._keys[slots], self._matrix[slots] = keys, vectors
-        self._hnsw.add(slots, self._reduce(vectors), threads=_threads())
+        for start in range(0, len(keys), _BUILD_BLOCK):
+            part = slice(start, start + _BUILD_BLOCK)
+            self._hnsw.add(slots[part], self._reduce(vectors[part]), threads=_threads())
 
     def _search_graph(self, queries: np.ndarray, keys: np.ndarray, dist: np.ndarray) -> None:
         """Fill ``keys``/``dist`` with the graph's candidates, re-ranked by their full vectors."""
@@ -242,6 +253,15 @@ class FaceIndex:
 #: exact (391 queries/s in batches) and graph (50 s to build, then 906/s) cost about the same
 #: (measured with the earlier 512-d graph; the two-stage one builds about three times faster).
 GRAPH_APPROX_FROM = 50_000
+#: The graph ``knn_graph`` builds: degree, build depth, search depth, candidates re-ranked. Half the
+#: degree and search depth of a gallery's, which must find a stranger's nearest face among many
+#: about as far; clustering needs the close neighbours (same person). Among 200,000 faces (3,174 LFW
+#: faces among synthetic ones), the share of the LFW faces' neighbours closer than 0.48 (Chinese
+#: whispers' threshold) found, and seconds to build and search on 2 cores: build/search depth 64/64
+#: 95.2% (57 + 74 s), 64/128 97.6% (55 + 126 s), 128/128 99.25% (91 + 117 s). At 100,000 faces
+#: 64/64 cost Chinese whispers 1 point of BCubed recall on the LFW part (docs/benchmarks.md,
+#: Batch), so the build depth stays 128.
+GRAPH_CONNECTIVITY, GRAPH_EXPANSION_ADD, GRAPH_EXPANSION_SEARCH, GRAPH_CANDIDATES = 16, 128, 128, 48
 
 
 def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_APPROX_FROM
@@ -251,9 +271,14 @@ def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_AP
     Built on ``FaceIndex``, blockwise, so grouping 100k faces never forms a 100k x 100k matrix.
     """
     vectors = np.ascontiguousarray(vectors, np.float32)
-    index = FaceIndex(vectors.shape[1], approx_from=approx_from)
+    index = FaceIndex(vectors.shape[1], approx_from=approx_from, connectivity=GRAPH_CONNECTIVITY,
+                      expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH,
+                      candidates=max(GRAPH_CANDIDATES, k + 1))
     index.add(np.arange(len(vectors)), vectors)
-    keys, dist = index.search(vectors, k + 1)
+    keys, dist = np.full((len(vectors), k + 1), -1, np.int64), np.full((len(vectors), k + 1), np.inf, np.float32)
+    for start in range(0, len(vectors), _BUILD_BLOCK):  # in blocks: a search normalises a copy of its queries
+        keys[start:start + _BUILD_BLOCK], dist[start:start + _BUILD_BLOCK] = index.search(
+            vectors[start:start + _BUILD_BLOCK], k + 1)
     # drop each row's own entry (usually first, but ties or graph search may place it elsewhere)
     own = keys == np.arange(len(vectors))[:, None]
     own[:, -1] |= ~own.any(axis=1)  # not found: drop the farthest instead

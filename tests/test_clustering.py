@@ -8,11 +8,12 @@ import re
 
 import numpy as np
 import pytest
+from scipy.sparse.csgraph import connected_components
 from sklearn.base import clone
 
 from faceprint import evaluation as ev
 from faceprint import zoo
-from faceprint.clustering import METHODS, AverageLinkage, ChineseWhispers, cluster_embeddings, make_estimator
+from faceprint.clustering import METHODS, AverageLinkage, ChineseWhispers, _graph, cluster_embeddings, make_estimator
 from faceprint.detection import DEFAULT_DETECTOR
 from faceprint.embedding import DEFAULT_EMBEDDER
 from faceprint.errors import FaceprintError
@@ -48,10 +49,22 @@ def test_methods_recover_the_people(faces, method):
     assert sizes == sorted(sizes, reverse=True)
 
 
-def test_large_groups_take_the_sparse_path_and_still_recover_the_people(faces):
+def test_a_group_too_big_for_exact_linkage_is_split_by_whispers_then_cut(faces):
+    """Two people linked into one group by a face between them (the blend of one photo of each):
+    with ``max_dense`` below the group's size, Chinese whispers splits it and each piece is cut by
+    exact average linkage, which keeps the people apart as the exact path does."""
     X, names = faces
-    labels = AverageLinkage(max_dense=2).fit(X).labels_  # every group bigger than 2: scikit-learn on graph edges
-    assert groups(names, labels) == {frozenset([n]) for n in PEOPLE}
+    a, b = X[names == PEOPLE[0]], X[names == PEOPLE[1]]
+    blend = (a[0] + b[0]) / np.linalg.norm(a[0] + b[0])
+    Y, who = np.vstack([a, b, blend]), np.array([PEOPLE[0]] * len(a) + [PEOPLE[1]] * len(b) + ["blend"])
+    assert max(1 - blend @ a[0], 1 - blend @ b[0]) < AverageLinkage().link  # it links the two people
+    _, component = connected_components(_graph(Y, 30, AverageLinkage().link), directed=False)
+    assert len(set(component)) == 1  # one group of 13, which max_dense 12 makes too big for exact linkage
+    for max_dense in (len(Y) - 1, 2, 5000):  # whispers then exact cuts; whispers alone; exact alone
+        labels = AverageLinkage(max_dense=max_dense).fit(Y).labels_
+        people = groups(who[:-1], labels[:-1])
+        assert people == {frozenset([PEOPLE[0]]), frozenset([PEOPLE[1]])}, max_dense
+        assert len(set(labels[who == PEOPLE[0]])) == len(set(labels[who == PEOPLE[1]])) == 1
 
 
 def test_scikit_learn_conventions(faces):

@@ -76,6 +76,20 @@ def test_two_stage_among_distractors_agrees_with_exact(faces, monkeypatch):
     assert np.abs(ed[ek == ak] - ad[ek == ak]).max() < 2e-3
 
 
+def test_faces_added_before_the_graph_go_into_it(faces, monkeypatch):
+    """An index that reaches ``approx_from`` part-way through an add builds its graph from every
+    face so far (the exact stage's and the new ones): each face then finds itself."""
+    monkeypatch.setenv("FACEPRINT_THREADS", "1")
+    vectors = np.stack([v for vecs in faces.values() for v in vecs])
+    index = FaceIndex(vectors.shape[1], approx_from=len(vectors) // 2)
+    index.add(np.arange(len(vectors) // 3), vectors[:len(vectors) // 3])
+    assert not index.approximate
+    index.add(np.arange(len(vectors) // 3, len(vectors)), vectors[len(vectors) // 3:])
+    keys, d = index.search(vectors, 1)
+    assert index.approximate and len(index) == len(vectors)
+    assert (keys[:, 0] == np.arange(len(vectors))).all() and d.max() < 2e-3
+
+
 def test_index_add_remove_save_load(tmp_path, faces):
     vectors = np.stack([v for vecs in faces.values() for v in vecs])
     for approx_from in (None, 0):
