@@ -108,18 +108,22 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
     def _cut(self, X: np.ndarray, graph: sparse.csr_matrix, members: np.ndarray) -> np.ndarray:
         """Labels (0, 1, ...) of one connected group: the faces ``members`` of ``graph``, vectors ``X``."""
         if len(members) <= self.max_dense:
-            return fcluster(linkage(X.astype(np.float64), "average", metric="cosine"), self.threshold,
-                            criterion="distance") - 1
+            return self._exact_cut(X)
         # Too big for an exact linkage (memory grows with its square): Chinese whispers on the
         # group's links splits it locally, in time linear in the links, and each piece small
         # enough is cut exactly; a piece still too big stays as the whispers left it.
         links = graph[members][:, members]
         labels, next_label = np.zeros(len(X), np.int64), 0
         for piece in _members(_whispers(links, ChineseWhispers().iterations, 0)):
-            sub = self._cut(X[piece], links, piece) if len(piece) <= self.max_dense else 0
+            sub = self._exact_cut(X[piece]) if len(piece) <= self.max_dense else 0
             labels[piece] = next_label + sub
             next_label += int(np.max(sub)) + 1
         return labels
+
+    def _exact_cut(self, X: np.ndarray) -> np.ndarray:
+        """Labels (0, 1, ...) from exact average linkage cut at ``threshold``."""
+        return fcluster(linkage(X.astype(np.float64), "average", metric="cosine"), self.threshold,
+                        criterion="distance") - 1
 
 
 def _whispers(graph: sparse.csr_matrix, iterations: int, random_state: int) -> np.ndarray:

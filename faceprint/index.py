@@ -46,7 +46,7 @@ CANDIDATES = 64
 #: 91% (docs/benchmarks.md, Search).
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 32, 128, 256
 _EXACT_BLOCK = 4096  # query rows per matrix product, so a big batch never builds a huge matrix
-_BUILD_BLOCK = 65_536  # faces reduced at once when building: 32 MB of components, not a copy of all
+_BLOCK = 65_536  # faces reduced, or graph queries run, at once: 32 MB of components, never a copy of all
 _RERANK_BLOCK = 256  # queries re-ranked at once: 256 x 64 candidates x 512 floats is 32 MB
 
 
@@ -123,17 +123,18 @@ class FaceIndex:
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, distances)``, each ``(Q, k)``, nearest first; -1 and inf where there are fewer than k."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), np.float32)
-        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         keys = np.full((len(queries), k), -1, np.int64)
         dist = np.full((len(queries), k), np.inf, np.float32)
         if len(self) == 0 or len(queries) == 0:
             return keys, dist
-        if self._hnsw is not None:
-            self._search_graph(queries, keys, dist)
+        if self._hnsw is not None:  # in blocks: a million queries (a k-NN graph) are never copied whole
+            for start in range(0, len(queries), _BLOCK):
+                part = slice(start, start + _BLOCK)
+                self._search_graph(_unit(queries[part]), keys[part], dist[part])
             return keys, dist
         n = min(k, len(self._keys))
         for start in range(0, len(queries), _EXACT_BLOCK):
-            d = 1.0 - queries[start:start + _EXACT_BLOCK] @ self._matrix.T
+            d = 1.0 - _unit(queries[start:start + _EXACT_BLOCK]) @ self._matrix.T
             top = np.argpartition(d, n - 1, axis=1)[:, :n] if n < d.shape[1] else np.argsort(d, axis=1)[:, :n]
             top_d = np.take_along_axis(d, top, axis=1)
             order = np.argsort(top_d, axis=1, kind="stable")
@@ -148,8 +149,8 @@ class FaceIndex:
         self._mean = vectors.mean(0)
         # eigenvectors of the scatter matrix: a full basis even from fewer faces than REDUCED_DIMS
         scatter = np.zeros((self.dims, self.dims))
-        for start in range(0, len(vectors), _BUILD_BLOCK):
-            centred = vectors[start:start + _BUILD_BLOCK] - self._mean
+        for start in range(0, len(vectors), _BLOCK):
+            centred = vectors[start:start + _BLOCK] - self._mean
             scatter += centred.T @ centred
         _, vecs = np.linalg.eigh(scatter)
         self._basis = np.ascontiguousarray(vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)], np.float32)
@@ -181,8 +182,8 @@ class FaceIndex:
             capacity = max(self._used + self._used // 8, 1024)
             self._keys, self._matrix = _grown(self._keys, capacity), _grown(self._matrix, capacity)
         self._keys[slots], self._matrix[slots] = keys, vectors
-        for start in range(0, len(keys), _BUILD_BLOCK):
-            part = slice(start, start + _BUILD_BLOCK)
+        for start in range(0, len(keys), _BLOCK):
+            part = slice(start, start + _BLOCK)
             self._hnsw.add(slots[part], self._reduce(vectors[part]), threads=_threads())
 
     def _search_graph(self, queries: np.ndarray, keys: np.ndarray, dist: np.ndarray) -> None:
@@ -275,15 +276,16 @@ def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_AP
                       expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH,
                       candidates=max(GRAPH_CANDIDATES, k + 1))
     index.add(np.arange(len(vectors)), vectors)
-    keys, dist = np.full((len(vectors), k + 1), -1, np.int64), np.full((len(vectors), k + 1), np.inf, np.float32)
-    for start in range(0, len(vectors), _BUILD_BLOCK):  # in blocks: a search normalises a copy of its queries
-        keys[start:start + _BUILD_BLOCK], dist[start:start + _BUILD_BLOCK] = index.search(
-            vectors[start:start + _BUILD_BLOCK], k + 1)
+    keys, dist = index.search(vectors, k + 1)
     # drop each row's own entry (usually first, but ties or graph search may place it elsewhere)
     own = keys == np.arange(len(vectors))[:, None]
     own[:, -1] |= ~own.any(axis=1)  # not found: drop the farthest instead
     keep = ~own
     return keys[keep].reshape(len(vectors), k), dist[keep].reshape(len(vectors), k)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _grown(a: np.ndarray, rows: int) -> np.ndarray:
