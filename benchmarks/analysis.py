@@ -2,6 +2,7 @@
 
     python benchmarks/analysis.py --lfw ../shared/datasets/lfw \\
         --out benchmarks/results/analysis.json [--only boxes,gender,age,expression,landmarks,posefit,quality,erc,speed]
+    python benchmarks/analysis.py --lfw ../shared/datasets/lfw --only landmarkfit   # rewrites fr-landmark's offsets
 
 There is no labelled attribute set on the registries, so the labels are built, each as stated:
 
@@ -15,7 +16,9 @@ There is no labelled attribute set on the registries, so the labels are built, e
 - expression: photos picked by looking at contact sheets (34 smiles, 30 closed-mouth neutral faces),
   SMILING and NEUTRAL below.
 - landmarks: no ground truth; the two sources against each other and against the detector's 5 points,
-  in % of the inter-ocular (outer eye corner) distance.
+  in % of the inter-ocular (outer eye corner) distance. ``landmarkfit`` (run only when named) fits
+  ``fr-landmark``'s per-point offsets to dlib's iBUG convention on 600 other people (seed 21) and
+  writes them into the package (faceprint/analysis/data/fr-landmark-ibug.json).
 - pose: no ground truth; the two models against each other, and each against itself mirrored.
 - quality: error versus reject on LFW's pairs of the ``heuristic`` model and its parts (``erc``; run
   with ``--lfw ../shared/datasets/lfw`` from the checkout so the embeddings cached by ``faceprint eval
@@ -254,6 +257,40 @@ def landmarks_pose_eyes(lfw: Path, n_people: int, n_pose: int) -> dict:
     }
 
 
+def landmarkfit(lfw: Path, n_faces: int, held_out: int) -> dict:
+    """fr-landmark's mean offset from dlib-68, point by point in its own box units, on the first photo
+    of people drawn apart from the ``landmarks`` section's (whose numbers are the held-out check)."""
+    from faceprint.analysis import _crops, landmarks
+
+    raw, skip, rows = landmarks.FacepluginLandmarks(to_ibug=False), set(sample_people(lfw, held_out, seed=13)), []
+    for person in sample_people(lfw, 3 * n_faces, seed=21):
+        if person in skip:
+            continue
+        image = load_image(first_photo(lfw, person))
+        face = central_face(image)
+        if face is None:
+            continue
+        x1, y1, x2, y2 = landmarks.box_like(face, "fr_detect")
+        a = one(("landmarks68", "dlib-68"), image, face).points
+        rows.append(((a - [x1, y1]) / [x2 - x1, y2 - y1], raw.predict(image, face, {}).points,
+                     (np.array([x1, y1]), np.array([x2 - x1, y2 - y1]), np.linalg.norm(a[45] - a[36]))))
+        if len(rows) == n_faces:
+            break
+    offsets = np.mean([a - (b - o) / s for a, b, (o, s, _) in rows], axis=0)
+    before = np.mean([np.linalg.norm((a * s + o) - b, axis=1).mean() / iod for a, b, (o, s, iod) in rows])
+    after = np.mean([np.linalg.norm((a - offsets) * s + o - b, axis=1).mean() / iod for a, b, (o, s, iod) in rows])
+    out = Path(landmarks.__file__).parent / "data" / _crops.FR_IBUG_OFFSETS
+    out.parent.mkdir(exist_ok=True)
+    head = json.dumps({
+        "about": "fr_landmark's 68 points -> iBUG 300-W (dlib-68): add offsets[i] x box size to point i, in the "
+                 "fr_detect-like box's units; the mean over the faces below (benchmarks/analysis.py --only landmarkfit)",
+        "faces": len(rows), "people": "LFW, first photo, drawn with seed 21, none of the landmarks section's"}, indent=1)
+    points = ",\n".join(f"  [{x:.5f}, {y:.5f}]" for x, y in offsets)
+    out.write_text(f'{head[:-2]},\n "offsets": [\n{points}\n ]\n}}\n')
+    return {"faces": len(rows), "written": str(out.relative_to(Path(__file__).resolve().parents[1])),
+            "fit_faces_between_sources_pct_iod": {"before": r(100 * before, 2), "after": r(100 * after, 2)}}
+
+
 def posefit(lfw: Path, n_people: int) -> dict:
     """How the generic head's depth scale (faceprint.analysis.pose.DEPTH) was chosen: pnp68's angles
     against Hopenet's (fr-pose) for a few scales, on the first photo of randomly drawn people."""
@@ -443,6 +480,7 @@ def main() -> None:
                 "age": lambda: age(a.lfw, a.age_per_person), "expression": lambda: expression(a.lfw),
                 "landmarks": lambda: landmarks_pose_eyes(a.lfw, a.landmark_people, a.pose_faces),
                 "posefit": lambda: posefit(a.lfw, 120),
+                "landmarkfit": lambda: landmarkfit(a.lfw, 600, a.landmark_people),
                 "quality": lambda: quality(a.lfw, 500), "erc": lambda: erc(a.lfw), "speed": lambda: speed(a.lfw, a.speed_faces, 5)}
     for name, run in sections.items():
         if name in only:

@@ -107,13 +107,15 @@ def test_landmarks_lie_on_the_detectors_five_points(lfw_dir, model):
 
 
 def test_the_two_landmark_sources_agree(lfw_dir):
+    """Within issue 12's 5% of the inter-ocular distance once fr-landmark is moved to dlib's iBUG
+    convention (these six faces: 3.4% mean, 3.9% worst; 4.8% and 6.2% before)."""
     errors = []
     for name in MEN + WOMEN:
         image, face = _face(lfw_dir, name)
         a = Analyzer("landmarks68").analyze(image, [face])[0].landmarks68
         b = Analyzer("landmarks68", {"landmarks68": "fr-landmark"}).analyze(image, [face])[0].landmarks68
         errors.append(np.linalg.norm(a.points - b.points, axis=1).mean() / a.inter_ocular)
-    assert np.mean(errors) < 0.07 and max(errors) < 0.1, errors
+    assert np.mean(errors) < 0.04 and max(errors) < 0.05, errors
 
 
 def test_open_eyes_are_open(lfw_dir):

@@ -10,6 +10,10 @@ each ratio varies by 6-9% (coefficient of variation) from face to face.
 
 from __future__ import annotations
 
+import functools
+import json
+from importlib import resources
+
 import cv2
 import numpy as np
 
@@ -21,6 +25,18 @@ BOXES = {
     "fr_detect": (0.288, 2.129, 2.969),  # faceplugin's Ultra-Light RFB-320
     "blazeface": (0.464, 2.546, 2.546),  # BlazeFace, as Human's models are fed
 }
+
+
+#: fr_landmark's mean offset to the iBUG 300-W points (dlib-68's), point by point in units of its
+#: ``fr_detect`` box; fitted by ``benchmarks/analysis.py --only landmarkfit``
+FR_IBUG_OFFSETS = "fr-landmark-ibug.json"
+
+
+@functools.cache
+def fr_ibug_offsets() -> np.ndarray:
+    """The 68 x 2 offsets in ``FR_IBUG_OFFSETS``: fr_landmark's own points plus these are iBUG's."""
+    text = resources.files(__package__).joinpath("data", FR_IBUG_OFFSETS).read_text()
+    return np.array(json.loads(text)["offsets"], np.float64)
 
 
 def eyes_mouth(face: Face) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
