@@ -1,4 +1,4 @@
-"""The export test's clean virtualenv: nothing but the bundle runner's three dependencies, at the
+"""The export test's clean virtualenv: nothing but the bundle runner's dependencies, at the
 versions faceprint runs here (so the test compares code, not library versions).
 
 Made by ``make setup`` (``python tests/runner_venv.py``), since building it is installing, not
@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: What the runner may import.
-RUNTIME = ("onnxruntime", "numpy", "opencv-python-headless")
+#: What the runner may import: a runtime for each model format, numpy and OpenCV.
+RUNTIME = ("onnxruntime", "ai-edge-litert", "numpy", "opencv-python-headless")
 VENV = Path(__file__).resolve().parents[1] / ".venv-runner"
 
 

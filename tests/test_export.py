@@ -1,6 +1,6 @@
-"""`faceprint export`: the bundle's runner, in a virtualenv holding only onnxruntime, numpy and OpenCV,
-gives faceprint's answers on real LFW pairs, for each exportable pipeline; a damaged bundle is refused;
-bad arguments fail in one line."""
+"""`faceprint export`: the bundle's runner, in a virtualenv holding only the runtimes (onnxruntime, LiteRT),
+numpy and OpenCV, gives faceprint's answers on real LFW pairs, for each exportable pipeline and format; a
+damaged bundle is refused; bad arguments fail in one line."""
 
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ PIPELINES = {"fast": ("blazeface-short", "expo-mobilefacenet", ["blazeface"]),
              "default": ("blazeface-mtcnn", "faceplugin", ["blazeface", "onet", "pnet", "rnet"])}
 
 
-@pytest.fixture(scope="module", params=list(PIPELINES))
+@pytest.fixture(scope="module", params=[("fast", "onnx"), ("default", "onnx"), ("fast", "tflite")], ids="-".join)
 def bundle(request, tmp_path_factory) -> Path:
+    pipeline, fmt = request.param
     folder = tmp_path_factory.mktemp("export") / "bundle"
-    done = subprocess.run([*FACEPRINT, "export", "--target", str(folder), "--pipeline", request.param, "--json"],
-                          capture_output=True, text=True)
+    done = subprocess.run([*FACEPRINT, "export", "--target", str(folder), "--pipeline", pipeline, "--format", fmt,
+                           "--json"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    networks = [f"detector-{n}.onnx" for n in PIPELINES[request.param][2]]
-    assert json.loads(done.stdout)["files"] == ["bundle.json", *networks, "embedder.onnx", "runner.py"]
+    networks = [f"detector-{n}.{fmt}" for n in PIPELINES[pipeline][2]]
+    assert json.loads(done.stdout)["files"] == ["bundle.json", *networks, f"embedder.{fmt}", "runner.py"]
     return folder
 
 
@@ -41,9 +42,19 @@ def pipeline_of(bundle: Path) -> str:
     return json.loads((bundle / "bundle.json").read_text())["pipeline"]
 
 
+def test_a_tflite_bundle_holds_the_published_files(tmp_path):
+    """``--format tflite`` ships the fast pipeline's networks as MediaPipe and expo published them."""
+    from faceprint import zoo
+    from faceprint.export import export
+
+    export(tmp_path, "fast", "tflite")
+    for name, file in (("blazeface-short", "detector-blazeface.tflite"), ("expo-mobilefacenet", "embedder.tflite")):
+        assert (tmp_path / file).read_bytes() == zoo.get(name).path("model").read_bytes()
+
+
 @pytest.fixture(scope="module")
 def clean_python() -> Path:
-    """A virtualenv with nothing but the runner's three dependencies (made by `make setup`)."""
+    """A virtualenv with nothing but the runner's dependencies (made by `make setup`)."""
     python = runner_python()
     listed = subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True)
     names = {p["name"].lower() for p in json.loads(listed.stdout)}
@@ -95,7 +106,8 @@ def test_a_damaged_bundle_is_refused(bundle, clean_python, tmp_path, lfw_dir):
     damaged.mkdir()
     for f in bundle.iterdir():
         (damaged / f.name).write_bytes(f.read_bytes())
-    victim = "embedder.onnx" if pipeline_of(bundle) == "fast" else "detector-onet.onnx"
+    victim = next(f.name for f in sorted(bundle.iterdir()) if f.name.startswith("embedder.")) \
+        if pipeline_of(bundle) == "fast" else "detector-onet.onnx"
     model = bytearray((damaged / victim).read_bytes())
     model[len(model) // 2] ^= 0xFF
     (damaged / victim).write_bytes(bytes(model))
@@ -106,7 +118,8 @@ def test_a_damaged_bundle_is_refused(bundle, clean_python, tmp_path, lfw_dir):
 
 @pytest.mark.parametrize("args, message", [
     (["--pipeline", "huge"], "unknown pipeline 'huge'"),
-    (["--format", "tflite"], "unknown format 'tflite'"),
+    (["--format", "int8"], "unknown format 'int8'"),
+    (["--format", "tflite", "--pipeline", "default"], "not all published as TFLite files"),
 ])
 def test_bad_arguments_fail_in_one_line(tmp_path, args, message):
     done = subprocess.run([*FACEPRINT, "export", "--target", str(tmp_path / "b"), *args], capture_output=True, text=True)
@@ -129,6 +142,7 @@ def test_a_bundle_written_over_another_leaves_none_of_its_detector_files(tmp_pat
     target = tmp_path / "bundle"
     export(target, "default")
     assert (target / "detector-onet.onnx").is_file()
-    export(target, "fast")
-    listed = json.loads((target / "bundle.json").read_text())["files"]
-    assert sorted(p.name for p in target.iterdir()) == sorted([*listed, "bundle.json"])
+    for fmt in ("onnx", "tflite"):
+        export(target, "fast", fmt)
+        listed = json.loads((target / "bundle.json").read_text())["files"]
+        assert sorted(p.name for p in target.iterdir()) == sorted([*listed, "bundle.json"])

@@ -17,11 +17,13 @@ def export(target: Annotated[Path, typer.Option("--target", help="Folder to writ
            pipeline: Annotated[str, typer.Option(help="Pipeline to export: fast (blazeface-short + "
                                                  "expo-mobilefacenet) or default (blazeface-mtcnn + "
                                                  "faceplugin).")] = "fast",
-           fmt: Annotated[str, typer.Option("--format", help="Model format: onnx (float32; int8 and "
-                                            "tflite are not offered yet).")] = "onnx",
+           fmt: Annotated[str, typer.Option("--format", help="Model format: onnx (float32), or tflite "
+                                            "(the fast pipeline's networks as published, for LiteRT; int8 "
+                                            "is not offered).")] = "onnx",
            json_out: JsonOpt = False) -> None:
     """Model files, bundle.json (SHA-256s, preprocessing, template, threshold) and runner.py, which
-    needs only onnxruntime, numpy and OpenCV: `python runner.py verify a.jpg b.jpg`."""
+    needs only the runtime (onnxruntime, or ai-edge-litert for tflite), numpy and OpenCV:
+    `python runner.py verify a.jpg b.jpg`."""
     from ..export import export as write_bundle
 
     def go() -> None:

@@ -1,10 +1,12 @@
-"""A faceprint bundle's runner: detect, align and embed faces with only onnxruntime, numpy and OpenCV.
+"""A faceprint bundle's runner: detect, align and embed faces with only a runtime, numpy and OpenCV.
 
     python runner.py embed IMAGE...          one JSON line per image: the largest face's box and vector
     python runner.py verify IMAGE_A IMAGE_B  the distance, and whether it is one person at the bundle's threshold
 
 It reads ``bundle.json`` beside it (written by ``faceprint export``) and checks every model file's
-SHA-256 before loading it. It does what faceprint's pipeline does for these models, step by step,
+SHA-256 before loading it. Each network runs in onnxruntime (``.onnx``) or in LiteRT
+(``.tflite``, ``pip install ai-edge-litert``); only the one the bundle needs is imported. It does
+what faceprint's pipeline does for these models, step by step,
 so a port to a device (C++, a KPU toolchain) can follow it line by line. It is a deliberate
 standalone copy of faceprint's decoding (faceprint/detection/blazeface.py, mtcnn.py,
 blazeface_mtcnn.py, alignment.py): a bundle must run without faceprint, and the export test
@@ -28,9 +30,50 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 FORMAT = "faceprint.bundle/2"
+
+
+class _Input:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class TFLite:
+    """A ``.tflite`` network behind the two calls the runner makes of an onnxruntime session. The
+    model's batch is fixed (expo MobileFaceNet's is 2), so inputs are fed in batches of that size,
+    the last one padded with zeros."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.model = Interpreter(model_path=str(path))
+        self.model.allocate_tensors()
+        self.input = self.model.get_input_details()[0]
+        self.outputs = {o["name"]: o["index"] for o in self.model.get_output_details()}
+
+    def get_inputs(self) -> list:
+        return [_Input(self.input["name"])]
+
+    def run(self, names, feeds: dict) -> list:
+        x, batch = next(iter(feeds.values())), int(self.input["shape"][0])
+        parts = []
+        for i in range(0, len(x), batch):
+            part = x[i:i + batch]
+            pad = batch - len(part)
+            self.model.set_tensor(self.input["index"], np.concatenate([part, np.zeros((pad, *part.shape[1:]), part.dtype)]))
+            self.model.invoke()
+            parts.append([self.model.get_tensor(self.outputs[n])[:batch - pad] for n in names or self.outputs])
+        return [np.concatenate(out) for out in zip(*parts)]
+
+
+def open_network(path: Path):
+    """An onnxruntime session for a ``.onnx`` file, LiteRT's interpreter for a ``.tflite`` one."""
+    if path.suffix == ".tflite":
+        return TFLite(path)
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
 # -- BlazeFace ------------------------------------------------------------------------------------
@@ -238,9 +281,8 @@ class Runner:
             if hashlib.sha256((folder / name).read_bytes()).hexdigest() != sha:
                 raise SystemExit(f"{name}: its SHA-256 is not the one bundle.json gives (damaged or replaced)")
         self.det, self.emb = self.spec["detector"], self.spec["embedder"]
-        session = lambda name: ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])  # noqa: E731
-        self.sessions = {role: session(name) for role, name in self.det["models"].items()}
-        self.emb_session = session(self.emb["model"])
+        self.sessions = {role: open_network(folder / name) for role, name in self.det["models"].items()}
+        self.emb_session = open_network(folder / self.emb["model"])
         self.anchors = anchors(self.det["blazeface"])
 
     def detect(self, rgb: np.ndarray) -> list:
