@@ -3,6 +3,8 @@
     python benchmarks/batch.py --lfw ../shared/datasets/lfw   # -> benchmarks/results/batch.json
     python benchmarks/batch.py --photos 100 --sizes 20000      # quick
     python benchmarks/batch.py --sizes                         # throughput only, clustering rows kept
+    python benchmarks/batch.py --engines local --sizes 100000 1000000 --distractors blends \
+        --out benchmarks/results/batch-blends.json             # clustering among structured distractors
 
 Throughput: the first ``--photos`` LFW images (people in sorted order) through `faceprint embed`
 with the local engine (``--workers`` processes) and with Ray (a local Ray started by the command,
@@ -18,9 +20,13 @@ total, written as Parquet parts into a copy of the dataset, then, in a fresh pro
 `load_faces` (read) and the default clustering method (k-NN graph through ``faceprint.index``:
 approximate from 50,000 faces) timed, with the process's peak RSS. Distractors are a Gaussian with
 the mean and the Ledoit-Wolf shrunk covariance of the real faceprints (a few hundred faces do not
-fit a 512 x 512 covariance), L2-normalised, seeded. Scored on the LFW photos' central faces (as
-`faceprint eval cluster` does): BCubed precision/recall/F1 against the folder names, and how many
-LFW faces ended up in a cluster with a distractor.
+fit a 512 x 512 covariance), L2-normalised, seeded: the hard case, with none of the structure of
+real faces. ``--distractors blends`` (as in benchmarks/search.py): each the normalised sum of two
+different faces of LFW people none of whose photos is clustered (their faceprints from the
+evaluation cache, embedded once by the same pipeline), so a blend lies near two real faces of other
+people. Scored on the LFW photos' central faces (as `faceprint eval cluster` does): BCubed
+precision/recall/F1 against the folder names, and how many LFW faces ended up in a cluster with a
+distractor.
 """
 
 from __future__ import annotations
@@ -85,8 +91,23 @@ def embed_run(photos: list[Path], out: Path, run: str, workers: int) -> dict:
     return row
 
 
-def with_distractors(dataset: Path, out: Path, size: int) -> int:
-    """A copy of ``dataset`` topped up to ``size`` faces with seeded synthetic ones; how many were added."""
+def blend_pool(lfw: Path, dataset: Path) -> np.ndarray:
+    """Faceprints of every LFW photo of the people none of whose photos is in ``dataset``."""
+    from faceprint import evaluation as ev
+    from faceprint.batch import read_photos
+    from faceprint.detection import DEFAULT_DETECTOR
+    from faceprint.embedding import DEFAULT_EMBEDDER
+
+    taken = {Path(p).parent.name for p in read_photos(dataset).column("path").to_pylist()}
+    people = ev.lfw_people(lfw)  # all of LFW, as benchmarks/search.py embeds it: one cache for both
+    vectors, _ = ev.embed_images([p for photos in people.values() for p in photos], DEFAULT_DETECTOR, DEFAULT_EMBEDDER)
+    pool = [vectors[str(p)] for person, photos in people.items() if person not in taken for p in photos]
+    return np.stack([v for v in pool if v is not None])
+
+
+def with_distractors(dataset: Path, out: Path, size: int, pool: np.ndarray | None = None) -> int:
+    """A copy of ``dataset`` topped up to ``size`` faces with seeded synthetic ones, Gaussian or, given
+    a ``pool`` of real faceprints, blends of two of them; how many were added."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sklearn.covariance import ledoit_wolf
@@ -100,8 +121,12 @@ def with_distractors(dataset: Path, out: Path, size: int) -> int:
     factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(cov))).T.astype(np.float32)
     schema, number = face_schema(manifest["dims"]), 90_000
     for i, start in enumerate(range(0, count, CHUNK)):
-        n = min(CHUNK, count - start)
-        x = mean + np.random.default_rng([7, i]).standard_normal((n, len(mean)), dtype=np.float32) @ factor
+        n, rng = min(CHUNK, count - start), np.random.default_rng([7, i])
+        if pool is None:
+            x = mean + rng.standard_normal((n, len(mean)), dtype=np.float32) @ factor
+        else:
+            a = rng.integers(0, len(pool), n)
+            x = pool[a] + pool[(a + 1 + rng.integers(0, len(pool) - 1, n)) % len(pool)]  # two different faces
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         paths = pa.array([f"synthetic/{start + j}" for j in range(n)])
         sha = pa.array(["0" * 64] * n)
@@ -176,6 +201,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sizes", type=int, nargs="*", default=[0, 100_000])
     ap.add_argument("--method", default="average")
+    ap.add_argument("--distractors", choices=("gaussian", "blends"), default="gaussian",
+                    help="Gaussian samples (the hard case) or blends of two real faces of other LFW people")
     ap.add_argument("--engines", nargs="*", default=["local", "ray", "ray-nice0", "ray-nice0", "ray", "local"],
                     help="runs in this order (there and back: the load on a shared machine drifts): local, ray, "
                          "ray-nice0 (Ray's workers at nice 0 instead of its default 15)")
@@ -199,14 +226,17 @@ def main() -> None:
         else:
             same = None
         clustering = []
+        pool = blend_pool(args.lfw, outs[0]) if args.distractors == "blends" and args.sizes else None
         for size in args.sizes:
             mix = work / f"mix-{size}"
-            added = with_distractors(outs[0], mix, size)
+            added = with_distractors(outs[0], mix, size, pool)
             p = subprocess.run([sys.executable, __file__, "--child", str(mix), args.method], capture_output=True,
                                text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
             if p.returncode:
                 raise SystemExit(p.stderr)
-            row = {"distractors": added, **json.loads(p.stdout.strip().splitlines()[-1])}
+            row = {"distractors": added, "distractor_kind": args.distractors,
+                   **({"blend_pool": len(pool)} if pool is not None else {}),
+                   **json.loads(p.stdout.strip().splitlines()[-1])}
             b = row["bcubed"]
             print(f"cluster {row['faces']:>9,} faces ({added:,} synthetic): read {row['read_s']} s, "
                   f"cluster {row['cluster_s']} s, peak RSS {row['peak_rss_mb']:.0f} MB, BCubed on "
