@@ -61,6 +61,7 @@ def export(target: Path | str, pipeline: str = "fast", fmt: str = "onnx") -> Pat
     if fmt == "tflite":
         detector_models, embedder_model = _tflite(detector_name, embedder_name)
         detector["blazeface"]["nchw"] = embedder["nchw"] = False  # TFLite runs them NHWC
+        embedder["input"] = embedder["input"].replace("NCHW", "NHWC")
     target.mkdir(parents=True, exist_ok=True)
     names = {role: f"detector-{role}.{fmt}" for role in detector_models}
     sources = [(path, names[role]) for role, path in detector_models.items()]
