@@ -38,6 +38,8 @@ from .types import Image
 CALIBRATED_FOR = "faceplugin"
 #: Context kept round a face in a contact-sheet thumbnail, as a share of its box on each side.
 THUMB_MARGIN = 0.25
+#: Chinese whispers' passes at most (a pass that changes no label ends it sooner)
+WHISPER_PASSES = 20
 
 
 class ChineseWhispers(ClusterMixin, BaseEstimator):
@@ -54,7 +56,8 @@ class ChineseWhispers(ClusterMixin, BaseEstimator):
 
     _distances = ("threshold",)
 
-    def __init__(self, threshold: float = 0.48, k: int = 30, iterations: int = 20, random_state: int = 0):
+    def __init__(self, threshold: float = 0.48, k: int = 30, iterations: int = WHISPER_PASSES,
+                 random_state: int = 0):
         self.threshold = threshold
         self.k = k
         self.iterations = iterations
@@ -114,7 +117,7 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
         # enough is cut exactly; a piece still too big stays as the whispers left it.
         links = graph[members][:, members]
         labels, next_label = np.zeros(len(X), np.int64), 0
-        for piece in _members(_whispers(links, ChineseWhispers().iterations, 0)):
+        for piece in _members(_whispers(links, WHISPER_PASSES, 0)):
             sub = self._exact_cut(X[piece]) if len(piece) <= self.max_dense else 0
             labels[piece] = next_label + sub
             next_label += int(np.max(sub)) + 1
