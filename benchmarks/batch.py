@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import cpu_model  # beside this script
+from search import blends  # beside this script too: the same structured distractors
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 50_000  # distractors per Parquet part
@@ -117,17 +118,18 @@ def with_distractors(dataset: Path, out: Path, size: int, pool: np.ndarray | Non
     shutil.copytree(dataset, out)
     _, real, manifest = load_faces(dataset)
     count = max(0, size - len(real))
-    mean, (cov, _) = real.mean(0), ledoit_wolf(real)
-    factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(cov))).T.astype(np.float32)
+
+    def gaussian():
+        mean, (cov, _) = real.mean(0), ledoit_wolf(real)
+        factor = np.linalg.cholesky(cov + 1e-6 * np.eye(len(cov))).T.astype(np.float32)
+        for i, start in enumerate(range(0, count, CHUNK)):
+            x = mean + np.random.default_rng([7, i]).standard_normal((min(CHUNK, count - start), len(mean)),
+                                                                      dtype=np.float32) @ factor
+            yield start, x / np.linalg.norm(x, axis=1, keepdims=True)
+
     schema, number = face_schema(manifest["dims"]), 90_000
-    for i, start in enumerate(range(0, count, CHUNK)):
-        n, rng = min(CHUNK, count - start), np.random.default_rng([7, i])
-        if pool is None:
-            x = mean + rng.standard_normal((n, len(mean)), dtype=np.float32) @ factor
-        else:
-            a = rng.integers(0, len(pool), n)
-            x = pool[a] + pool[(a + 1 + rng.integers(0, len(pool) - 1, n)) % len(pool)]  # two different faces
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for i, (start, x) in enumerate(gaussian() if pool is None else blends(pool, count, seed=7, chunk=CHUNK)):
+        n = len(x)
         paths = pa.array([f"synthetic/{start + j}" for j in range(n)])
         sha = pa.array(["0" * 64] * n)
         faces = pa.table({"path": paths, "sha256": sha, "face": pa.array(np.zeros(n, np.int32)),

@@ -95,12 +95,13 @@ def distractors(mean: np.ndarray, cov: np.ndarray, count: int, seed: int = 1):
         yield start, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def blends(pool: np.ndarray, count: int, seed: int = 1):
-    """Seeded chunks of blends: the normalised sum of two different pool faces, the same every time."""
+def blends(pool: np.ndarray, count: int, seed: int = 1, chunk: int = CHUNK):
+    """Seeded chunks of blends: the normalised sum of two different pool faces, the same every time
+    (benchmarks/batch.py clusters among them too)."""
     n = len(pool)
-    for i, start in enumerate(range(0, count, CHUNK)):
+    for i, start in enumerate(range(0, count, chunk)):
         rng = np.random.default_rng([seed, i])
-        a = rng.integers(0, n, min(CHUNK, count - start))
+        a = rng.integers(0, n, min(chunk, count - start))
         b = (a + 1 + rng.integers(0, n - 1, len(a))) % n  # never a itself
         x = pool[a] + pool[b]
         yield start, (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
