@@ -1,10 +1,12 @@
 """1:N search at scale: the LFW gallery plus synthetic distractors up to a million faces.
 
-    python benchmarks/search.py --lfw ../shared/datasets/lfw --compare 0 --expansion 128 512   # -> benchmarks/results/search.json
+    python benchmarks/search.py --lfw ../shared/datasets/lfw --crossover --compare 0 --candidates 256 1024 \
+        --out benchmarks/results/search-scan.json                  # the gallery's index (a scan of compact codes)
+    python benchmarks/search.py --lfw ../shared/datasets/lfw --distractors blends --crossover --compare 0 \
+        --candidates 256 1024 --out benchmarks/results/search-scan-blends.json
+    python benchmarks/search.py --lfw ../shared/datasets/lfw --first-stage graph --compare 0 \
+        --expansion 128 512   # the HNSW graph (knn_graph's) -> benchmarks/results/search.json
     python benchmarks/search.py --lfw ../shared/datasets/lfw --sizes 10000   # quick
-    python benchmarks/search.py --lfw ../shared/datasets/lfw --distractors blends --sizes 100000 1000000 \
-        --crossover --compare 0 --expansion 128 512 --out benchmarks/results/search-blends.json
-    (pip install -e '.[bench]' adds faiss for the library comparison)
 
 Real faceprints: every LFW image through the default pipeline (cached like `faceprint eval`).
 The gallery is the open-set split of `faceprint eval identify` (one photo per person with two or
@@ -22,20 +24,21 @@ and about 3,500 photos make them all (each in some 550 blends at a million), so 
 than a million real strangers.
 
 Each size runs in a fresh process (for its RSS; BLAS single-threaded, the index on 2 threads to build and
-one to answer a single query): build the index chunk by chunk, time single
-queries (p50/p99) and one batch at the default graph search depth and at each `--expansion`
-depth (same graph), then regenerate the chunks for the exact answer (one matrix
-product per chunk) and report recall@1 of the index against it, and the open-set identification
-with the distractors in the gallery (a distractor as nearest face is a wrong answer). Each row
-records the 1-minute load average after the build: other work on the machine inflates latencies.
-The graph's principal components are fitted on the first batch added, the real LFW gallery. The
-exact search's latency at small sizes is what sets `faceprint.index.APPROX_FROM`.
+one to answer a single query): build the index chunk by chunk, time single queries (p50/p99) and
+one batch at the default setting and at each `--candidates` count (the scan) or `--expansion`
+depth (the graph) on the same index, then regenerate the chunks for the exact answer (one matrix
+product per chunk) and report recall@1 of the index against it (a found face exactly as near as
+the nearest counts: blends repeat, the same two people drawn twice), and the open-set
+identification with the distractors in the gallery (a distractor as nearest face is a wrong
+answer). Each row records the 1-minute load average after the build: other work on the machine
+inflates latencies. The first stage is fitted on the first batch added, the real LFW gallery;
+the scan is fitted again on all it holds each time it has grown four times over. The exact
+search's latency at small sizes is what sets `faceprint.index.APPROX_FROM`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -129,7 +132,10 @@ def distance_check(data: dict, kind: str) -> dict:
 
 
 # -- one size, in its own process -----------------------------------------------------------------
-def run_size(data_path: Path, size: int, dtype: str, library: str, expansions: list[int], kind: str) -> list[dict]:
+def run_size(data_path: Path, size: int, dtype: str, library: str, settings: list[int], kind: str) -> list[dict]:
+    """One index of ``size`` faces: ``library`` is ``scan`` or ``graph`` (FaceIndex's first stages;
+    ``settings`` are the scan's candidate counts or the graph's search depths, timed on one
+    index), ``exact`` (FaceIndex below APPROX_FROM) or ``faiss`` (faiss's HNSW)."""
     from faceprint.index import FaceIndex
 
     d = np.load(data_path)
@@ -140,41 +146,52 @@ def run_size(data_path: Path, size: int, dtype: str, library: str, expansions: l
     start = time.perf_counter()
     if library == "faiss":
         index = _FaissHNSW(gallery.shape[1])
+    elif library == "exact":
+        index = FaceIndex(gallery.shape[1], approx_from=None)
     else:
-        index = FaceIndex(gallery.shape[1], approx_from=0 if library == "usearch" else None, dtype=dtype)
+        index = FaceIndex(gallery.shape[1], approx_from=0, first_stage=library, dtype=dtype)
     index.add(np.arange(len(gallery)), gallery)
     for s, chunk in fakes(d, kind, n_fake):
         index.add(len(gallery) + s + np.arange(len(chunk)), chunk)
     build = time.perf_counter() - start
     rss = _rss_mb()
     load = os.getloadavg()[0]
+    knob = {"scan": "candidates", "graph": "expansion_search"}.get(library)
     timed = []
-    for depth in expansions if library == "usearch" else [None]:
-        if depth is not None:
-            index.expansion_search = depth
-        timed.append((depth, *_time_queries(index, queries)))
+    for value in settings if knob else [None]:
+        if knob:
+            setattr(index, knob, value)
+        timed.append((value, *_time_queries(index, queries)))
 
-    # exact answer: running best over the gallery and regenerated chunks
+    # exact answer: running best over the gallery and regenerated chunks; and each found face's exact
+    # distance, so a face identical to the nearest (blends repeat: the same two people drawn twice) counts
     best_d = 1 - queries @ gallery.T
     best_k, best_v = best_d.argmin(1), best_d.min(1)
+    rows_of = np.arange(len(queries))
+    found_d = [np.where(t[2] < len(gallery), best_d[rows_of, np.minimum(t[2], len(gallery) - 1)], np.inf) for t in timed]
     for s, chunk in fakes(d, kind, n_fake):
         cd = 1 - queries @ chunk.T
         better = cd.min(1) < best_v
         best_k = np.where(better, len(gallery) + s + cd.argmin(1), best_k)
         best_v = np.minimum(best_v, cd.min(1))
+        for t, fd in zip(timed, found_d):
+            inside = (t[2] >= len(gallery) + s) & (t[2] < len(gallery) + s + len(chunk))
+            fd[inside] = cd[rows_of[inside], t[2][inside] - len(gallery) - s]
     threshold = float(d["identify_threshold"])
-    common = {"size": size, "library": library, "dtype": dtype if library != "exact" else "f32",
+    common = {"size": size, "library": library, "dtype": dtype if library in ("graph", "faiss") else None,
               "build_s": round(build, 2), "rss_mb": round(rss, 1), "rss_over_baseline_mb": round(rss - base_rss, 1),
               "load_avg_1min": round(load, 2)}
     rows = []
-    for depth, lat, found, dist, batch_qps in timed:
-        rows.append({**common, **({"expansion_search": depth} if depth is not None else {}),
+    for (value, lat, found, dist, batch_qps), fd in zip(timed, found_d):
+        hit = (found == best_k) | (fd <= best_v + 1e-6)  # 1e-6: the same vector in another chunk
+        rows.append({**common, **({knob: value} if knob else {}),
             "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 4), "p99": round(float(np.percentile(lat, 99)), 4),
                            "mean": round(float(lat.mean()), 4)},
             "batch_queries_per_s": round(batch_qps, 1),
-            "recall_at_1": float((found == best_k).mean()),
-            "recall_at_1_known": float((found == best_k)[qnames != ""].mean()),
-            "recall_at_1_unknown": float((found == best_k)[qnames == ""].mean()),
+            "recall_at_1": float(hit.mean()),
+            "recall_at_1_known": float(hit[qnames != ""].mean()),
+            "recall_at_1_unknown": float(hit[qnames == ""].mean()),
+            "found_a_tie": int((hit & (found != best_k)).sum()),
             # what a user sees: the same name (or the same "unknown") at the shipped identify threshold
             "same_answer": float((_answer(found, dist, gnames, threshold) == _answer(best_k, best_v, gnames, threshold)).mean()),
             "identification": _identification(found, dist, gnames, qnames, len(gallery)),
@@ -259,9 +276,13 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--crossover", type=int, nargs="*", default=[5_000, 20_000, 50_000, 100_000],
                     help="sizes where exact search is timed (with --sizes, this sets APPROX_FROM)")
-    ap.add_argument("--compare", type=int, default=50_000, help="size for the dtype / library comparison (0: skip)")
+    ap.add_argument("--compare", type=int, default=50_000, help="size for the graph dtype / library comparison (0: skip)")
+    ap.add_argument("--first-stage", choices=("scan", "graph"), default="scan",
+                    help="the index's first stage at each of --sizes (the gallery's is the scan)")
+    ap.add_argument("--candidates", type=int, nargs="*", default=[],
+                    help="scan: candidate counts re-ranked, timed at each size besides the default (same index)")
     ap.add_argument("--expansion", type=int, nargs="*", default=[],
-                    help="graph search depths timed at each size besides the default (same graph)")
+                    help="graph: search depths timed at each size besides the default (same graph)")
     ap.add_argument("--distractors", choices=("gaussian", "blends"), default="gaussian",
                     help="Gaussian samples (the hard case) or blends of two real faces (structured like real ones)")
     ap.add_argument("--workers", type=int, default=2)
@@ -269,27 +290,29 @@ def main() -> None:
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        path, size, dtype, library, depths, kind = args.child
-        print(json.dumps(run_size(Path(path), int(size), dtype, library, [int(x) for x in depths.split(",")], kind)))
+        path, size, dtype, library, settings, kind = args.child
+        print(json.dumps(run_size(Path(path), int(size), dtype, library, [int(x) for x in settings.split(",")], kind)))
         return
     from faceprint.index import (APPROX_FROM, CANDIDATES, CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH,
-                                 REDUCED_DIMS)
+                                 REDUCED_DIMS, SCAN_CANDIDATES, SCAN_PARTS)
 
     os.environ.setdefault("FACEPRINT_THREADS", "1")
     data = real_data(args.lfw, args.workers)
     tmp = ROOT / "benchmarks" / ".search-data.npz"
     np.savez(tmp, **{k: v for k, v in data.items() if k not in ("real", "pipeline")})
 
-    depths = ",".join(map(str, sorted({EXPANSION_SEARCH, *args.expansion})))
+    settings = {"scan": sorted({SCAN_CANDIDATES, *args.candidates}), "graph": sorted({EXPANSION_SEARCH, *args.expansion}),
+                "exact": [0], "faiss": [0]}
 
-    def child(size: int, dtype: str = "i8", library: str = "usearch") -> list[dict]:
+    def child(size: int, library: str, dtype: str = "i8") -> list[dict]:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        p = subprocess.run([sys.executable, __file__, "--child", str(tmp), str(size), dtype, library, depths,
-                            args.distractors],
+        p = subprocess.run([sys.executable, __file__, "--child", str(tmp), str(size), dtype, library,
+                            ",".join(map(str, settings[library])), args.distractors],
                            capture_output=True, text=True, check=True, env=env)
         rows = json.loads(p.stdout.strip().splitlines()[-1])
         for r in rows:
-            print(f"{library:8} {r['dtype']:5} {size:>9,} depth {r.get('expansion_search', '-'):>4}: build {r['build_s']:7.1f} s  "
+            knob = f"candidates {r['candidates']:>5}" if "candidates" in r else f"depth {r.get('expansion_search', '-'):>4}"
+            print(f"{library:6} {r['dtype'] or '-':4} {size:>9,} {knob}: build {r['build_s']:7.1f} s  "
                   f"RSS {r['rss_mb']:7.1f} MB  p50 {r['latency_ms']['p50']:.3f} ms  p99 {r['latency_ms']['p99']:.3f} ms  "
                   f"batch {r['batch_queries_per_s']:,.0f} q/s  recall@1 {r['recall_at_1']:.4f} "
                   f"(known {r['recall_at_1_known']:.3f}, unknown {r['recall_at_1_unknown']:.3f})  "
@@ -301,8 +324,12 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "command": "python benchmarks/search.py " + " ".join(sys.argv[1:]),
         "pipeline": data["pipeline"],
-        "index": {"approx_from": APPROX_FROM, "reduced_dims": REDUCED_DIMS, "candidates": CANDIDATES,
-                  "connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD, "expansion_search": EXPANSION_SEARCH},
+        "index": ({"approx_from": APPROX_FROM, "first_stage": "scan", "reduced_dims": REDUCED_DIMS,
+                   "code_parts": SCAN_PARTS, "code_bytes": SCAN_PARTS // 2, "candidates": SCAN_CANDIDATES}
+                  if args.first_stage == "scan" else
+                  {"approx_from": APPROX_FROM, "first_stage": "graph", "reduced_dims": REDUCED_DIMS,
+                   "candidates": CANDIDATES, "connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD,
+                   "expansion_search": EXPANSION_SEARCH}),
         "gallery": len(data["gallery"]), "queries": {"known": int((data["query_names"] != "").sum()),
                                                      "unknown": int((data["query_names"] == "").sum())},
         "distractors": ("Gaussian with the mean and covariance of all real LFW faceprints, L2-normalised"
@@ -310,11 +337,10 @@ def main() -> None:
                         f"blends: the normalised sum of two different faces of {len(data['pool'])} single-photo "
                         "people who are not probes"),
         "distance_check": distance_check(data, args.distractors),
-        "crossover": [r for n in args.crossover for r in child(n, library="exact")],
-        "compare": ([r for dt in ("i8", "f16") for r in child(args.compare, dt)]
-                    + (child(args.compare, "f16", "faiss") if importlib.util.find_spec("faiss") else [])
+        "crossover": [r for n in args.crossover for r in child(n, "exact")],
+        "compare": ([r for dt in ("i8", "f16") for r in child(args.compare, "graph", dt)] + child(args.compare, "faiss", "f16")
                     if args.compare else []),
-        "sizes": [r for n in args.sizes for r in child(n)],
+        "sizes": [r for n in args.sizes for r in child(n, args.first_stage)],
     }
     tmp.unlink()
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -4,16 +4,22 @@ Embeddings are unit vectors, so nearest by cosine distance is nearest by inner p
 ``APPROX_FROM`` vectors the index is a float32 matrix and a search is one matrix product: exact.
 A single query reads the whole matrix, so its time grows with the gallery (0.4 ms at 5,000
 512-d faces, 4 ms at 20,000, 22 ms at 100,000 on one core here). From ``APPROX_FROM`` on, search
-has two stages. A usearch HNSW graph over the faces' first ``REDUCED_DIMS`` principal components
-(fitted on the faces present when the graph is built, kept with the index) proposes
-``CANDIDATES`` faces; their full vectors, kept in float16 beside the graph, rank them exactly.
-The default embedder's faceprints span about 150 of their 512 dimensions (128 principal
-components hold 97% of the variance of all LFW faceprints), so the graph's distances cost a
-quarter of full ones and the graph builds about three times faster, while the re-ranking makes the
-answer's order and distances exact. Graph search is approximate, and face embeddings are its
-hard case (a stranger is about equally far from many faces), so the graph is built denser and
-searched deeper than usearch's defaults. Measurements: ``benchmarks/search.py``,
-``docs/benchmarks.md`` (Search). Keys are caller-chosen integers (the gallery uses face ids).
+has two stages. The first proposes ``candidates`` faces from the faces' first ``REDUCED_DIMS``
+principal components (fitted on the faces present when it is built, kept with the index); their
+full vectors, kept in float16 beside it, rank them exactly, so the answer's order and distances
+are exact. The default embedder's faceprints span about 150 of their 512 dimensions (128
+principal components hold 97% of the variance of all LFW faceprints).
+
+A gallery's first stage (``"scan"``) reads every face: a 16-byte code each (the components,
+randomly rotated so every part carries as much, quantised in 32 parts of 4 bits: faiss's
+product-quantisation fast scan, lookup tables in SIMD registers), so no face can be missed by
+a walk that never reached it. It finds an enrolled person's face among a million with the
+certainty of an exact search and costs about 1.6 ms a query on one core. ``knn_graph`` (every
+face a query, for clustering) uses a usearch HNSW graph instead (``"graph"``), which answers a
+million queries several times faster; face embeddings are a graph's hard case (a stranger is
+about equally far from many faces), which is why a gallery does not use one. Measurements:
+``benchmarks/search.py``, ``docs/benchmarks.md`` (Search). Keys are caller-chosen integers (the
+gallery uses face ids).
 """
 
 from __future__ import annotations
@@ -30,52 +36,72 @@ from .atomic import atomic_file, atomic_write
 log = logging.getLogger(__name__)
 
 #: Size at which the index switches from exact to two-stage search: a query of exact search
-#: costs 0.3 ms at 5,000 faces and 4 ms at 20,000; the two-stage one, 0.57 ms at 10,000.
+#: costs 0.3 ms at 5,000 faces and 4 ms at 20,000; the two-stage one, about 0.6 ms at 10,000.
 APPROX_FROM = 10_000
-#: Principal components the graph searches in. At 100,000 faces, exact search over the first 128
-#: ranks the true nearest face in its top 16 for every one of 1,000 probes; over 96, in its top 64
-#: for 99.3%; over 64, for 92%.
+#: Principal components the first stage compares. At 100,000 faces, exact search over the first
+#: 128 ranks the true nearest face in its top 16 for every one of 1,000 probes; over 96, in its
+#: top 64 for 99.3%; over 64, for 92%.
 REDUCED_DIMS = 128
-#: Faces the graph proposes for exact re-ranking: four times the 16 that exact search over the
-#: components needs, for the graph's own misordering. From search depth 256 on, the re-ranked top
-#: hit was exact whenever the true face was among the candidates (10,000 faces).
+#: The scan's code: the rotated components in this many parts (2 components each), 4 bits (16
+#: centroids) a part, so 32 bytes a face. 32 parts read half the memory (1.5 against 2.4 ms at a
+#: million faces) but code some real faces badly: in one of two fits, 3 of 500 known people's
+#: faces fell below rank 4,096 of the scan's ranking among a million.
+SCAN_PARTS = 64
+#: Faces the scan proposes for exact re-ranking. Among 1,000,000 faces, the farthest down the
+#: scan's ranking that a known person's exact nearest face fell was 95 (Gaussian distractors) and
+#: 449 (blends), for 500 probes each; re-ranking 512 costs about 0.3 ms.
+SCAN_CANDIDATES = 512
+#: Faces the graph proposes for re-ranking: four times the 16 that exact search over the
+#: components needs, for the graph's own misordering.
 CANDIDATES = 64
 #: HNSW graph degree, build depth, search depth. At 100,000 faces, degree 16 / build depth 64 found
 #: the exact nearest face for 80% of probes (search depth 128), 32 / 128 for 93%; search depth
 #: 128 / 256 / 512 then gives 93% / 98% / 99.4% in 2.0 / 2.9 / 4.6 ms. At 1,000,000: 69% / 82% /
 #: 91% (docs/benchmarks.md, Search).
 CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 32, 128, 256
+#: The scan's components and code are fitted again, on every face it then holds, each time the
+#: index has grown this many times over since they were: a gallery that began with 10,000 faces of
+#: one kind and grew to a million of another is coded for what it holds (seconds at a million).
+_REFIT_GROWTH = 4
+#: Fewest faces the first stage is fitted on (a part's 16 centroids need 16 faces); below it, exact.
+_FIT_MIN = 16
 _EXACT_BLOCK = 4096  # query rows per matrix product, so a big batch never builds a huge matrix
 _BLOCK = 65_536  # faces reduced, or graph queries run, at once: 32 MB of components, never a copy of all
-_RERANK_BLOCK = 256  # queries re-ranked at once: 256 x 64 candidates x 512 floats is 32 MB
+_FIT_BLOCK = 16_384  # stored faces read back as float32 at once while fitting (32 MB), and the code's sample
 
 
 class FaceIndex:
     """Cosine k-nearest-neighbour search over unit vectors keyed by non-negative integers.
 
-    ``approx_from`` sets the size at which the index becomes two-stage (``0``: always, ``None``:
-    never); ``dtype`` is how the graph stores its reduced vectors (``"i8"``, ``"f16"``, ``"f32"``);
-    ``connectivity``, ``expansion_add`` and ``expansion_search`` are the graph's degree, build depth
-    and search depth, ``candidates`` how many faces it proposes for re-ranking.
+    ``approx_from`` sets the size at which the index becomes two-stage (``0``: as soon as it holds
+    ``_FIT_MIN`` faces, ``None``: never); ``first_stage`` is ``"scan"`` (every face's compact code,
+    for a gallery) or ``"graph"`` (HNSW, for ``knn_graph``); ``candidates`` is how many faces the
+    first stage proposes for exact re-ranking. The graph's own settings: ``dtype``, how it stores
+    the components (``"i8"``, ``"f16"``, ``"f32"``); ``connectivity``, ``expansion_add`` and
+    ``expansion_search``, its degree, build depth and search depth.
     """
 
     upserts = False  # add never replaces: a key added twice is held twice (faceprint.gallery.vectors.replay)
 
-    def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, dtype: str = "i8",
-                 connectivity: int = CONNECTIVITY, expansion_add: int = EXPANSION_ADD,
-                 expansion_search: int = EXPANSION_SEARCH, candidates: int = CANDIDATES) -> None:
+    def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, first_stage: str = "scan",
+                 candidates: int | None = None, dtype: str = "i8", connectivity: int = CONNECTIVITY,
+                 expansion_add: int = EXPANSION_ADD, expansion_search: int = EXPANSION_SEARCH) -> None:
+        if first_stage not in ("scan", "graph"):
+            raise ValueError(f"first_stage must be 'scan' or 'graph', not {first_stage!r}")
         self.dims = int(dims)
         self.approx_from = approx_from
+        self.first_stage = first_stage
+        self.candidates = candidates or (SCAN_CANDIDATES if first_stage == "scan" else CANDIDATES)
         self.dtype = dtype
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self._expansion_search = expansion_search
-        self.candidates = candidates
-        self._keys = np.zeros(0, np.int64)  # exact: the matrix's row keys; two-stage: each slot's key, -1 once removed
+        self._keys = np.zeros(0, np.int64)  # exact: the matrix's row keys; two-stage: each slot's key (graph: -1 once removed)
         self._matrix = np.zeros((0, self.dims), np.float32)  # exact: float32 rows; two-stage: float16, by slot
-        self._used = 0  # two-stage: slots handed out (the graph's keys are slots, never reused)
-        self._mean = self._basis = None  # two-stage: the principal components the graph searches in
-        self._hnsw = None  # usearch.index.Index once approximate
+        self._used = 0  # two-stage: slots handed out (the scan's are its row numbers; the graph's are never reused)
+        self._mean = self._basis = None  # two-stage: the principal components the first stage compares
+        self._fitted = 0  # two-stage: faces held when they were fitted
+        self._stage = None  # faiss IndexPQFastScan (scan) or usearch Index (graph) once approximate
 
     @property
     def expansion_search(self) -> int:
@@ -85,25 +111,28 @@ class FaceIndex:
     def expansion_search(self, depth: int) -> None:
         """Graph search depth; settable on a built index (a benchmark times several on one graph)."""
         self._expansion_search = depth
-        if self._hnsw is not None:
-            self._hnsw.expansion_search = depth
+        if self._stage is not None and self.first_stage == "graph":
+            self._stage.expansion_search = depth
 
     @property
     def approximate(self) -> bool:
-        return self._hnsw is not None
+        return self._stage is not None
 
     def __len__(self) -> int:
-        return len(self._hnsw) if self._hnsw is not None else len(self._keys)
+        if self._stage is None:
+            return len(self._keys)
+        return len(self._stage) if self.first_stage == "graph" else self._used
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64).reshape(-1)
         vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(keys), self.dims)
-        if self._hnsw is not None:
-            self._add_to_graph(keys, vectors)
+        if self._stage is not None:
+            self._add_to_stage(keys, vectors)
             return
-        if self.approx_from is not None and len(self._keys) + len(keys) >= max(self.approx_from, 1):
-            # straight into the graph: a million faces are never held in float32 twice
-            self._to_graph(np.concatenate([self._keys, keys]),
+        total = len(self._keys) + len(keys)
+        if self.approx_from is not None and total >= max(self.approx_from, _FIT_MIN):
+            # straight into the first stage: a million faces are never held in float32 twice
+            self._to_stage(np.concatenate([self._keys, keys]),
                            np.concatenate([self._matrix, vectors]) if len(self._matrix) else vectors)
             return
         self._keys = np.concatenate([self._keys, keys])
@@ -111,14 +140,24 @@ class FaceIndex:
 
     def remove(self, keys: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64).reshape(-1)
-        if self._hnsw is not None:
-            slots = np.flatnonzero(np.isin(self._keys[:self._used], keys))
-            if len(slots):
-                self._hnsw.remove(slots)
-                self._keys[slots] = -1  # the row stays, unreachable, until the index is rebuilt
+        if self._stage is None:
+            keep = ~np.isin(self._keys, keys)
+            self._keys, self._matrix = self._keys[keep], self._matrix[keep]
             return
-        keep = ~np.isin(self._keys, keys)
-        self._keys, self._matrix = self._keys[keep], self._matrix[keep]
+        slots = np.flatnonzero(np.isin(self._keys[:self._used], keys))
+        if not len(slots):
+            return
+        if self.first_stage == "graph":
+            self._stage.remove(slots)
+            self._keys[slots] = -1  # the row stays, unreachable, until the index is rebuilt
+            return
+        # the scan's rows are its slots: faiss closes the gap keeping the order, and so do keys and store
+        self._stage.remove_ids(_faiss().IDSelectorBatch(slots))
+        keep = np.ones(self._used, bool)
+        keep[slots] = False
+        n = int(keep.sum())
+        self._keys[:n], self._matrix[:n] = self._keys[:self._used][keep], self._matrix[:self._used][keep]
+        self._used = n
 
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, distances)``, each ``(Q, k)``, nearest first; -1 and inf where there are fewer than k."""
@@ -127,10 +166,10 @@ class FaceIndex:
         dist = np.full((len(queries), k), np.inf, np.float32)
         if len(self) == 0 or len(queries) == 0:
             return keys, dist
-        if self._hnsw is not None:  # in blocks: a million queries (a k-NN graph) are never copied whole
+        if self._stage is not None:  # in blocks: a million queries (a k-NN graph) are never copied whole
             for start in range(0, len(queries), _BLOCK):
                 part = slice(start, start + _BLOCK)
-                self._search_graph(_unit(queries[part]), keys[part], dist[part])
+                self._search_stage(_unit(queries[part]), keys[part], dist[part])
             return keys, dist
         n = min(k, len(self._keys))
         for start in range(0, len(queries), _EXACT_BLOCK):
@@ -143,67 +182,107 @@ class FaceIndex:
         return keys, dist
 
     # -- two-stage search ----------------------------------------------------------------------
-    def _to_graph(self, keys: np.ndarray, vectors: np.ndarray) -> None:
-        """Fit the principal components on these faces (all the index holds), then put them in graph and store."""
-        Index = _usearch_index()
-        self._mean = vectors.mean(0)
+    def _to_stage(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """Move to two stages: every face so far into the store, then the first stage fitted on them."""
+        self._keys, self._matrix, self._used = np.zeros(0, np.int64), np.zeros((0, self.dims), np.float16), 0
+        self._store(keys, vectors)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Fit the principal components (and the scan's code) on every face in the store, and put
+        them all into a new first stage."""
+        def rows():
+            return (self._matrix[s:min(s + _FIT_BLOCK, self._used)].astype(np.float32) for s in range(0, self._used, _FIT_BLOCK))
+
+        self._mean = (sum(r.sum(0, dtype=np.float64) for r in rows()) / self._used).astype(np.float32)
         # eigenvectors of the scatter matrix: a full basis even from fewer faces than REDUCED_DIMS
         scatter = np.zeros((self.dims, self.dims))
-        for start in range(0, len(vectors), _BLOCK):
-            centred = vectors[start:start + _BLOCK] - self._mean
+        for r in rows():
+            centred = r - self._mean
             scatter += centred.T @ centred
         _, vecs = np.linalg.eigh(scatter)
-        self._basis = np.ascontiguousarray(vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)], np.float32)
-        self._hnsw = Index(ndim=self._basis.shape[1] + 1, metric="cos", dtype=self.dtype,
-                           connectivity=self.connectivity, expansion_add=self.expansion_add,
-                           expansion_search=self.expansion_search)
-        self._keys, self._matrix, self._used = np.zeros(0, np.int64), np.zeros((0, self.dims), np.float16), 0
-        self._add_to_graph(keys, vectors)
+        basis = vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)]
+        if self.first_stage == "graph":
+            self._basis = np.ascontiguousarray(basis, np.float32)
+            self._stage = _usearch_index()(ndim=self._basis.shape[1] + 1, metric="cos", dtype=self.dtype,
+                                           connectivity=self.connectivity, expansion_add=self.expansion_add,
+                                           expansion_search=self.expansion_search)
+        else:
+            # a seeded rotation spreads the leading components' variance over all the code's parts
+            rotation, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((basis.shape[1],) * 2))
+            self._basis = np.ascontiguousarray(basis @ rotation, np.float32)
+            sample = self._matrix[:self._used:max(1, self._used // _FIT_BLOCK)][:_FIT_BLOCK].astype(np.float32)
+            self._stage = _scan_index(self._basis.shape[1], self._reduce(sample))
+        self._fitted = self._used
+        for start, r in zip(range(0, self._used, _FIT_BLOCK), rows()):
+            self._index_rows(np.arange(start, start + len(r)), r)
 
     def _reduce(self, vectors: np.ndarray, *, queries: bool = False) -> np.ndarray:
-        """Points whose cosine similarity ranks faces as the inner product over the components does.
+        """Points whose similarity in the first stage ranks faces as the inner product over the
+        components does: for the scan, a face's centred components and a query's components
+        (they differ from the inner product by the same number for every face).
 
-        A face becomes its centred components plus one coordinate that brings every face to the
-        same length, ``1 + |mean|`` (no unit vector's centred components are longer); a query
-        becomes its components plus a zero. Cosine between the two is then the inner product
-        over the components, divided by the same number for every face.
+        The graph compares by cosine: a face becomes its centred components plus one coordinate
+        that brings every face to the same length, ``1 + |mean|`` (no unit vector's centred
+        components are longer); a query becomes its components plus a zero. Cosine between the two
+        is then the inner product over the components, divided by the same number for every face.
         """
+        y = vectors @ self._basis if queries else (vectors - self._mean) @ self._basis
+        if self.first_stage == "scan":
+            return np.ascontiguousarray(y, np.float32)
         if queries:
-            y = vectors @ self._basis
             return np.hstack([y, np.zeros((len(y), 1), np.float32)])
-        y = (vectors - self._mean) @ self._basis
         fill = (1.0 + float(np.linalg.norm(self._mean))) ** 2 - np.einsum("ij,ij->i", y, y)
         return np.hstack([y, np.sqrt(np.maximum(fill, 0.0))[:, None]]).astype(np.float32)
 
-    def _add_to_graph(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+    def _add_to_stage(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        slots = self._store(keys, vectors)
+        if self.first_stage == "scan" and self._used >= _REFIT_GROWTH * self._fitted:
+            self._fit()  # the scan's code, fitted again on what the index now holds
+        else:
+            self._index_rows(slots, vectors)
+
+    def _store(self, keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Put faces in the next slots of the key array and the float16 store; their slots."""
         slots = self._used + np.arange(len(keys))
         self._used += len(keys)
-        if self._used > len(self._keys):  # an eighth spare: growing copies nothing (see _grown)
-            capacity = max(self._used + self._used // 8, 1024)
+        if self._used > len(self._keys):  # an eighth spare, at most a block: growing copies nothing (see _grown)
+            capacity = max(self._used + min(self._used // 8, _BLOCK), 1024)
             self._keys, self._matrix = _grown(self._keys, capacity), _grown(self._matrix, capacity)
         self._keys[slots], self._matrix[slots] = keys, vectors
-        for start in range(0, len(keys), _BLOCK):
-            part = slice(start, start + _BLOCK)
-            self._hnsw.add(slots[part], self._reduce(vectors[part]), threads=_threads())
+        return slots
 
-    def _search_graph(self, queries: np.ndarray, keys: np.ndarray, dist: np.ndarray) -> None:
-        """Fill ``keys``/``dist`` with the graph's candidates, re-ranked by their full vectors."""
-        want = max(self.candidates, keys.shape[1])
-        found = self._hnsw.search(self._reduce(queries, queries=True), want, threads=_threads())
-        slots = np.asarray(found.keys, np.int64).reshape(len(queries), -1)  # 1-d for a single query
-        counts = np.asarray(getattr(found, "counts", [slots.shape[1]])).reshape(-1, 1)  # a single query's has none
-        valid = np.arange(slots.shape[1])[None, :] < counts
-        slots = np.where(valid, slots, 0)
-        n = min(keys.shape[1], slots.shape[1])
-        for start in range(0, len(queries), _RERANK_BLOCK):
-            part = slice(start, start + _RERANK_BLOCK)
-            rows = self._matrix[slots[part]].astype(np.float32)  # (queries, candidates, dims)
-            d = 1.0 - np.matmul(rows, queries[part, :, None])[:, :, 0]
-            d[~valid[part]] = np.inf
-            order = np.argsort(d, axis=1, kind="stable")[:, :n]
-            top_d = np.take_along_axis(d, order, axis=1)
-            keys[part, :n] = np.where(np.isfinite(top_d), self._keys[np.take_along_axis(slots[part], order, axis=1)], -1)
-            dist[part, :n] = np.where(np.isfinite(top_d), np.clip(top_d, 0.0, 2.0), np.inf)
+    def _index_rows(self, slots: np.ndarray, vectors: np.ndarray) -> None:
+        """Put stored faces into the first stage (the scan's rows are its slots, in order)."""
+        for start in range(0, len(slots), _BLOCK):
+            part = slice(start, start + _BLOCK)
+            if self.first_stage == "graph":
+                self._stage.add(slots[part], self._reduce(vectors[part]), threads=_threads())
+            else:
+                _faiss_threads()
+                self._stage.add(self._reduce(vectors[part]))
+
+    def _search_stage(self, queries: np.ndarray, keys: np.ndarray, dist: np.ndarray) -> None:
+        """Fill ``keys``/``dist`` with the first stage's candidates, re-ranked by their full vectors."""
+        want = min(max(self.candidates, keys.shape[1]), self._used)
+        reduced = self._reduce(queries, queries=True)
+        if self.first_stage == "graph":
+            found = self._stage.search(reduced, want, threads=_threads())
+            slots = np.asarray(found.keys, np.int64).reshape(len(queries), -1)  # 1-d for a single query
+            counts = np.asarray(getattr(found, "counts", [slots.shape[1]])).reshape(-1)  # a single query's has none
+        else:
+            _faiss_threads()
+            _, slots = self._stage.search(reduced, want)
+            counts = (slots >= 0).sum(axis=1)
+        n = keys.shape[1]
+        nk = _numkong()
+        for i, (row, count) in enumerate(zip(slots, counts)):
+            row = row[:count]
+            # the float16 rows' inner products with SIMD: numpy converts float16 ten times slower
+            d = 1.0 - np.asarray(nk.cdist(self._matrix[row], queries[i:i + 1].astype(np.float16), metric="dot"))[:, 0]
+            order = np.argsort(d, kind="stable")[:n]
+            keys[i, :len(order)] = self._keys[row[order]]
+            dist[i, :len(order)] = np.clip(d[order], 0.0, 2.0)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Path, stamp: dict) -> None:
@@ -213,37 +292,46 @@ class FaceIndex:
         two writes leaves an old stamp, which then fails that check and forces a rebuild.
         """
         path = Path(path)
-        if self._hnsw is not None:
+        if self._stage is not None:
+            stage = (self._stage.save() if self.first_stage == "graph"
+                     else _faiss().serialize_index(self._stage).tobytes())
             arrays = dict(keys=self._keys[:self._used], matrix=self._matrix[:self._used], mean=self._mean,
-                          basis=self._basis, graph=np.frombuffer(self._hnsw.save(), np.uint8))
+                          basis=self._basis, fitted=np.int64(self._fitted), stage=np.frombuffer(stage, np.uint8))
         else:
             arrays = dict(keys=self._keys, matrix=self._matrix)
         with atomic_file(path) as f:
             np.savez(f, **arrays)
-        meta = dict(stamp, dims=self.dims, approximate=self.approximate, dtype=self.dtype, count=len(self))
+        meta = dict(stamp, dims=self.dims, approximate=self.approximate, first_stage=self.first_stage,
+                    dtype=self.dtype, count=len(self))
         atomic_write(_stamp_path(path), json.dumps(meta).encode())
 
     @classmethod
     def load(cls, path: Path, expect: dict, **options) -> tuple[FaceIndex, dict] | None:
-        """The index saved at ``path`` and its stamp, if the stamp holds every item of ``expect``."""
+        """The index saved at ``path`` and its stamp, if the stamp holds every item of ``expect``
+        and the index has the first stage ``options`` ask for."""
         path = Path(path)
         try:
             meta = json.loads(_stamp_path(path).read_text())
             if any(meta.get(k) != v for k, v in expect.items()) or not path.is_file():
                 return None
             index = cls(meta["dims"], **options)
+            if meta["approximate"] and meta.get("first_stage") != index.first_stage:
+                return None  # another first stage (or one saved before there was a choice): rebuilt
             with np.load(path) as data:
                 index._keys, index._matrix = data["keys"], data["matrix"]
                 if meta["approximate"]:
-                    Index = _usearch_index()
                     index._used, index._mean, index._basis = len(index._keys), data["mean"], data["basis"]
-                    index._hnsw = Index.restore(data["graph"].tobytes())
-                    if index._hnsw is None:
-                        return None
-                    index.expansion_search = index.expansion_search  # not saved in the graph file
+                    index._fitted = int(data["fitted"])
+                    if index.first_stage == "graph":
+                        index._stage = _usearch_index().restore(data["stage"].tobytes())
+                        if index._stage is None:
+                            return None
+                        index.expansion_search = index.expansion_search  # not saved in the graph file
+                    else:
+                        index._stage = _faiss().deserialize_index(data["stage"])
         except FileNotFoundError:
             return None  # never saved: the caller builds it from its database
-        except Exception as e:  # noqa: BLE001 - numpy/zipfile/usearch each fail their own way on a torn file
+        except Exception as e:  # noqa: BLE001 - numpy/zipfile/usearch/faiss each fail their own way on a torn file
             log.info("saved index %s unreadable (%s): rebuilding it", path, e)
             return None  # torn or foreign file: the caller rebuilds from its database
         return (index, meta) if len(index) == meta["count"] else None
@@ -272,7 +360,7 @@ def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_AP
     Built on ``FaceIndex``, blockwise, so grouping 100k faces never forms a 100k x 100k matrix.
     """
     vectors = np.ascontiguousarray(vectors, np.float32)
-    index = FaceIndex(vectors.shape[1], approx_from=approx_from, connectivity=GRAPH_CONNECTIVITY,
+    index = FaceIndex(vectors.shape[1], approx_from=approx_from, first_stage="graph", connectivity=GRAPH_CONNECTIVITY,
                       expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH,
                       candidates=max(GRAPH_CANDIDATES, k + 1))
     index.add(np.arange(len(vectors)), vectors)
@@ -303,6 +391,33 @@ def _usearch_index():
     from usearch.index import Index
 
     return Index
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+def _faiss_threads() -> None:
+    """faiss's thread count is process-wide: set before each call, as ``FACEPRINT_THREADS`` may change."""
+    _faiss().omp_set_num_threads(_threads())
+
+
+def _numkong():
+    import numkong
+
+    return numkong
+
+
+def _scan_index(dims: int, sample: np.ndarray):
+    """An empty fast-scan index whose code (``SCAN_PARTS`` parts of 4 bits) is fitted on ``sample``."""
+    faiss = _faiss()
+    _faiss_threads()
+    index = faiss.IndexPQFastScan(dims, SCAN_PARTS, 4, faiss.METRIC_INNER_PRODUCT)
+    index.pq.cp.min_points_per_centroid = 1  # fitted from _FIT_MIN faces on, without faiss's warning below 624
+    index.train(sample)
+    return index
 
 
 def _threads() -> int:
