@@ -115,6 +115,21 @@ def test_index_add_remove_save_load(tmp_path, faces):
     assert (keys == -1).all() and np.isinf(dist).all()
 
 
+@pytest.mark.parametrize("stage", ["scan", "graph"])
+def test_a_damaged_first_stage_is_not_loaded(tmp_path, faces, stage):
+    """The npz opens but the first stage inside it is garbage or cut short: no index, so the
+    gallery rebuilds it from its database (faiss and usearch each fail their own way)."""
+    vectors = np.stack([v for vecs in faces.values() for v in vecs])
+    index = FaceIndex(vectors.shape[1], approx_from=0, first_stage=stage)
+    index.add(np.arange(len(vectors)), vectors)
+    index.save(tmp_path / "i", {"seq": 1})
+    saved = dict(np.load(tmp_path / "i"))
+    for damaged in (np.frombuffer(np.random.default_rng(0).bytes(5000), np.uint8), saved["stage"][:len(saved["stage"]) // 2]):
+        with open(tmp_path / "i", "wb") as f:
+            np.savez(f, **dict(saved, stage=damaged))
+        assert FaceIndex.load(tmp_path / "i", {"seq": 1}, first_stage=stage) is None
+
+
 def _add(store: Store, name: str, vector: np.ndarray, tag: int) -> int:
     return store.add_face(NewFace(name, EMBEDDER, vector, hashlib.sha256(f"{name}{tag}".encode()).hexdigest(),
                                   box=[0, 0, 1, 1], landmarks={}, detector="test"))
