@@ -4,7 +4,9 @@
 
 For each of N people with two or more photos (every 7th in name order), the first photo gets a
 drawn mask (``faceprint.testing.masks``: generated, see its limits) and the second stays plain;
-``train`` reports 5-fold cross-validated accuracy, the confusion matrix and the learning curve. Also
+``train`` reports 5-fold cross-validated accuracy for each kind of features, the confusion matrix
+and the learning curve. Then the saved classifier (``analyze --attribute``) is scored on N other
+people it never saw, made the same way: the number that did not help choose the features. Also
 reported: how many masked faces the default detector finds at all.
 """
 
@@ -40,13 +42,28 @@ def main() -> None:
                                "--attributes", str(Path(tmp) / "attributes"), "--json"],
                               capture_output=True, text=True, check=True)
         report = json.loads(done.stdout)
+        unseen = masked_and_plain(args.lfw, lfw_people_with_two(args.lfw, args.people, 3), Path(tmp) / "unseen")
+        photos = sorted(unseen.glob("*/*.jpg"))
+        done = subprocess.run([sys.executable, "-m", "faceprint", "analyze", *map(str, photos), "--attribute", "mask",
+                               "--attributes", str(Path(tmp) / "attributes"), "--json"],
+                              capture_output=True, text=True, check=True)
+        right, wrong = 0, []
+        for entry in json.loads(done.stdout):
+            if entry["faces"]:  # the largest face, as train takes
+                face = max(entry["faces"], key=lambda f: (f["face"]["box"][2] - f["face"]["box"][0]))
+                truth = Path(entry["path"]).parent.name
+                right += face["mask"]["label"] == truth
+                wrong += [] if face["mask"]["label"] == truth else [f"{truth}/{Path(entry['path']).name}"]
+        report["unseen_people"] = {"photos": len(photos), "faces": right + len(wrong),
+                                   "accuracy": round(right / max(right + len(wrong), 1), 4), "wrong": wrong}
     report.pop("saved")
     report["skipped"] = len(report["skipped"])
     result = {"command": " ".join(["python", "benchmarks/attribute.py", *sys.argv[1:]]),
               "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
               "date": time.strftime("%Y-%m-%d"), "seconds": round(time.perf_counter() - start, 1), **report}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: result[k] for k in ("classes", "skipped", "cv_accuracy", "confusion", "learning_curve")}))
+    print(json.dumps({k: result[k] for k in ("classes", "skipped", "features", "cv_accuracy_by_features", "confusion",
+                                                "learning_curve", "unseen_people")}))
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ FACEPRINT = [sys.executable, "-m", "faceprint"]
 def _clip(photo: Path, out: Path, frames: int = 50) -> Path:
     """The photo gliding across a plain background (a real face, moved as a camera would see it pass)."""
     image = cv2.imread(str(photo))
+    h, w = image.shape[:2]  # up to 250x250 (an LFW photo)
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
     for i in range(frames):
         frame = np.full((480, 640, 3), 90, np.uint8)
         x, y = 60 + 5 * i, 100 + int(20 * np.sin(i / 8))
-        frame[y:y + 250, x:x + 250] = image
+        frame[y:y + h, x:x + w] = image
         writer.write(frame)
     writer.release()
     return out

@@ -116,8 +116,9 @@ def attribute_train(name: Annotated[str, typer.Argument(help="The attribute's na
                                                        "(DATA/mask/*.jpg, DATA/no_mask/*.jpg).")],
                     db: DbOpt = None, attributes: AttributesOpt = None, embedder: EmbOpt = DEFAULT_EMBEDDER,
                     detector: DetOpt = DEFAULT_DETECTOR, json_out: JsonOpt = False) -> None:
-    """Fit a classifier on the faceprints of each class's photos, report its cross-validated accuracy,
-    confusion matrix and learning curve, and save it for `analyze --attribute NAME`."""
+    """Fit a classifier on each class's photos (their faceprints, or faceprints and the aligned crop's
+    HOG, whichever cross-validates better), report its cross-validated accuracy, confusion matrix and
+    learning curve, and save it for `analyze --attribute NAME`."""
     from ..analysis.trained import train
 
     def go() -> None:
@@ -126,7 +127,9 @@ def attribute_train(name: Annotated[str, typer.Argument(help="The attribute's na
         if json_out:
             return print_json({**report, "saved": str(target / f"{name}.json")})
         out.print(f"{name}: {', '.join(f'{c} {n}' for c, n in report['classes'].items())} faces; "
-                  f"cross-validated accuracy {report['cv_accuracy']:.1%}; saved to {target / (name + '.json')}",
+                  f"cross-validated accuracy {report['cv_accuracy']:.1%} on {report['features']} ("
+                  + ", ".join(f"{k} {v:.1%}" for k, v in report["cv_accuracy_by_features"].items())
+                  + f"); saved to {target / (name + '.json')}",
                   highlight=False)
         for true, row in report["confusion"].items():
             out.print(f"  {true:>12} -> " + ", ".join(f"{p} {n}" for p, n in row.items()), highlight=False)

@@ -84,15 +84,37 @@ def lfw_people_with_two(lfw: Path, count: int, start: int) -> list[str]:
 
 def masked_and_plain(lfw: Path, people: list[str], folder: Path) -> Path:
     """A two-class photo folder for ``faceprint attribute train``: ``folder/mask/`` holds each
-    person's first photo with a drawn mask (seeded by position), ``folder/no_mask/`` their second."""
+    person's first photo with a drawn mask (seeded by position), ``folder/no_mask/`` their second.
+
+    The mask goes on the photo's subject (its central face, as LFW is cut), and each photo is cut
+    to the subject's box with a quarter of it on each side: in the whole photo the largest face,
+    which ``train`` takes, is now and then a bystander's (when the detector misses the masked
+    subject), and a bare bystander filed under ``mask`` is a wrong label. Both
+    classes are saved the same way (decoded, re-encoded), so no trace of the editing tells them apart.
+    A person in whose photos the default detector finds no face is left out.
+    """
     from ..imageio import load_image, save_image
-    from ..pipeline import get_pipeline, largest
+    from ..lfw import central
+    from ..pipeline import get_pipeline
 
     pipe = get_pipeline()
     for kind in ("mask", "no_mask"):
         (folder / kind).mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(people):
-        photo = load_image(Path(lfw) / "images" / name / f"{name}_0001.jpg")
-        save_image(folder / "mask" / f"{name}.jpg", put_mask(photo, largest(pipe.detect(photo)), seed=i))
-        (folder / "no_mask" / f"{name}.jpg").write_bytes((Path(lfw) / "images" / name / f"{name}_0002.jpg").read_bytes())
+        photos = [load_image(Path(lfw) / "images" / name / f"{name}_000{k}.jpg") for k in (1, 2)]
+        found = [pipe.detect(photo) for photo in photos]
+        if not all(found):
+            continue
+        (first, second), (masked, plain) = photos, (central(f, p.shape) for f, p in zip(found, photos))
+        save_image(folder / "mask" / f"{name}.jpg", _around(put_mask(first, masked, seed=i), masked, 1.5))
+        save_image(folder / "no_mask" / f"{name}.jpg", _around(second, plain, 1.5))
     return folder
+
+
+def _around(image: Image, face: Face, scale: float) -> Image:
+    """The part of ``image`` inside ``face``'s box scaled by ``scale`` about its centre."""
+    x1, y1, x2, y2 = face.box
+    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) * scale / 2
+    h, w = image.shape[:2]
+    top, left = max(0, round(cy - half)), max(0, round(cx - half))
+    return image[top:min(h, round(cy + half)), left:min(w, round(cx + half))].copy()
