@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_file, atomic_write
+from .matching import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +172,11 @@ class FaceIndex:
         if self._stage is not None:  # in blocks: a million queries (a k-NN graph) are never copied whole
             for start in range(0, len(queries), _BLOCK):
                 part = slice(start, start + _BLOCK)
-                self._search_stage(_unit(queries[part]), keys[part], dist[part])
+                self._search_stage(unit_rows(queries[part]), keys[part], dist[part])
             return keys, dist
         n = min(k, len(self._keys))
         for start in range(0, len(queries), _EXACT_BLOCK):
-            d = 1.0 - _unit(queries[start:start + _EXACT_BLOCK]) @ self._matrix.T
+            d = 1.0 - unit_rows(queries[start:start + _EXACT_BLOCK]) @ self._matrix.T
             top = np.argpartition(d, n - 1, axis=1)[:, :n] if n < d.shape[1] else np.argsort(d, axis=1)[:, :n]
             top_d = np.take_along_axis(d, top, axis=1)
             order = np.argsort(top_d, axis=1, kind="stable")
@@ -372,10 +373,6 @@ def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_AP
     own[:, -1] |= ~own.any(axis=1)  # not found: drop the farthest instead
     keep = ~own
     return keys[keep].reshape(len(vectors), k), dist[keep].reshape(len(vectors), k)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _grown(a: np.ndarray, rows: int) -> np.ndarray:

@@ -26,6 +26,12 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - a @ b.T, 0.0, 2.0)
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` (one vector, or one per row) scaled to unit length, as every faceprint is; a zero row stays zero."""
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def to_metric(cosine: np.ndarray | float, metric: Metric) -> np.ndarray | float:
     """Express a cosine distance (or threshold) in ``metric``."""
     if metric == "cosine":

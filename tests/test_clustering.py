@@ -74,7 +74,8 @@ def test_scikit_learn_conventions(faces):
         assert estimator.labels_.shape == (len(X),) and estimator.labels_.dtype.kind == "i"
         np.testing.assert_array_equal(clone(estimator).fit_predict(X), estimator.labels_)
         assert not hasattr(clone(estimator), "labels_")
-    assert AverageLinkage(threshold=0.55).get_params() == {"threshold": 0.55, "link": 0.5, "k": 30, "max_dense": 5000}
+    assert AverageLinkage(threshold=0.55).get_params() == {"threshold": 0.55, "link": 0.5, "k": 30, "max_dense": 5000,
+                                                              "random_state": 0}
     assert ChineseWhispers().set_params(k=5).k == 5
     np.testing.assert_array_equal(ChineseWhispers().fit(X[:1]).labels_, [-1])
 

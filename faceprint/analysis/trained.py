@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..atomic import atomic_file
 from ..errors import FaceprintError
+from ..matching import unit_rows
 from .record import Label
 from ..types import Face, Image
 
@@ -95,7 +96,7 @@ def _hog(embedder, image: Image, faces: list[Face]) -> np.ndarray:
 
     grey = [cv2.cvtColor(align(image, f, embedder.template, embedder.size).pixels, cv2.COLOR_RGB2GRAY) for f in faces]
     h = np.stack([hog(g, orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)) for g in grey])
-    return h / np.maximum(np.linalg.norm(h, axis=1, keepdims=True), 1e-12)
+    return unit_rows(h)
 
 
 def save(classifier: FaceprintClassifier, path: Path, embedder: str, kind: str, report: dict) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import zoo
 from ..alignment import align
 from ..errors import FaceprintError
-from ..matching import open_set_threshold
+from ..matching import open_set_threshold, unit_rows
 from ..zoo.plugins import Registry, fingerprint
 
 _EMBEDDERS = {
@@ -96,9 +96,9 @@ class Embedder(ABC):
             return np.zeros((0, self.dims), np.float32)
         if self.flip:
             crops = np.concatenate([crops, crops[:, :, ::-1]])
-        y = l2_normalize(np.concatenate([self._forward(np.ascontiguousarray(crops[i:i + self.batch_size]))
+        y = unit_rows(np.concatenate([self._forward(np.ascontiguousarray(crops[i:i + self.batch_size]))
                                          for i in range(0, len(crops), self.batch_size)]))
-        return l2_normalize(y[:n] + y[n:]) if self.flip else y
+        return unit_rows(y[:n] + y[n:]) if self.flip else y
 
     @abstractmethod
     def _forward(self, crops: np.ndarray) -> np.ndarray:
@@ -171,6 +171,3 @@ def get_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
     return embedders.get(name)
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

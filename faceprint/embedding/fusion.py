@@ -12,7 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import Embedder, get_embedder, l2_normalize
+from ..matching import unit_rows
+from . import Embedder, get_embedder
 
 
 class Fusion(Embedder):
@@ -43,7 +44,7 @@ class Fusion(Embedder):
 
     def combine(self, vectors: list[np.ndarray]) -> np.ndarray:
         """The parts' vectors (each ``(D_i,)`` or ``(N, D_i)``, unit length) -> the fused unit vectors."""
-        return l2_normalize(np.concatenate([np.sqrt(w) * l2_normalize(v) for w, v in zip(self.weights, vectors)],
+        return unit_rows(np.concatenate([np.sqrt(w) * unit_rows(v) for w, v in zip(self.weights, vectors)],
                                            axis=-1))
 
     def embed_faces(self, image: np.ndarray, faces: list) -> np.ndarray:

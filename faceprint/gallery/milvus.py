@@ -43,6 +43,7 @@ from urllib.parse import parse_qs
 import numpy as np
 
 from ..errors import GalleryError
+from ..matching import unit_rows
 from .crypto import KEY_ENV
 from .store import Store
 from .vectors import Vectors, has_reset, replay
@@ -269,7 +270,7 @@ class MilvusIndex:
     def search(self, queries: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """``(keys, cosine distances)``, each ``(Q, k)``, nearest first; -1 and inf where there are fewer than k."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), np.float32)
-        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        queries = unit_rows(queries)
         keys = np.full((len(queries), k), -1, np.int64)
         dist = np.full((len(queries), k), np.inf, np.float32)
         if len(queries) == 0:
