@@ -136,7 +136,7 @@ def run_size(data_path: Path, size: int, dtype: str, library: str, settings: lis
     """One index of ``size`` faces: ``library`` is ``scan`` or ``graph`` (FaceIndex's first stages;
     ``settings`` are the scan's candidate counts or the graph's search depths, timed on one
     index), ``exact`` (FaceIndex below APPROX_FROM) or ``faiss`` (faiss's HNSW)."""
-    from faceprint.index import FaceIndex
+    from faceprint.index import FaceIndex, Graph, Scan
 
     d = np.load(data_path)
     gallery, queries, gnames, qnames = d["gallery"], d["queries"], d["gallery_names"], d["query_names"]
@@ -149,7 +149,7 @@ def run_size(data_path: Path, size: int, dtype: str, library: str, settings: lis
     elif library == "exact":
         index = FaceIndex(gallery.shape[1], approx_from=None)
     else:
-        index = FaceIndex(gallery.shape[1], approx_from=0, first_stage=library, dtype=dtype)
+        index = FaceIndex(gallery.shape[1], approx_from=0, first_stage=Graph(dtype=dtype) if library == "graph" else Scan())
     index.add(np.arange(len(gallery)), gallery)
     for s, chunk in fakes(d, kind, n_fake):
         index.add(len(gallery) + s + np.arange(len(chunk)), chunk)
@@ -160,7 +160,7 @@ def run_size(data_path: Path, size: int, dtype: str, library: str, settings: lis
     timed = []
     for value in settings if knob else [None]:
         if knob:
-            setattr(index, knob, value)
+            setattr(index.first_stage, knob, value)
         timed.append((value, *_time_queries(index, queries)))
 
     # exact answer: running best over the gallery and regenerated chunks; and each found face's exact

@@ -71,38 +71,80 @@ _BLOCK = 65_536  # faces reduced, or graph queries run, at once: 32 MB of compon
 _FIT_BLOCK = 16_384  # stored faces read back as float32 at once while fitting (32 MB), and the code's sample
 
 
-class FaceIndex:
-    """Cosine k-nearest-neighbour search over unit vectors keyed by non-negative integers.
+class Scan:
+    """A gallery's first stage: every face's 32-byte code read for each query (faiss fast scan).
 
-    ``approx_from`` sets the size at which the index becomes two-stage (``0``: as soon as it holds
-    ``_FIT_MIN`` faces, ``None``: never); ``first_stage`` is ``"scan"`` (every face's compact code,
-    for a gallery) or ``"graph"`` (HNSW, for ``knn_graph``); ``candidates`` is how many faces the
-    first stage proposes for exact re-ranking. The graph's own settings: ``dtype``, how it stores
-    the components (``"i8"``, ``"f16"``, ``"f32"``); ``connectivity``, ``expansion_add`` and
-    ``expansion_search``, its degree, build depth and search depth.
+    The components are first turned by a seeded random rotation, which spreads the leading ones'
+    variance over all ``SCAN_PARTS`` parts of the code; the code is fitted on a sample of the faces.
+    ``candidates``: faces proposed for exact re-ranking.
     """
 
-    upserts = False  # add never replaces: a key added twice is held twice (faceprint.gallery.vectors.replay)
+    name = "scan"
+    #: removal closes the gap (the scan's rows are the store's slots, in order)
+    compacts = True
+    #: the code is fitted again as the index grows (``_REFIT_GROWTH``)
+    refits = True
 
-    def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, first_stage: str = "scan",
-                 candidates: int | None = None, dtype: str = "i8", connectivity: int = CONNECTIVITY,
+    def __init__(self, candidates: int = SCAN_CANDIDATES) -> None:
+        self.candidates = candidates
+        self._index = None
+
+    def basis(self, components: np.ndarray) -> np.ndarray:
+        rotation, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((components.shape[1],) * 2))
+        return components @ rotation
+
+    def points(self, y: np.ndarray, mean_norm: float, *, queries: bool) -> np.ndarray:
+        """A face's centred components and a query's components: their inner products rank faces as
+        the inner product over the components does (they differ by the same number for every face)."""
+        return np.ascontiguousarray(y, np.float32)
+
+    def build(self, sample: np.ndarray) -> None:
+        self._index = _scan_index(sample.shape[1], sample)
+
+    def add(self, slots: np.ndarray, points: np.ndarray) -> None:
+        _faiss_threads()
+        self._index.add(points)
+
+    def remove(self, slots: np.ndarray) -> None:
+        self._index.remove_ids(_faiss().IDSelectorBatch(slots))
+
+    def search(self, points: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(slots, counts)``: each query's proposals (-1 padded) and how many there are."""
+        _faiss_threads()
+        _, slots = self._index.search(points, want)
+        return slots, (slots >= 0).sum(axis=1)
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    def dump(self) -> bytes:
+        return _faiss().serialize_index(self._index).tobytes()
+
+    def restore(self, data: np.ndarray) -> None:
+        self._index = _faiss().deserialize_index(data)
+
+
+class Graph:
+    """``knn_graph``'s first stage: a usearch HNSW graph over the components.
+
+    ``dtype`` is how it stores them (``"i8"``, ``"f16"``, ``"f32"``); ``connectivity``,
+    ``expansion_add`` and ``expansion_search`` are its degree, build depth and search depth (the
+    last settable on a built graph: a benchmark times several on one); ``candidates``: faces
+    proposed for exact re-ranking.
+    """
+
+    name = "graph"
+    compacts = False  # a removed face's node stays, unreachable, until the index is rebuilt
+    refits = False
+
+    def __init__(self, candidates: int = CANDIDATES, dtype: str = "i8", connectivity: int = CONNECTIVITY,
                  expansion_add: int = EXPANSION_ADD, expansion_search: int = EXPANSION_SEARCH) -> None:
-        if first_stage not in ("scan", "graph"):
-            raise ValueError(f"first_stage must be 'scan' or 'graph', not {first_stage!r}")
-        self.dims = int(dims)
-        self.approx_from = approx_from
-        self.first_stage = first_stage
-        self.candidates = candidates or (SCAN_CANDIDATES if first_stage == "scan" else CANDIDATES)
+        self.candidates = candidates
         self.dtype = dtype
         self.connectivity = connectivity
         self.expansion_add = expansion_add
         self._expansion_search = expansion_search
-        self._keys = np.zeros(0, np.int64)  # exact: the matrix's row keys; two-stage: each slot's key (graph: -1 once removed)
-        self._matrix = np.zeros((0, self.dims), np.float32)  # exact: float32 rows; two-stage: float16, by slot
-        self._used = 0  # two-stage: slots handed out (the scan's are its row numbers; the graph's are never reused)
-        self._mean = self._basis = None  # two-stage: the principal components the first stage compares
-        self._fitted = 0  # two-stage: faces held when they were fitted
-        self._stage = None  # faiss IndexPQFastScan (scan) or usearch Index (graph) once approximate
+        self._index = None
 
     @property
     def expansion_search(self) -> int:
@@ -110,24 +152,96 @@ class FaceIndex:
 
     @expansion_search.setter
     def expansion_search(self, depth: int) -> None:
-        """Graph search depth; settable on a built index (a benchmark times several on one graph)."""
         self._expansion_search = depth
-        if self._stage is not None and self.first_stage == "graph":
-            self._stage.expansion_search = depth
+        if self._index is not None:
+            self._index.expansion_search = depth
+
+    def basis(self, components: np.ndarray) -> np.ndarray:
+        return components
+
+    def points(self, y: np.ndarray, mean_norm: float, *, queries: bool) -> np.ndarray:
+        """The graph compares by cosine: a face becomes its centred components plus one coordinate
+        that brings every face to the same length, ``1 + |mean|`` (no unit vector's centred
+        components are longer); a query becomes its components plus a zero. Cosine between the two
+        is then the inner product over the components, divided by the same number for every face."""
+        if queries:
+            return np.hstack([y, np.zeros((len(y), 1), np.float32)])
+        fill = (1.0 + mean_norm) ** 2 - np.einsum("ij,ij->i", y, y)
+        return np.hstack([y, np.sqrt(np.maximum(fill, 0.0))[:, None]]).astype(np.float32)
+
+    def build(self, sample: np.ndarray) -> None:
+        self._index = _usearch_index()(ndim=sample.shape[1], metric="cos", dtype=self.dtype,
+                                       connectivity=self.connectivity, expansion_add=self.expansion_add,
+                                       expansion_search=self._expansion_search)
+
+    def add(self, slots: np.ndarray, points: np.ndarray) -> None:
+        self._index.add(slots, points, threads=_threads())
+
+    def remove(self, slots: np.ndarray) -> None:
+        self._index.remove(slots)
+
+    def search(self, points: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        found = self._index.search(points, want, threads=_threads())
+        slots = np.asarray(found.keys, np.int64).reshape(len(points), -1)  # 1-d for a single query
+        counts = np.asarray(getattr(found, "counts", [slots.shape[1]])).reshape(-1)  # a single query's has none
+        return slots, counts
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def dump(self) -> bytes:
+        return self._index.save()
+
+    def restore(self, data: np.ndarray) -> None:
+        self._index = _usearch_index().restore(data.tobytes())
+        if self._index is None:
+            raise ValueError("not a usearch index")
+        self._index.expansion_search = self._expansion_search  # not saved in the graph file
+
+
+_STAGES = {"scan": Scan, "graph": Graph}
+
+
+class FaceIndex:
+    """Cosine k-nearest-neighbour search over unit vectors keyed by non-negative integers.
+
+    ``approx_from`` sets the size at which the index becomes two-stage (``0``: as soon as it holds
+    ``_FIT_MIN`` faces, ``None``: never); ``first_stage`` is a ``Scan`` (every face's compact code,
+    for a gallery) or a ``Graph`` (HNSW, for ``knn_graph``), or the name of one with its defaults.
+    Each holds its own settings, the number of faces it proposes for exact re-ranking among them.
+    """
+
+    upserts = False  # add never replaces: a key added twice is held twice (faceprint.gallery.vectors.replay)
+
+    def __init__(self, dims: int, *, approx_from: int | None = APPROX_FROM, first_stage: str | Scan | Graph = "scan"
+                 ) -> None:
+        if isinstance(first_stage, str):
+            if first_stage not in _STAGES:
+                raise ValueError(f"first_stage must be 'scan' or 'graph', not {first_stage!r}")
+            first_stage = _STAGES[first_stage]()
+        self.dims = int(dims)
+        self.approx_from = approx_from
+        self.first_stage = first_stage
+        self._keys = np.zeros(0, np.int64)  # exact: the matrix's row keys; two-stage: each slot's key (-1 once removed, graph)
+        self._matrix = np.zeros((0, self.dims), np.float32)  # exact: float32 rows; two-stage: float16, by slot
+        self._used = 0  # two-stage: slots handed out (the scan's are its row numbers; the graph's are never reused)
+        self._mean = self._basis = None  # two-stage: the principal components the first stage compares
+        self._fitted = 0  # two-stage: faces held when they were fitted
+        self._staged = False  # the first stage built (two-stage search)
 
     @property
     def approximate(self) -> bool:
-        return self._stage is not None
+        return self._staged
 
     def __len__(self) -> int:
-        if self._stage is None:
+        if not self._staged:
             return len(self._keys)
-        return len(self._stage) if self.first_stage == "graph" else self._used
+        return self._used if self.first_stage.compacts else len(self.first_stage)
 
     def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64).reshape(-1)
         vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(keys), self.dims)
-        if self._stage is not None:
+        if self._staged:
             self._add_to_stage(keys, vectors)
             return
         total = len(self._keys) + len(keys)
@@ -141,19 +255,18 @@ class FaceIndex:
 
     def remove(self, keys: np.ndarray) -> None:
         keys = np.asarray(keys, np.int64).reshape(-1)
-        if self._stage is None:
+        if not self._staged:
             keep = ~np.isin(self._keys, keys)
             self._keys, self._matrix = self._keys[keep], self._matrix[keep]
             return
         slots = np.flatnonzero(np.isin(self._keys[:self._used], keys))
         if not len(slots):
             return
-        if self.first_stage == "graph":
-            self._stage.remove(slots)
+        self.first_stage.remove(slots)
+        if not self.first_stage.compacts:
             self._keys[slots] = -1  # the row stays, unreachable, until the index is rebuilt
             return
-        # the scan's rows are its slots: faiss closes the gap keeping the order, and so do keys and store
-        self._stage.remove_ids(_faiss().IDSelectorBatch(slots))
+        # the first stage closed the gap keeping the order, and so do keys and store
         kept = np.setdiff1d(np.arange(self._used), slots)
         # moved down a block at a time: a row is only ever written over after it has been read
         # (kept[i] >= i), so a million faces are never copied whole (1 GB more at the peak)
@@ -169,7 +282,7 @@ class FaceIndex:
         dist = np.full((len(queries), k), np.inf, np.float32)
         if len(self) == 0 or len(queries) == 0:
             return keys, dist
-        if self._stage is not None:  # in blocks: a million queries (a k-NN graph) are never copied whole
+        if self._staged:  # in blocks: a million queries (a k-NN graph) are never copied whole
             for start in range(0, len(queries), _BLOCK):
                 part = slice(start, start + _BLOCK)
                 self._search_stage(unit_rows(queries[part]), keys[part], dist[part])
@@ -192,7 +305,7 @@ class FaceIndex:
         self._fit()
 
     def _fit(self) -> None:
-        """Fit the principal components (and the scan's code) on every face in the store, and put
+        """Fit the principal components (and the first stage) on every face in the store, and put
         them all into a new first stage."""
         def rows():
             return (self._matrix[s:min(s + _FIT_BLOCK, self._used)].astype(np.float32) for s in range(0, self._used, _FIT_BLOCK))
@@ -204,44 +317,23 @@ class FaceIndex:
             centred = r - self._mean
             scatter += centred.T @ centred
         _, vecs = np.linalg.eigh(scatter)
-        basis = vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)]
-        if self.first_stage == "graph":
-            self._basis = np.ascontiguousarray(basis, np.float32)
-            self._stage = _usearch_index()(ndim=self._basis.shape[1] + 1, metric="cos", dtype=self.dtype,
-                                           connectivity=self.connectivity, expansion_add=self.expansion_add,
-                                           expansion_search=self.expansion_search)
-        else:
-            # a seeded rotation spreads the leading components' variance over all the code's parts
-            rotation, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((basis.shape[1],) * 2))
-            self._basis = np.ascontiguousarray(basis @ rotation, np.float32)
-            sample = self._matrix[:self._used:max(1, self._used // _FIT_BLOCK)][:_FIT_BLOCK].astype(np.float32)
-            self._stage = _scan_index(self._basis.shape[1], self._reduce(sample))
-        self._fitted = self._used
+        self._basis = np.ascontiguousarray(self.first_stage.basis(vecs[:, ::-1][:, :min(REDUCED_DIMS, self.dims)]),
+                                           np.float32)
+        sample = self._matrix[:self._used:max(1, self._used // _FIT_BLOCK)][:_FIT_BLOCK].astype(np.float32)
+        self.first_stage.build(self._reduce(sample))
+        self._staged, self._fitted = True, self._used
         for start, r in zip(range(0, self._used, _FIT_BLOCK), rows()):
             self._index_rows(np.arange(start, start + len(r)), r)
 
     def _reduce(self, vectors: np.ndarray, *, queries: bool = False) -> np.ndarray:
-        """Points whose similarity in the first stage ranks faces as the inner product over the
-        components does: for the scan, a face's centred components and a query's components
-        (they differ from the inner product by the same number for every face).
-
-        The graph compares by cosine: a face becomes its centred components plus one coordinate
-        that brings every face to the same length, ``1 + |mean|`` (no unit vector's centred
-        components are longer); a query becomes its components plus a zero. Cosine between the two
-        is then the inner product over the components, divided by the same number for every face.
-        """
+        """The first stage's points: faces' centred components, queries' components, as it takes them."""
         y = vectors @ self._basis if queries else (vectors - self._mean) @ self._basis
-        if self.first_stage == "scan":
-            return np.ascontiguousarray(y, np.float32)
-        if queries:
-            return np.hstack([y, np.zeros((len(y), 1), np.float32)])
-        fill = (1.0 + float(np.linalg.norm(self._mean))) ** 2 - np.einsum("ij,ij->i", y, y)
-        return np.hstack([y, np.sqrt(np.maximum(fill, 0.0))[:, None]]).astype(np.float32)
+        return self.first_stage.points(y, float(np.linalg.norm(self._mean)), queries=queries)
 
     def _add_to_stage(self, keys: np.ndarray, vectors: np.ndarray) -> None:
         slots = self._store(keys, vectors)
-        if self.first_stage == "scan" and self._used >= _REFIT_GROWTH * self._fitted:
-            self._fit()  # the scan's code, fitted again on what the index now holds
+        if self.first_stage.refits and self._used >= _REFIT_GROWTH * self._fitted:
+            self._fit()  # the code, fitted again on what the index now holds
         else:
             self._index_rows(slots, vectors)
 
@@ -259,24 +351,12 @@ class FaceIndex:
         """Put stored faces into the first stage (the scan's rows are its slots, in order)."""
         for start in range(0, len(slots), _BLOCK):
             part = slice(start, start + _BLOCK)
-            if self.first_stage == "graph":
-                self._stage.add(slots[part], self._reduce(vectors[part]), threads=_threads())
-            else:
-                _faiss_threads()
-                self._stage.add(self._reduce(vectors[part]))
+            self.first_stage.add(slots[part], self._reduce(vectors[part]))
 
     def _search_stage(self, queries: np.ndarray, keys: np.ndarray, dist: np.ndarray) -> None:
         """Fill ``keys``/``dist`` with the first stage's candidates, re-ranked by their full vectors."""
-        want = min(max(self.candidates, keys.shape[1]), self._used)
-        reduced = self._reduce(queries, queries=True)
-        if self.first_stage == "graph":
-            found = self._stage.search(reduced, want, threads=_threads())
-            slots = np.asarray(found.keys, np.int64).reshape(len(queries), -1)  # 1-d for a single query
-            counts = np.asarray(getattr(found, "counts", [slots.shape[1]])).reshape(-1)  # a single query's has none
-        else:
-            _faiss_threads()
-            _, slots = self._stage.search(reduced, want)
-            counts = (slots >= 0).sum(axis=1)
+        want = min(max(self.first_stage.candidates, keys.shape[1]), self._used)
+        slots, counts = self.first_stage.search(self._reduce(queries, queries=True), want)
         n = keys.shape[1]
         nk = _numkong()
         for i, (row, count) in enumerate(zip(slots, counts)):
@@ -295,17 +375,16 @@ class FaceIndex:
         two writes leaves an old stamp, which then fails that check and forces a rebuild.
         """
         path = Path(path)
-        if self._stage is not None:
-            stage = (self._stage.save() if self.first_stage == "graph"
-                     else _faiss().serialize_index(self._stage).tobytes())
+        if self._staged:
             arrays = dict(keys=self._keys[:self._used], matrix=self._matrix[:self._used], mean=self._mean,
-                          basis=self._basis, fitted=np.int64(self._fitted), stage=np.frombuffer(stage, np.uint8))
+                          basis=self._basis, fitted=np.int64(self._fitted),
+                          stage=np.frombuffer(self.first_stage.dump(), np.uint8))
         else:
             arrays = dict(keys=self._keys, matrix=self._matrix)
         with atomic_file(path) as f:
             np.savez(f, **arrays)
-        meta = dict(stamp, dims=self.dims, approximate=self.approximate, first_stage=self.first_stage,
-                    dtype=self.dtype, count=len(self))
+        meta = dict(stamp, dims=self.dims, approximate=self.approximate, first_stage=self.first_stage.name,
+                    dtype=getattr(self.first_stage, "dtype", None), count=len(self))
         atomic_write(_stamp_path(path), json.dumps(meta).encode())
 
     @classmethod
@@ -318,20 +397,15 @@ class FaceIndex:
             if any(meta.get(k) != v for k, v in expect.items()) or not path.is_file():
                 return None
             index = cls(meta["dims"], **options)
-            if meta["approximate"] and meta.get("first_stage") != index.first_stage:
+            if meta["approximate"] and meta.get("first_stage") != index.first_stage.name:
                 return None  # another first stage (or one saved before there was a choice): rebuilt
             with np.load(path) as data:
                 index._keys, index._matrix = data["keys"], data["matrix"]
                 if meta["approximate"]:
                     index._used, index._mean, index._basis = len(index._keys), data["mean"], data["basis"]
                     index._fitted = int(data["fitted"])
-                    if index.first_stage == "graph":
-                        index._stage = _usearch_index().restore(data["stage"].tobytes())
-                        if index._stage is None:
-                            return None
-                        index.expansion_search = index.expansion_search  # not saved in the graph file
-                    else:
-                        index._stage = _faiss().deserialize_index(data["stage"])
+                    index.first_stage.restore(data["stage"])
+                    index._staged = True
         except FileNotFoundError:
             return None  # never saved: the caller builds it from its database
         except Exception as e:  # noqa: BLE001 - numpy/zipfile/usearch/faiss each fail their own way on a torn file
@@ -363,9 +437,9 @@ def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_AP
     Built on ``FaceIndex``, blockwise, so grouping 100k faces never forms a 100k x 100k matrix.
     """
     vectors = np.ascontiguousarray(vectors, np.float32)
-    index = FaceIndex(vectors.shape[1], approx_from=approx_from, first_stage="graph", connectivity=GRAPH_CONNECTIVITY,
-                      expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH,
-                      candidates=max(GRAPH_CANDIDATES, k + 1))
+    stage = Graph(candidates=max(GRAPH_CANDIDATES, k + 1), connectivity=GRAPH_CONNECTIVITY,
+                  expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH)
+    index = FaceIndex(vectors.shape[1], approx_from=approx_from, first_stage=stage)
     index.add(np.arange(len(vectors)), vectors)
     keys, dist = index.search(vectors, k + 1)
     # drop each row's own entry (usually first, but ties or graph search may place it elsewhere)

@@ -110,6 +110,8 @@ def test_index_add_remove_save_load(tmp_path, faces):
         assert FaceIndex.load(tmp_path / "i", {"seq": 8}) is None
         if approx_from is not None:  # saved with the other first stage: rebuilt, not misread
             assert FaceIndex.load(tmp_path / "i", {"seq": 7}, first_stage={"scan": "graph", "graph": "scan"}[stage]) is None
+    with pytest.raises(ValueError, match="first_stage must be"):
+        FaceIndex(4, first_stage="tree")
     empty = FaceIndex(4)
     keys, dist = empty.search(np.ones((2, 4)), 3)
     assert (keys == -1).all() and np.isinf(dist).all()
