@@ -1,6 +1,8 @@
 """Masked faces end to end: can each detector still find them, and each embedder still match them?
 
     python benchmarks/masked.py --lfw ../shared/datasets/lfw --folds 2   # -> benchmarks/results/masked.json
+    python benchmarks/masked.py --lfw ../shared/datasets/lfw --folds 2 --embedders \
+        --out benchmarks/results/masked-detection.json                    # (a) alone, a few minutes
 
 LFW View 2's pairs of the first ``--folds`` folds (300 same and 300 different pairs each). Every
 image's subject (the default detector's central face) gets a drawn mask (``faceprint.testing.masks``,
@@ -36,7 +38,7 @@ import numpy as np
 from _common import cpu_model  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
-DETECTORS = ("blazeface-mtcnn", "blazeface", "blazeface-short", "mtcnn", "dlib-hog")
+DETECTORS = ("blazeface-mtcnn", "blazeface", "blazeface-short", "mtcnn", "dlib-hog", "retinaface")
 EMBEDDERS = ("faceplugin", "expo-mobilefacenet", "faceplugin+dlib-resnet", "dlib-resnet", "facenet", "mobilefacenet")
 
 
@@ -51,6 +53,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--folds", type=int, default=2)
+    ap.add_argument("--detectors", nargs="*", default=list(DETECTORS), help="(a): detectors compared")
+    ap.add_argument("--embedders", nargs="*", default=list(EMBEDDERS), help="(b), (c): embedders compared (none: skipped)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "masked.json")
     args = ap.parse_args()
     from faceprint import zoo
@@ -77,13 +81,15 @@ def main() -> None:
     print(f"{len(subject)} of {len(images)} images have a subject to mask", flush=True)
 
     recall = {}
-    for name in DETECTORS:
+    for name in args.detectors:
         d = get_detector(name)
+        begun = time.perf_counter()
         found = {kind: sum(any(_iou(f.box, subject[p].box) >= 0.5 for f in d.detect(source[p])) for p in subject)
                  for kind, source in (("plain", plain), ("masked", masked))}
-        recall[name] = {kind: round(n / len(subject), 4) for kind, n in found.items()}
-        print(f"detector {name:16} recall plain {recall[name]['plain']:.2%} masked {recall[name]['masked']:.2%}",
-              flush=True)
+        recall[name] = {**{kind: round(n / len(subject), 4) for kind, n in found.items()},
+                        "ms_per_image": round((time.perf_counter() - begun) / (2 * len(subject)) * 1e3, 2)}
+        print(f"detector {name:16} recall plain {recall[name]['plain']:.2%} masked {recall[name]['masked']:.2%} "
+              f"({recall[name]['ms_per_image']} ms an image)", flush=True)
 
     # the default detector on what the camera sees: its central face of the masked image, if it finds one
     seen = {}
@@ -92,7 +98,7 @@ def main() -> None:
         seen[p] = central(faces, masked[p].shape) if faces else None
     same = np.array([pair.same for pair in pairs])
     verification = {}
-    for name in EMBEDDERS:
+    for name in args.embedders:
         emb = get_embedder(name)
         vec = {("plain", p): emb.embed_faces(plain[p], [subject[p]])[0] for p in subject}
         vec.update({("masked", p): emb.embed_faces(masked[p], [seen[p]])[0] for p in subject if seen[p] is not None})

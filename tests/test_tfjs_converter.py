@@ -14,6 +14,7 @@ import onnxruntime as ort
 import pytest
 
 from faceprint import zoo
+from faceprint.errors import ModelError
 from faceprint.zoo.tfgraph import TFNode, decode_weights, iter_fields, parse_graphdef, to_onnx
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -253,6 +254,34 @@ def test_strided_slice_and_expand_dims_match_numpy():
     got_col, got_strided = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": x})
     np.testing.assert_array_equal(got_col, x[:, 2][..., None])
     np.testing.assert_array_equal(got_strided, x[:, 1:5:2, ::-1])
+
+
+def test_an_fpn_upsampling_sized_by_shape_matches_numpy():
+    """RetinaFace's FPN: a coarse map upsampled (nearest, TF's half-pixel rule) to the size a finer
+    map's ``Shape`` gives, then added: fixed input shapes make the shape a constant."""
+    rng = np.random.default_rng(3)
+    c = lambda name, v: TFNode(name, "Const", attr={"value": np.asarray(v)})  # noqa: E731
+    nodes = [
+        TFNode("x", "Placeholder", attr={"dtype": 1, "shape": ("shape", [-1, 8, 6, 4])}),
+        c("w", rng.normal(size=(1, 1, 4, 4)).astype(np.float32)),
+        TFNode("fine", "Conv2D", ["x", "w"], {"strides": [1, 1, 1, 1], "padding": b"SAME", "data_format": b"NHWC"}),
+        TFNode("coarse", "MaxPool", ["fine"], {"ksize": [1, 2, 2, 1], "strides": [1, 2, 2, 1], "padding": b"VALID",
+                                               "data_format": b"NHWC"}),
+        TFNode("shape", "Shape", ["fine"], {"out_type": 3}),
+        c("b", np.array([1], np.int32)), c("e", np.array([3], np.int32)), c("s", np.array([1], np.int32)),
+        TFNode("size", "StridedSlice", ["shape", "b", "e", "s"]),
+        TFNode("up", "ResizeNearestNeighbor", ["coarse", "size"], {"half_pixel_centers": True}),
+        TFNode("out", "AddV2", ["fine", "up"]),
+    ]
+    x = rng.normal(size=(1, 8, 6, 4)).astype(np.float32)
+    got = ort.InferenceSession(to_onnx(nodes, ["out"], {"x": [1, 8, 6, 4]}),
+                               providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    fine = x @ nodes[1].attr["value"][0, 0]
+    coarse = fine.reshape(1, 4, 2, 3, 2, 4).max(axis=(2, 4))
+    rows, cols = np.floor((np.arange(8) + 0.5) / 2).astype(int), np.floor((np.arange(6) + 0.5) / 2).astype(int)
+    np.testing.assert_allclose(got, fine + coarse[:, rows][:, :, cols], atol=1e-5)
+    with pytest.raises(ModelError, match="not fixed"):  # a free batch: no fixed shape to read
+        to_onnx(nodes, ["out"], {"x": ["N", 8, 6, 4]})
 
 
 def _human_graph(name: str, sha_json: str, sha_bin: str) -> tuple[Path, Path]:

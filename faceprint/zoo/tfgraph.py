@@ -784,6 +784,21 @@ class _Converter:
             self.set_out(node, out, "nhwc", self.rank.get(x))
         elif op == "StridedSlice":
             self.strided_slice(node)
+        elif op == "Shape":
+            self.consts[name] = np.array(self.static_shape(node.inputs[0]), DT.get(node.attr.get("out_type", 3), np.int32))
+        elif op == "ResizeNearestNeighbor":
+            n, _, _, c = self.static_shape(node.inputs[0])
+            h, w = (int(v) for v in self.need_const(node, 1))
+            if node.attr.get("align_corners"):
+                modes = {"coordinate_transformation_mode": "align_corners", "nearest_mode": "round_prefer_ceil"}
+            elif node.attr.get("half_pixel_centers"):  # TF: floor((y + 0.5) / scale) = round-half-up of ONNX's
+                modes = {"coordinate_transformation_mode": "half_pixel", "nearest_mode": "round_prefer_ceil"}
+            else:
+                modes = {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+            x = self.as_layout(node.inputs[0], "nchw")
+            out = self.emit("Resize", [x, "", "", self.init(np.array([n, c, h, w], np.int64), "sizes")], name,
+                            mode="nearest", **modes)
+            self.set_out(node, out, "nchw", 4)
         elif op == "ExpandDims":
             x = self.as_layout(node.inputs[0], "nhwc")
             r = self.rank.get(x)
@@ -800,6 +815,36 @@ class _Converter:
             self.set_out(node, out, self.layout.get(x, "nhwc"), self.rank.get(x))
         else:
             raise ModelError(f"unsupported TensorFlow op {op!r} (node {name!r})")
+
+    @staticmethod
+    def _slices(a: dict, begin: np.ndarray, end: np.ndarray, step: np.ndarray) -> tuple:
+        """TF's StridedSlice on a constant as a numpy index (its masks: see ``strided_slice``)."""
+        index = []
+        for i, (b, e, st) in enumerate(zip(begin, end, step)):
+            if a.get("shrink_axis_mask", 0) >> i & 1:
+                index.append(int(b))
+            else:
+                index.append(slice(None if a.get("begin_mask", 0) >> i & 1 else int(b),
+                                   None if a.get("end_mask", 0) >> i & 1 else int(e), int(st)))
+        return tuple(index)
+
+    def static_shape(self, inp: str) -> list[int]:
+        """The fixed shape (TF's NHWC order) of a tensor computed so far, by ONNX shape inference on
+        the graph built up to it; for graphs that read a shape (``Shape``) to size what follows,
+        converted with fixed input shapes."""
+        t = self.tensor(inp)
+        graph = helper.make_graph(self.onnx_nodes, "probe", self.inputs,
+                                  [helper.make_tensor_value_info(t, TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(a, n) for n, a in self.inits.items()])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+        model.ir_version = 8
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+        found = next((v for v in [*inferred.value_info, *inferred.output] if v.name == t), None)
+        dims = [] if found is None else [d.dim_value if d.HasField("dim_value") else None
+                                         for d in found.type.tensor_type.shape.dim]
+        if found is None or not dims or None in dims:
+            raise ModelError(f"the shape of {inp!r} is not fixed: convert with fixed input shapes")
+        return [dims[i] for i in _NCHW_TO_NHWC] if self.layout.get(t) == "nchw" else dims
 
     def strided_slice(self, node: TFNode) -> None:
         """``x[b:e:s, ...]`` with TF's bit masks: begin/end masks widen an axis to its whole
@@ -848,6 +893,8 @@ class _Converter:
             res = np.stack(v, axis=int(node.attr.get("axis", 0)))
         elif node.op == "Cast":
             res = v[0].astype(DT[node.attr["DstT"]])
+        elif node.op == "StridedSlice" and not node.attr.get("ellipsis_mask", 0) and not node.attr.get("new_axis_mask", 0):
+            res = v[0][self._slices(node.attr, *(np.asarray(x).reshape(-1) for x in v[1:4]))]
         else:
             return False
         self.consts[node.name] = np.asarray(res)
