@@ -34,7 +34,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: (detector, embedder): every embedder behind the default detector (blazeface-mtcnn) and behind
 #: MTCNN; the fast detectors with the fast and the best embedders; face_recognition's own detector
-#: with its own and the best embedder.
+#: with its own and the best embedder; RetinaFace (the default's last resort, for masked faces) with the best.
 COMBOS = [
     ("blazeface-mtcnn", "faceplugin"), ("blazeface-mtcnn", "expo-mobilefacenet"), ("blazeface-mtcnn", "dlib-resnet"),
     ("blazeface-mtcnn", "facenet"), ("blazeface-mtcnn", "mobilefacenet"), ("blazeface-mtcnn", "faceplugin+dlib-resnet"),
@@ -44,6 +44,7 @@ COMBOS = [
     ("blazeface", "mobilefacenet"), ("blazeface", "faceplugin"),
     ("blazeface-short", "mobilefacenet"), ("blazeface-short", "expo-mobilefacenet"),
     ("dlib-hog", "faceplugin"), ("dlib-hog", "dlib-resnet"),
+    ("retinaface", "faceplugin"),
 ]
 
 

@@ -7,6 +7,10 @@ output network (ONet) places five precise ones on a 48x48 crop in well under a m
 So BlazeFace proposes, ONet re-scores, tightens and places the five points. Where that leaves
 nothing (BlazeFace misses some faces that fill the frame, or ONet rejects its boxes), the image
 goes through the full MTCNN cascade, so the hybrid finds at least what MTCNN alone finds there.
+Where that too finds nothing, RetinaFace has the last word: trained on WIDER FACE's often hidden
+faces, it finds the faces whose nose and mouth a mask covers, which BlazeFace and MTCNN (trained on
+bare faces) lose. It runs only on images the rest found no face in, so elsewhere it costs nothing
+(docs/benchmarks.md, masked faces).
 
 Faces smaller than ~1/8 of the image's long side are below BlazeFace's reach in one pass: the
 detector adds tiled passes (``BlazeFace(tiles=N)``) just enough to reach ``min_face_size``.
@@ -16,16 +20,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .. import zoo
 from ..errors import ImageError
 from ..types import Face, Image
 from . import Detector
 from .blazeface import TILE_STEP, BlazeFace
 from .mtcnn import MTCNN
+from .retinaface import RetinaFace
 
 #: BlazeFace full range finds faces reliably down to about 1/7 of its window's side.
 _REACH = 7.0
@@ -39,25 +46,34 @@ _FALLBACK_SIDE = 1280
 
 
 class BlazeFaceMTCNN(Detector):
-    """BlazeFace proposals, MTCNN ONet landmarks, MTCNN fallback (see the module docstring).
+    """BlazeFace proposals, MTCNN ONet landmarks, MTCNN then RetinaFace as fallbacks (see the module docstring).
 
     ``min_face_size`` (px) sets how many BlazeFace tiles a large image gets; ``max_tiles`` caps
     them (the tile count grows with image size over ``min_face_size``, each tile a network pass).
     """
 
     name = "blazeface-mtcnn"
+    revision = 2  # 2: RetinaFace after the MTCNN fallback
 
     def __init__(self, min_face_size: float = 40.0, max_tiles: int = 4, threads: int | None = None) -> None:
         if min_face_size < 12:
             raise ValueError("min_face_size must be at least 12 px")
         self.min_face_size = float(min_face_size)
         self.max_tiles = int(max_tiles)
+        self._threads = threads
         self._blazeface = BlazeFace(threads=threads)
         self._mtcnn = MTCNN(min_face_size=self.min_face_size, threads=threads)
 
+    @cached_property
+    def _retinaface(self) -> RetinaFace:
+        """Loaded the first time an image needs it: most never do, and a command starts sooner."""
+        return RetinaFace(threads=self._threads)
+
     @property
     def fingerprint(self) -> str:
-        return f"{super().fingerprint} [{self._blazeface.fingerprint} + {self._mtcnn.fingerprint}]"
+        retinaface = zoo.get(RetinaFace.name).files["model"].sha256[:16]
+        return (f"{super().fingerprint} [{self._blazeface.fingerprint} + {self._mtcnn.fingerprint}"
+                f" + retinaface {RetinaFace.revision} {retinaface}]")
 
     @property
     def min_face_fraction(self) -> float:
@@ -66,10 +82,12 @@ class BlazeFaceMTCNN(Detector):
 
     def export_spec(self) -> tuple[dict[str, Path], dict]:
         spec = {"kind": self.name, "blazeface": self._blazeface.decoding(), "mtcnn": self._mtcnn.decoding(),
+                "retinaface": self._retinaface.decoding(),
                 "tiles": {"reach": _REACH, "min_face_size": self.min_face_size, "max_tiles": self.max_tiles,
                           "step": TILE_STEP},
                 "fallback_side": _FALLBACK_SIDE}
-        return {"blazeface": self._blazeface.model_path, **self._mtcnn.model_paths}, spec
+        return ({"blazeface": self._blazeface.model_path, **self._mtcnn.model_paths,
+                 "retinaface": self._retinaface.model_path}, spec)
 
     def _tiles(self, height: int, width: int) -> int:
         return min(self.max_tiles, math.ceil(max(height, width) / (_REACH * self.min_face_size)))
@@ -101,10 +119,12 @@ class BlazeFaceMTCNN(Detector):
     def _fallback(self, image: Image) -> list[Face]:
         scale = _FALLBACK_SIDE / max(image.shape[:2])
         if scale >= 1:
-            return self._mtcnn.detect(image)
-        small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                           interpolation=cv2.INTER_AREA)
-        return [f.scaled(1 / scale) for f in self._mtcnn.detect(small)]
+            faces = self._mtcnn.detect(image)
+        else:
+            small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
+            faces = [f.scaled(1 / scale) for f in self._mtcnn.detect(small)]
+        return faces or self._retinaface.detect(image)
 
     def refine(self, image: Image, boxes: np.ndarray) -> list[Face]:
         return [replace(f, detector=self.name) for f in self._mtcnn.place(image, boxes)]

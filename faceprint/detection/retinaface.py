@@ -79,6 +79,13 @@ class RetinaFace(Detector):
         self._session = runtime.onnx_session(self.model_path, threads)
         self._anchors = _anchors()
 
+    def decoding(self) -> dict:
+        """This network's input and decoding, as a bundle's ``bundle.json`` gives it."""
+        return {"size": SIZE, "input": "scale to fit size x size, pad below and right with 0, RGB 0-255, NHWC",
+                "levels": [[stride, list(sides)] for stride, sides in _LEVELS], "variances": list(_VARIANCES),
+                "score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold,
+                "keypoints": list(KEYPOINTS)}
+
     def detect(self, image: Image) -> list[Face]:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:

@@ -9,8 +9,8 @@ SHA-256 before loading it. Each network runs in onnxruntime (``.onnx``) or in Li
 what faceprint's pipeline does for these models, step by step,
 so a port to a device (C++, a KPU toolchain) can follow it line by line. It is a deliberate
 standalone copy of faceprint's decoding (faceprint/detection/blazeface.py, mtcnn.py,
-blazeface_mtcnn.py, alignment.py): a bundle must run without faceprint, and the export test
-checks that the two give the same faceprints.
+retinaface.py, blazeface_mtcnn.py, alignment.py): a bundle must run without faceprint, and the
+export test checks that the two give the same faceprints.
 
 Detectors (``bundle.json``'s ``detector.kind``):
 
@@ -19,7 +19,8 @@ Detectors (``bundle.json``'s ``detector.kind``):
   passes over overlapping square tiles on large images, for small faces); MTCNN's output network
   ONet re-scores each proposal, tightens its box and places five precise landmarks. Where that
   leaves no face (BlazeFace misses some faces that fill the whole frame), the full MTCNN cascade
-  (PNet over an image pyramid, RNet, ONet) runs instead.
+  (PNet over an image pyramid, RNet, ONet) runs instead, and where that finds none either,
+  RetinaFace (one pass at 320 px: faces a mask hides half of).
 """
 
 import hashlib
@@ -270,6 +271,33 @@ def onet(session, m: dict, rgb: np.ndarray, boxes: np.ndarray) -> list:
     return [(boxes[k], float(scores[k]), dict(zip(m["landmarks"], zip(xs[k].tolist(), ys[k].tolist())))) for k in keep]
 
 
+def retinaface(session, r: dict, rgb: np.ndarray) -> list:
+    """RetinaFace on the image scaled to fit ``size`` and padded below and right: its anchors (two
+    sides per cell of each level), offsets decoded with the variances, then suppression."""
+    n, h, w = r["size"], *rgb.shape[:2]
+    k = n / max(h, w)
+    x = np.zeros((1, n, n, 3), np.float32)
+    small = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    x[0, :small.shape[0], :small.shape[1]] = small
+    offsets, marks, probs = (o[0] for o in session.run(None, {session.get_inputs()[0].name: x}))
+    parts = []
+    for stride, sides in r["levels"]:
+        c = (np.arange(n // stride, dtype=np.float32) + 0.5) * stride
+        ys, xs = np.meshgrid(c, c, indexing="ij")
+        centres = np.repeat(np.stack([xs.ravel(), ys.ravel()], axis=1), len(sides), axis=0)
+        parts.append(np.hstack([centres, np.tile(np.repeat(sides, 2).reshape(-1, 2), (len(c) ** 2, 1))]))
+    a = np.concatenate(parts).astype(np.float32)
+    keep = probs[:, 1] >= r["score_threshold"]
+    a, offsets, marks, scores = a[keep], offsets[keep], marks[keep], probs[keep, 1]
+    v0, v1 = r["variances"]
+    centres, sides = a[:, :2] + offsets[:, :2] * v0 * a[:, 2:], a[:, 2:] * np.exp(offsets[:, 2:] * v1)
+    boxes = np.hstack([centres - sides / 2, centres + sides / 2]) / k
+    points = (a[:, None, :2] + marks.reshape(-1, 5, 2) * v0 * a[:, None, 2:]) / k
+    return [(np.clip(boxes[i], 0, [w, h, w, h]), float(scores[i]),
+             {name: (float(px), float(py)) for name, (px, py) in zip(r["keypoints"], points[i])})
+            for i in nms(boxes, scores, r["iou_threshold"])]
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 class Runner:
@@ -298,19 +326,18 @@ class Runner:
 
     def fallback(self, rgb: np.ndarray) -> list:
         """The full MTCNN cascade, on the image shrunk to ``fallback_side`` at most: it is for faces
-        filling the frame, which survive shrinking (a big photo's pyramid would cost seconds)."""
+        filling the frame, which survive shrinking (a big photo's pyramid would cost seconds). Where
+        it finds nothing either, RetinaFace (faces a mask hides half of)."""
         s, m = self.sessions, self.det["mtcnn"]
         k = self.det["fallback_side"] / max(rgb.shape[:2])
-        if k < 1:
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * k), round(rgb.shape[0] * k)), interpolation=cv2.INTER_AREA)
-        boxes = pnet(s["pnet"], m, rgb)
+        small = cv2.resize(rgb, (round(rgb.shape[1] * k), round(rgb.shape[0] * k)), interpolation=cv2.INTER_AREA) if k < 1 else rgb
+        boxes = pnet(s["pnet"], m, small)
         if len(boxes):
-            boxes = rnet(s["rnet"], m, rgb, boxes)
-        faces = onet(s["onet"], m, rgb, boxes) if len(boxes) else []
-        if k >= 1:
-            return faces
-        back = 1 / k
-        return [(box * back, score, {n: (x * back, y * back) for n, (x, y) in points.items()}) for box, score, points in faces]
+            boxes = rnet(s["rnet"], m, small, boxes)
+        faces = onet(s["onet"], m, small, boxes) if len(boxes) else []
+        if faces and k < 1:
+            faces = [(box / k, score, {n: (x / k, y / k) for n, (x, y) in points.items()}) for box, score, points in faces]
+        return faces or retinaface(s["retinaface"], self.det["retinaface"], rgb)
 
     def align(self, rgb: np.ndarray, landmarks: dict) -> np.ndarray:
         """The face's landmarks onto the embedder's template by a least-squares similarity (Umeyama)."""

@@ -343,8 +343,9 @@ _SPECS += [
                far_thresholds=((1e-2, 0.2347), (1e-3, 0.2031), (1e-4, 0.1780), (1e-5, 0.1571),
                                (1e-6, 0.1294)),
                notes="Weights and thresholds: docs/benchmarks.md (Accuracy)."),
-    _composite("blazeface-mtcnn", "detector", ("blazeface", "mtcnn"),
-               summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds none",
+    _composite("blazeface-mtcnn", "detector", ("blazeface", "mtcnn", "retinaface"),
+               summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds "
+                       "none, then RetinaFace",
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
 ]
 
