@@ -6,14 +6,14 @@ decoding, the alignment template, the embedder's input normalisation and its thr
 ``runner.py``, a reference runner that needs only onnxruntime, numpy and OpenCV and gives
 faceprint's answers (tests/test_export.py checks it in a clean virtualenv on LFW pairs). Two
 pipelines can be exported: ``default`` (BlazeFace full range, tiled on large images, with MTCNN's
-ONet placing the landmarks and the full MTCNN cascade as the fallback where that finds nothing;
-faceplugin) and ``fast`` (BlazeFace short range + expo MobileFaceNet).
+ONet placing the landmarks, the full MTCNN cascade as the fallback where that finds nothing and
+RetinaFace where that finds nothing either; faceplugin) and ``fast`` (BlazeFace short range + expo MobileFaceNet).
 
 Formats: ``onnx`` (float32, what faceprint runs) and ``tflite``: the ``.tflite`` files the fast
 pipeline's two networks are published as (faceprint converts them to ONNX for itself), byte for
 byte, for devices that run LiteRT (``ai-edge-litert``); the runner picks the runtime by each file's
-suffix. The default pipeline has no TFLite form (MTCNN's weights are numpy arrays, faceplugin's an
-ONNX file). int8 bundles are not offered: no int8 model paid for itself here (docs/models.md).
+suffix. The default pipeline has no TFLite form (MTCNN's weights are numpy arrays, RetinaFace's a TF graph,
+faceplugin's an ONNX file). int8 bundles are not offered: no int8 model paid for itself here (docs/models.md).
 """
 
 from __future__ import annotations
