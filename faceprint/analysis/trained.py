@@ -155,7 +155,7 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
     if len(classes) < 2:
         raise FaceprintError(f"{data}: needs one folder per class, at least two (e.g. mask/ and no_mask/)")
     pipe = get_pipeline(detector, embedder)
-    vectors, hogs, y, skipped = [], [], [], []
+    rows, y, skipped = [], [], []
     for folder in classes:
         for photo in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
             try:
@@ -163,8 +163,7 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
                 faces = pipe.detect(image)
                 if not faces:
                     raise FaceprintError("no face found")
-                vectors.append(pipe.embedder.embed_faces(image, [largest(faces)])[0])
-                hogs.append(_hog(pipe.embedder, image, [largest(faces)])[0])
+                rows.append(features(pipe.embedder, image, [largest(faces)], FEATURES[-1])[0])
                 y.append(folder.name)
             except FaceprintError as e:  # no face, an unreadable file: listed, not fatal
                 skipped.append({"path": str(photo), "error": str(e)})
@@ -172,7 +171,8 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
     if min(counts.values()) < 5:
         raise FaceprintError(f"too few faces to learn from: {counts} (at least 5 per class)")
     y, labels = np.array(y), [c.name for c in classes]
-    by_kind = dict(zip(FEATURES, (np.stack(vectors), np.hstack([np.stack(vectors), np.stack(hogs)]))))
+    full = np.stack(rows)  # the faceprint, then the HOG: the first columns are the faceprint alone
+    by_kind = dict(zip(FEATURES, (full[:, :pipe.embedder.dims], full)))
     folds = StratifiedKFold(n_splits=min(5, min(counts.values())), shuffle=True, random_state=seed)
     predicted = {k: cross_val_predict(FaceprintClassifier(), X, y, cv=folds) for k, X in by_kind.items()}
     accuracy = {k: round(float((p == y).mean()), 4) for k, p in predicted.items()}

@@ -87,10 +87,10 @@ def masked_and_plain(lfw: Path, people: list[str], folder: Path) -> Path:
     person's first photo with a drawn mask (seeded by position), ``folder/no_mask/`` their second.
 
     The mask goes on the photo's subject (its central face, as LFW is cut), and each photo is cut
-    to the subject's box with a quarter of it on each side: in the whole photo the largest face,
-    which ``train`` takes, is now and then a bystander's (when the detector misses the masked
-    subject), and a bare bystander filed under ``mask`` is a wrong label. Both
-    classes are saved the same way (decoded, re-encoded), so no trace of the editing tells them apart.
+    to a square 1.5 times the subject box's long side, about its centre: in the whole photo the
+    largest face, which ``train`` takes, is now and then a bystander's (when the detector misses the
+    masked subject), and a bare bystander filed under ``mask`` is a wrong label. Both classes are
+    saved the same way (decoded, re-encoded), so no trace of the editing tells them apart.
     A person in whose photos the default detector finds no face is left out.
     """
     from ..imageio import load_image, save_image
