@@ -18,6 +18,7 @@ setup: system-packages
 	  else echo "npm not found: the TF.js reference check will be skipped"; fi
 	$(FETCH_ENV) $(BIN)/faceprint models fetch
 	$(BIN)/python tests/runner_venv.py >/dev/null  # the export test's clean virtualenv (.venv-runner)
+	$(BIN)/python tests/reference_models.py  # Human graphs the TF.js converter test checks
 
 system-packages:
 	@missing=""; \

@@ -17,6 +17,8 @@ from faceprint import zoo
 from faceprint.errors import ModelError
 from faceprint.zoo.tfgraph import TFNode, decode_weights, iter_fields, parse_graphdef, to_onnx
 
+from .reference_models import human_graph
+
 REFERENCE = Path(__file__).parent / "reference"
 
 
@@ -284,33 +286,18 @@ def test_an_fpn_upsampling_sized_by_shape_matches_numpy():
         to_onnx(nodes, ["out"], {"x": ["N", 8, 6, 4]})
 
 
-def _human_graph(name: str, sha_json: str, sha_bin: str) -> tuple[Path, Path]:
-    """A Human TF.js graph from the zoo's pinned npm tarball (skipped when it is not cached)."""
-    from faceprint.zoo.fetch import ModelFile, local_path
-
-    dist = zoo.get("mobilefacenet").files["graph"].dist
-    files = [ModelFile(dist, f"package/models/{name}.{ext}", sha) for ext, sha in (("json", sha_json), ("bin", sha_bin))]
-    if not all(local_path(f).is_file() for f in files):
-        pytest.skip(f"human model {name} is not in the cache")
-    return tuple(zoo.fetch(files, progress=False))
-
-
-@pytest.mark.parametrize("name, sha_json, sha_bin, grey", [
-    # signature in userDefinedMetadata; grey input in [-1, 1]
-    ("emotion", "56f7e557eb0c863a8b9ab04ac7ccba756e93bf2c27dce135ef0e8712b80b7ad2",
-     "927ac8224f356ab1e68c2bcfbfa07b0c8567047d1bcf817388ba6e38214c4987", True),
-    # SSR-Net: StridedSlice and ExpandDims in its heads; RGB 0..255
-    ("age", "846df6f4231311d8bb84fae9087a26051c872bd981254816386afad1cd21f8f0",
-     "6b7c758febd2855c337ce3895a8dcc7ecc7679363af8d7932dfd835d8dc9e81a", False),
+@pytest.mark.parametrize("name, grey", [
+    ("emotion", True),  # signature in userDefinedMetadata; grey input in [-1, 1]
+    ("age", False),  # SSR-Net: StridedSlice and ExpandDims in its heads; RGB 0..255
 ])
-def test_tfjs_human_attribute_models_match_tensorflow_js(real_crops, tmp_path, name, sha_json, sha_bin, grey):
+def test_tfjs_human_attribute_models_match_tensorflow_js(real_crops, tmp_path, name, grey):
     if shutil.which("node") is None or not (REFERENCE / "node_modules" / "@tensorflow" / "tfjs").is_dir():
         pytest.skip("the TF.js reference needs node and `npm ci --prefix tests/reference`")
     import cv2
 
     from faceprint.zoo.tfgraph import convert_tfjs
 
-    graph, _ = _human_graph(name, sha_json, sha_bin)
+    graph, _ = human_graph(name)
     x = np.stack([cv2.resize(c, (64, 64)) for c in real_crops]).astype(np.float32)
     if grey:
         x = (x @ np.float32([0.2989, 0.587, 0.114]))[..., None] / 127.5 - 1
