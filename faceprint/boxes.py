@@ -1,5 +1,5 @@
 """Overlap of boxes, the one measure detectors (NMS), the gallery (a face picked by box) and the video
-tracker share."""
+tracker share; and the region round a box that face chips and thumbnails cut."""
 
 from __future__ import annotations
 
@@ -26,3 +26,12 @@ def overlap(a: np.ndarray, b: np.ndarray, mode: str = "union") -> np.ndarray:
     else:
         raise ValueError(f"mode must be 'union' or 'min', not {mode!r}")
     return np.divide(inter, denom, out=np.zeros_like(inter), where=denom > 0)
+
+
+def widened(box, margin: float, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Pixel bounds ``(x1, y1, x2, y2)`` of ``box`` widened by ``margin`` of its width and height on
+    each side, outward to whole pixels and clipped to an image of ``shape`` (rows, columns, ...)."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    h, w = shape[:2]
+    return max(0, int(x1 - mx)), max(0, int(y1 - my)), min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))

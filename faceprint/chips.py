@@ -6,8 +6,7 @@ embedder (``faceprint reindex``) and shown (thumbnails) without the source image
 
 from __future__ import annotations
 
-import numpy as np
-
+from .boxes import widened
 from .errors import FaceprintError
 from .types import Face, Image
 
@@ -20,10 +19,7 @@ def cut_chip(image: Image, face: Face) -> tuple[bytes, dict]:
     import cv2  # loaded on first use, not when faceprint is imported
 
     x1, y1, x2, y2 = face.box
-    mx, my = (x2 - x1) * _MARGIN, (y2 - y1) * _MARGIN
-    h, w = image.shape[:2]
-    cx1, cy1 = max(0, int(x1 - mx)), max(0, int(y1 - my))
-    cx2, cy2 = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    cx1, cy1, cx2, cy2 = widened(face.box, _MARGIN, image.shape)
     region = image[cy1:cy2, cx1:cx2]
     k = min(1.0, _MAX / max(region.shape[:2]))
     if k < 1.0:

@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_array
 
 from . import zoo
+from .boxes import widened
 from .errors import FaceprintError
 from .imageio import load_image, save_image
 from .index import knn_graph
@@ -189,10 +190,8 @@ def cluster_embeddings(X: np.ndarray, method: str = DEFAULT_METHOD, threshold: f
 
 def crop_face(image: Image, box: list[float] | tuple[float, ...], margin: float) -> Image:
     """The face's box widened by ``margin`` of its size on each side, clipped to the image."""
-    x1, y1, x2, y2 = box
-    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
-    h, w = image.shape[:2]
-    return image[max(0, int(y1 - my)):min(h, int(np.ceil(y2 + my))), max(0, int(x1 - mx)):min(w, int(np.ceil(x2 + mx)))]
+    x1, y1, x2, y2 = widened(box, margin, image.shape)
+    return image[y1:y2, x1:x2]
 
 
 def write_contact_sheet(out_dir: Path, clusters: list[list[dict]], alone: list[dict], height: int = 96) -> Path:
