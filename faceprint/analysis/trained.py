@@ -5,10 +5,11 @@ attribute (a mask, glasses) from a few dozen photos per class. But a faceprint i
 the person and drop the rest, and what an attribute is made of (a mask's edges, a frame round the
 eyes) it partly drops; so ``train`` also tries the faceprint joined by the aligned crop's gradient
 histograms (HOG, the crop the embedder reads) and keeps whichever cross-validates better.
-``FaceprintClassifier`` follows scikit-learn's conventions (``fit``, ``predict_proba``, ``predict``);
-a trained one is saved as JSON (classes, weights, the embedder whose faceprints it reads, the
-features), never as a pickle, so loading a file from elsewhere cannot run code. Saved classifiers live beside the gallery
-(``people.db`` -> ``people.db.attributes/NAME.json``), where ``analyze --attribute NAME`` finds them.
+The classifier (``classifier.FaceprintClassifier``) follows scikit-learn's conventions; this module
+imports it, and scikit-learn, only to fit or load one. A trained one is saved as JSON (classes,
+weights, the embedder whose faceprints it reads, the features), never as a pickle, so loading a
+file from elsewhere cannot run code. Saved classifiers live beside the gallery (``people.db`` ->
+``people.db.attributes/NAME.json``), where ``analyze --attribute NAME`` finds them.
 """
 
 from __future__ import annotations
@@ -16,46 +17,23 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-
 from ..atomic import atomic_file
 from ..errors import FaceprintError
 from ..matching import unit_rows
 from .record import Label
 from ..types import Face, Image
 
+if TYPE_CHECKING:
+    from .classifier import FaceprintClassifier
+
 FORMAT = "faceprint.attribute/1"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: what a classifier can read: the faceprint alone, or joined by the aligned crop's HOG
 FEATURES = ("faceprint", "faceprint+hog")
-
-
-class FaceprintClassifier(ClassifierMixin, BaseEstimator):
-    """Multinomial logistic regression on unit-length faceprints (each block of features unit
-    length: ``features(..., kind)``). ``C``: inverse regularisation."""
-
-    def __init__(self, C: float = 10.0) -> None:
-        self.C = C
-
-    def fit(self, X: np.ndarray, y) -> FaceprintClassifier:
-        model = LogisticRegression(C=self.C, max_iter=2000).fit(np.asarray(X, np.float64), np.asarray(y))
-        self.classes_, self.coef_, self.intercept_ = model.classes_, model.coef_, model.intercept_
-        return self
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        z = np.asarray(X, np.float64) @ self.coef_.T + self.intercept_
-        if len(self.classes_) == 2:  # scikit-learn's binary form: one logit, for the second class
-            p = 1.0 / (1.0 + np.exp(-z[:, 0]))
-            return np.stack([1.0 - p, p], axis=1)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 def check_name(name: str) -> str:
@@ -113,6 +91,8 @@ class TrainedAttribute:
     embedder, and the HOG of its aligned crop if the classifier was fitted on it), then its class."""
 
     def __init__(self, path: Path) -> None:
+        from .classifier import FaceprintClassifier
+
         try:
             data = json.loads(Path(path).read_text())
             if data.get("format") != FORMAT:
@@ -147,6 +127,7 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
     so a shade optimistic; ``benchmarks/attribute.py`` also scores a classifier on people it never saw."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    from .classifier import FaceprintClassifier
     from ..imageio import IMAGE_SUFFIXES, load_image
     from ..pipeline import get_pipeline, largest
 
@@ -188,6 +169,8 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
 
 def _learning_curve(X: np.ndarray, y: np.ndarray, labels: list[str], seed: int, repeats: int = 5) -> list[dict]:
     """Accuracy on the photos left out when training on n per class, n doubling from 2, mean of ``repeats`` draws."""
+    from .classifier import FaceprintClassifier
+
     rng = np.random.default_rng(seed)
     smallest = min((y == c).sum() for c in labels)
     curve, n = [], 2

@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..boxes import overlap
 from ..types import Face
@@ -92,6 +91,9 @@ class Tracker:
 
     def update(self, faces: list[Face], frame: int) -> list[Track]:
         """Match ``faces`` to tracks (the rest start new ones); returns the tracks that just left for good."""
+        from scipy.optimize import linear_sum_assignment  # here: importing it takes 0.6 s, which the
+        # server and the commands that never track (or fail before they start) should not pay
+
         matched_tracks, matched_faces = set(), set()
         if self.active and faces:
             boxes = np.array([f.box for f in faces], np.float64)
