@@ -188,3 +188,23 @@ def test_commands_that_need_no_model_load_none(tmp_path, command):
     assert json.loads(p.stdout)  # it listed something
     loaded = json.loads(p.stderr.rsplit("LOADED ", 1)[1])
     assert loaded == {"modules": [], "models": []}
+
+
+@pytest.mark.parametrize("gallery", ["present", "missing"])
+def test_watch_refuses_a_missing_video_or_gallery_before_loading_anything(tmp_path, gallery):
+    """The one-line error comes before any model or heavy import (scikit-learn, SciPy's optimiser):
+    it took 4 s here when ``watch`` imported them first."""
+    from faceprint.gallery.store import NewFace, open_store
+
+    db = tmp_path / "g.db"
+    if gallery == "present":
+        store = open_store(db)
+        store.add_face(NewFace("Ada", "faceplugin", np.ones(512, np.float32) / np.sqrt(512), "0" * 64,
+                               box=[0, 0, 10, 10], landmarks={}, detector="test"))
+        store.close()
+    p = subprocess.run([sys.executable, "-c", _LOADED_PROBE, "watch", str(tmp_path / "nope.mp4"), "--db", str(db)],
+                       capture_output=True, text=True, timeout=120)
+    error, probe = p.stderr.rsplit("LOADED ", 1)
+    assert p.returncode == 1 and len(error.strip().splitlines()) == 1, p.stderr
+    assert ("no such video file" if gallery == "present" else "no gallery at") in error
+    assert json.loads(probe) == {"modules": [], "models": []}
