@@ -108,7 +108,8 @@ class Embedder(ABC):
 class OnnxEmbedder(Embedder):
     """An embedder whose model is an ONNX file the zoo makes from ``files[source]`` with ``convert``.
 
-    Subclasses turn crops into the model's input in ``_prepare``; everything else is shared.
+    A model fed ``(crop - mean) * scale`` in NCHW names its ``channels`` ("RGB" or "BGR"), ``mean`` and
+    ``scale``, and that is its input and its export; any other turns crops into its input in ``_prepare``.
     """
 
     source: ClassVar[str] = "model"
@@ -117,6 +118,10 @@ class OnnxEmbedder(Embedder):
     converter_revision: ClassVar[int] = 1
     #: "int8": the float conversion quantised on this machine (``faceprint.zoo.quantize``)
     precision: ClassVar[str] = "float32"
+    #: the channel order of a model fed ``(crop - mean) * scale``, NCHW; None: it has its own ``_prepare``
+    channels: ClassVar[str | None] = None
+    mean: ClassVar[float] = 0.0
+    scale: ClassVar[float] = 1.0
 
     def __init__(self, flip: bool | None = None) -> None:
         if flip is not None:
@@ -142,20 +147,24 @@ class OnnxEmbedder(Embedder):
     def convert(path: Path) -> bytes:
         """ONNX bytes made from the zoo file (run once; the result is cached by source hash)."""
 
-    @abstractmethod
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         """uint8 RGB crops -> the model's float32 input."""
+        if self.channels is None:
+            raise NotImplementedError(f"{type(self).__name__} names no channels, mean and scale: it needs a _prepare")
+        ordered = crops[..., ::-1] if self.channels == "BGR" else crops
+        return ((ordered.astype(np.float32) - self.mean) * self.scale).transpose(0, 3, 1, 2)
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: np.ascontiguousarray(self._prepare(crops))})[0]
 
-    def _export(self, channels: str, mean: float, scale: float) -> tuple[Path, dict]:
-        """``export_spec`` for a model fed ``(crop in channels - mean) * scale``, NCHW."""
+    def export_spec(self) -> tuple[Path, dict]:
+        if self.channels is None:
+            return super().export_spec()
         return self.model_path, {
             "kind": "onnx", "size": self.size, "dims": self.dims,
             "template": {k: list(v) for k, v in self.template.items()},
-            "input": f"aligned crop as {channels}, (x - mean) * scale, NCHW", "channels": channels,
-            "mean": mean, "scale": scale, "nchw": True, "flip": self.flip, "threshold": self.threshold,
+            "input": f"aligned crop as {self.channels}, (x - mean) * scale, NCHW", "channels": self.channels,
+            "mean": self.mean, "scale": self.scale, "nchw": True, "flip": self.flip, "threshold": self.threshold,
         }
 
 

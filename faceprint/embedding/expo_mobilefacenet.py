@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..alignment import ARCFACE_112
 from ..zoo.batch import free_batch
 from . import OnnxEmbedder
@@ -34,10 +32,4 @@ class ExpoMobileFaceNet(OnnxEmbedder):
     flip = False
     convert = staticmethod(_convert)
 
-    _MEAN, _SCALE = 127.5, 1 / 128.0
-
-    def _prepare(self, crops: np.ndarray) -> np.ndarray:
-        return ((crops.astype(np.float32) - self._MEAN) * self._SCALE).transpose(0, 3, 1, 2)
-
-    def export_spec(self) -> tuple[Path, dict]:
-        return self._export("RGB", self._MEAN, self._SCALE)
+    channels, mean, scale = "RGB", 127.5, 1 / 128.0
