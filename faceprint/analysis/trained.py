@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
 from ..atomic import atomic_file
 from ..errors import FaceprintError
 from ..matching import unit_rows
