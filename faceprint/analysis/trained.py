@@ -92,20 +92,20 @@ class TrainedAttribute:
     embedder, and the HOG of its aligned crop if the classifier was fitted on it), then its class."""
 
     def __init__(self, path: Path) -> None:
-        from .classifier import FaceprintClassifier
-
         try:
             data = json.loads(Path(path).read_text())
             if data.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} file")
-            self.classifier = FaceprintClassifier(data["C"])
-            self.classifier.classes_ = np.array(data["classes"])
-            self.classifier.coef_ = np.array(data["coef"], np.float64)
-            self.classifier.intercept_ = np.array(data["intercept"], np.float64)
             self.embedder = data["embedder"]
             self.features = data.get("features", "faceprint")  # files saved before HOG was tried
             if self.features not in FEATURES:
                 raise ValueError(f"unknown features {self.features!r}")
+            from .classifier import FaceprintClassifier  # scikit-learn: imported once the file is one
+
+            self.classifier = FaceprintClassifier(data["C"])
+            self.classifier.classes_ = np.array(data["classes"])
+            self.classifier.coef_ = np.array(data["coef"], np.float64)
+            self.classifier.intercept_ = np.array(data["intercept"], np.float64)
         except FileNotFoundError:
             raise FaceprintError(f"no trained attribute at {path} (faceprint attribute train)") from None
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -126,16 +126,16 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
     one's confusion matrix and learning curve (accuracy against photos per class) go in the
     report, which is returned. The kept accuracy is the better of two measured on the same folds,
     so a shade optimistic; ``benchmarks/attribute.py`` also scores a classifier on people it never saw."""
+    check_name(name)
+    classes = sorted(d for d in Path(data).iterdir() if d.is_dir()) if Path(data).is_dir() else []
+    if len(classes) < 2:
+        raise FaceprintError(f"{data}: needs one folder per class, at least two (e.g. mask/ and no_mask/)")
+    # imported once the request is sound, so that a bad one fails at once (scikit-learn takes a second)
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from .classifier import FaceprintClassifier
     from ..imageio import IMAGE_SUFFIXES, load_image
     from ..pipeline import get_pipeline, largest
-
-    check_name(name)
-    classes = sorted(d for d in Path(data).iterdir() if d.is_dir()) if Path(data).is_dir() else []
-    if len(classes) < 2:
-        raise FaceprintError(f"{data}: needs one folder per class, at least two (e.g. mask/ and no_mask/)")
     pipe = get_pipeline(detector, embedder)
     rows, y, skipped = [], [], []
     for folder in classes:
