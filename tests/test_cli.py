@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,22 +172,34 @@ app()
 """
 
 
-@pytest.mark.parametrize("command", [["people", "list"], ["keys", "list"], ["people", "show", "Ada"]])
-def test_commands_that_need_no_model_load_none(tmp_path, command):
-    from faceprint.gallery.keys import create_key
+def _probe(*args: str) -> tuple[subprocess.CompletedProcess, str, dict]:
+    """Run the CLI under ``_LOADED_PROBE``: the process, its stderr before the report, and the report."""
+    p = subprocess.run([sys.executable, "-c", _LOADED_PROBE, *args], capture_output=True, text=True, timeout=120)
+    before, report = p.stderr.rsplit("LOADED ", 1)
+    return p, before, json.loads(report)
+
+
+def _gallery_with_ada(db: Path):
+    """A gallery file holding one face of Ada (a made-up vector: no model made it); the store, open."""
     from faceprint.gallery.store import NewFace, open_store
 
-    db = tmp_path / "g.db"
     store = open_store(db)
     store.add_face(NewFace("Ada", "faceplugin", np.ones(512, np.float32) / np.sqrt(512), "0" * 64,
                            box=[0, 0, 10, 10], landmarks={}, detector="test"))
+    return store
+
+
+@pytest.mark.parametrize("command", [["people", "list"], ["keys", "list"], ["people", "show", "Ada"]])
+def test_commands_that_need_no_model_load_none(tmp_path, command):
+    from faceprint.gallery.keys import create_key
+
+    db = tmp_path / "g.db"
+    store = _gallery_with_ada(db)
     create_key(store, "k", ["read"])
     store.close()
-    p = subprocess.run([sys.executable, "-c", _LOADED_PROBE, *command, "--db", str(db), "--json"],
-                       capture_output=True, text=True, timeout=120)
+    p, _, loaded = _probe(*command, "--db", str(db), "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)  # it listed something
-    loaded = json.loads(p.stderr.rsplit("LOADED ", 1)[1])
     assert loaded == {"modules": [], "models": []}
 
 
@@ -194,17 +207,10 @@ def test_commands_that_need_no_model_load_none(tmp_path, command):
 def test_watch_refuses_a_missing_video_or_gallery_before_loading_anything(tmp_path, gallery):
     """The one-line error comes before any model or heavy import (scikit-learn, SciPy's optimiser):
     it took 4 s here when ``watch`` imported them first."""
-    from faceprint.gallery.store import NewFace, open_store
-
     db = tmp_path / "g.db"
     if gallery == "present":
-        store = open_store(db)
-        store.add_face(NewFace("Ada", "faceplugin", np.ones(512, np.float32) / np.sqrt(512), "0" * 64,
-                               box=[0, 0, 10, 10], landmarks={}, detector="test"))
-        store.close()
-    p = subprocess.run([sys.executable, "-c", _LOADED_PROBE, "watch", str(tmp_path / "nope.mp4"), "--db", str(db)],
-                       capture_output=True, text=True, timeout=120)
-    error, probe = p.stderr.rsplit("LOADED ", 1)
+        _gallery_with_ada(db).close()
+    p, error, loaded = _probe("watch", str(tmp_path / "nope.mp4"), "--db", str(db))
     assert p.returncode == 1 and len(error.strip().splitlines()) == 1, p.stderr
     assert ("no such video file" if gallery == "present" else "no gallery at") in error
-    assert json.loads(probe) == {"modules": [], "models": []}
+    assert loaded == {"modules": [], "models": []}
