@@ -136,6 +136,7 @@ def train(name: str, data: Path, target: Path, *, embedder: str, detector: str, 
     from .classifier import FaceprintClassifier
     from ..imageio import IMAGE_SUFFIXES, load_image
     from ..pipeline import get_pipeline, largest
+
     pipe = get_pipeline(detector, embedder)
     rows, y, skipped = [], [], []
     for folder in classes:
