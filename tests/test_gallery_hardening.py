@@ -358,7 +358,7 @@ def test_drawn_images_follow_the_umask(tmp_path, astronaut, umask):
     src = tmp_path / "in.png"
     save_image(src, astronaut)
     out = tmp_path / "drawn.jpg"
-    cli("detect", str(src), "--draw", str(out), preexec_fn=lambda: os.umask(umask))
+    cli("detect", str(src), "--draw", str(out), umask=umask)  # set by subprocess itself: no Python in the fork
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
     old = os.umask(umask)
     try:
