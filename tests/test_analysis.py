@@ -131,7 +131,7 @@ def test_quality_drops_for_a_blurred_or_small_face(lfw_dir):
     blurred = cv2.GaussianBlur(image, (0, 0), 2.5)
     small = cv2.resize(image, (62, 62), interpolation=cv2.INTER_AREA)
     tiny_face = get_detector().detect(small)[:1]
-    for model in ("learned", "heuristic"):
+    for model in ("learned", "heuristic", "video"):
         analyzer = Analyzer("quality", {"quality": model})
         sharp = analyzer.analyze(image, [face])[0].quality
         soft = analyzer.analyze(blurred, [face])[0].quality
@@ -189,6 +189,7 @@ def test_only_what_is_asked_and_needed_runs():
     assert Analyzer("eyes").order == ["landmarks68", "eyes"]
     assert Analyzer("quality").order == ["landmarks68", "pose", "quality"]
     assert Analyzer("quality", {"pose": "fr-pose"}).order == ["pose", "quality"]  # Hopenet needs no landmarks
+    assert Analyzer("quality", {"quality": "video"}).order == ["quality"]  # the detector's five points do
     assert Analyzer().order == list(DEFAULT_ONLY)
 
 

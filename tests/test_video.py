@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from faceprint import Gallery
+from faceprint.analysis.quality import box_sharpness, turn
 from faceprint.evaluation import enrol_from_frame, load_truth, video_report, video_score
 from faceprint.gallery.store import open_store
 from faceprint.imageio import load_image
@@ -23,7 +24,7 @@ from faceprint.pipeline import get_pipeline
 from faceprint.testing.mjpeg import serve_mjpeg
 from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_clip, make_scenario
 from faceprint.video import Recognizer, Source, Watch
-from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS, sharpness, turn
+from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS
 from faceprint.video.source import VideoFrame
 
 from .conftest import lfw_image
@@ -195,9 +196,9 @@ def test_a_slow_consumer_of_a_live_stream_gets_the_newest_frames(scene):
 def test_capture_refuses_blurred_and_turned_faces(lfw_dir):
     image = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
     face = get_pipeline().detect(image)[0]
-    assert turn(face) < MAX_TURN and sharpness(image, face) > MIN_SHARPNESS
+    assert turn(face) < MAX_TURN and box_sharpness(image, face) > MIN_SHARPNESS
     blurred = cv2.GaussianBlur(image, (0, 0), 3)
-    assert sharpness(blurred, face) < MIN_SHARPNESS
+    assert box_sharpness(blurred, face) < MIN_SHARPNESS
     # a face whose nose sits well off the eyes' midline is turned away
     eyes_mid = (face.landmarks["left_eye"][0] + face.landmarks["right_eye"][0]) / 2
     eye_distance = face.landmarks["right_eye"][0] - face.landmarks["left_eye"][0]

@@ -37,7 +37,8 @@ _MODELS = {
     "pose": {"pnp68": "faceprint.analysis.pose:LandmarkPose", "fr-pose": "faceprint.analysis.pose:FacepluginPose"},
     "eyes": {"fr-eye": "faceprint.analysis.eyes:FacepluginEyes"},
     "quality": {"learned": "faceprint.analysis.quality:LearnedQuality",
-                "heuristic": "faceprint.analysis.quality:HeuristicQuality"},
+                "heuristic": "faceprint.analysis.quality:HeuristicQuality",
+                "video": "faceprint.analysis.quality:VideoQuality"},
     "liveness": {"fr-liveness": "faceprint.analysis.liveness:FacepluginLiveness"},
 }
 ATTRIBUTES = tuple(_MODELS)

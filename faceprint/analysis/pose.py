@@ -1,5 +1,8 @@
 """Head pose in degrees (conventions on ``record.Pose``): from the 68 landmarks with ``cv2.solvePnP``
-(the default: a fraction of a millisecond once the landmarks are there) or faceplugin's Hopenet ``fr_pose``."""
+(the default: a fraction of a millisecond once the landmarks are there) or faceplugin's Hopenet ``fr_pose``.
+
+Also the proxies read off the detector's five points for free (``nose_offset``, ``tilt``): the video
+engine, enrolment from a camera and the liveness challenge read them on every frame."""
 
 from __future__ import annotations
 
@@ -75,3 +78,32 @@ class FacepluginPose(OnnxAttribute):
         bins = np.arange(66)
         yaw, pitch, roll = (float((softmax(o[0]) * bins).sum() * 3 - 99) for o in self.run(imagenet(roi)))
         return Pose(yaw, pitch, roll, self.name)
+
+
+def eye_distance(face: Face) -> float | None:
+    """Pixels between the eye centres; None without eye landmarks."""
+    lm = face.landmarks
+    if not {"left_eye", "right_eye"} <= lm.keys():
+        return None
+    return float(np.linalg.norm(np.subtract(lm["right_eye"], lm["left_eye"])))
+
+
+def nose_offset(face: Face) -> float | None:
+    """The nose's offset from the eyes' midpoint towards the image's right, in eye distances: positive
+    when the person turned to their own left (unmirrored camera); None without the landmarks."""
+    lm = face.landmarks
+    eyes = eye_distance(face)
+    if eyes is None or "nose" not in lm or eyes <= 1.0:
+        return None
+    return float(lm["nose"][0] - (lm["left_eye"][0] + lm["right_eye"][0]) / 2) / eyes
+
+
+def tilt(face: Face) -> float | None:
+    """How far the head is tilted up or down: the nose's height between the eyes and the mouth, off
+    its frontal 0.53 (the median over LFW, where 90% of faces lie within 0.15 of it)."""
+    lm = face.landmarks
+    if not {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"} <= lm.keys():
+        return None
+    eyes = (lm["left_eye"][1] + lm["right_eye"][1]) / 2
+    mouth = (lm["mouth_left"][1] + lm["mouth_right"][1]) / 2
+    return abs((lm["nose"][1] - eyes) / (mouth - eyes) - 0.53) if mouth - eyes > 0 else None

@@ -8,6 +8,10 @@ LFW holds almost no blurred or small faces, so the fit cannot learn what those c
 (each 1 across nearly all of LFW) supply it: sharpness min(1, v / SHARPNESS_FULL) and size
 min(1, eye distance / 35 px). docs/benchmarks.md gives its error-versus-reject curve on LFW.
 
+The ``video`` model is what the video engine and ``capture`` judge each frame's faces by: it needs no
+alignment, and on real footage it ranks faces by how well they match far better than ``learned``,
+whose LFW fit meets its limits there (docs/benchmarks.md, video quality).
+
 The ``heuristic`` model multiplies four parts, each in [0, 1], so any one bad cue sinks it; its
 parts also fill the ``learned`` model's record, as readable cues:
 
@@ -27,6 +31,7 @@ import numpy as np
 from ..alignment import ARCFACE_112, align
 from ..types import Face, Image
 from . import AttributeModel
+from .pose import eye_distance, nose_offset, tilt
 from .record import Quality
 
 #: Laplacian variance giving sharpness 0.5: the 10th percentile (69.4) of 500 LFW faces
@@ -36,6 +41,11 @@ SHARPNESS_HALF = 70.0
 #: of the same 500 LFW faces, so the gate acts only on faces blurrier than the fit has seen
 SHARPNESS_FULL = 57.0
 _EYE_SPAN = float(np.linalg.norm(np.subtract(ARCFACE_112["right_eye"], ARCFACE_112["left_eye"])))
+
+
+#: Nose offset (in eye distances, ``pose.nose_offset``) of about 25 degrees of yaw on a real head:
+#: the ``video`` score falls from full here to 0 at twice it, and ``capture`` takes no face beyond it.
+TURNED_AWAY = 0.3
 
 
 def _has_eyes(face: Face) -> bool:
@@ -56,9 +66,8 @@ def _grey_crop(image: Image, face: Face) -> np.ndarray:
 
 def _eye_distance(face: Face) -> float:
     """In px; without eye landmarks, 0.4 box widths (where the eyes sit for the detectors faceprint has)."""
-    if _has_eyes(face):
-        return float(np.linalg.norm(np.subtract(face.landmarks["right_eye"], face.landmarks["left_eye"])))
-    return 0.4 * face.width
+    eyes = eye_distance(face)
+    return 0.4 * face.width if eyes is None else eyes
 
 
 def laplacian_variance(image: Image, face: Face) -> float:
@@ -156,3 +165,53 @@ class LearnedQuality(HeuristicQuality):
         c = cues(image, face)  # the crop is aligned and measured once, for the score and the parts
         variance = float(np.expm1(c[CUES.index("sharpness")]))
         return self._parts(face, found, variance, float(score_cues(c)[0]))
+
+
+def turn(face: Face) -> float | None:
+    """How far the nose sits from the eyes' midpoint, in eye distances (0: frontal); None without landmarks."""
+    offset = nose_offset(face)
+    return None if offset is None else abs(offset)
+
+
+def box_sharpness(image: Image, face: Face) -> float:
+    """Variance of the Laplacian over the face's box scaled to 112 px (no alignment: cheap enough for
+    every face of every frame), so big faces are not favoured."""
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    crop = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
+    if crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def _video_parts(image: Image, face: Face) -> tuple[float, float, float, float]:
+    """The ``video`` score's parts, each in [0, 1]: sharpness, size, pose (turn and tilt), detector."""
+    side = min(face.width, face.height)
+    size = np.clip((side - 20.0) / 40.0, 0, 1)  # < 20 px: nothing; from 60 px: full
+    score = np.clip((float(face.score) - 0.7) / 0.25, 0, 1)
+    t = turn(face)
+    frontal = 1.0 if t is None else np.clip((2 * TURNED_AWAY - t) / TURNED_AWAY, 0, 1)
+    p = tilt(face)
+    level = 1.0 if p is None else np.clip((0.3 - p) / 0.15, 0, 1)
+    # on generated clips, faces with a sharpness of 20-30 were still named as often as sharper ones;
+    # identification falls apart below about 15
+    sharp = np.clip((box_sharpness(image, face) - 10.0) / 15.0, 0, 1)
+    return float(sharp), float(size), float(frontal * level), float(score)
+
+
+def video_quality(image: Image, face: Face) -> float:
+    """How much a single look at this face in a video frame can be trusted, 0-1: size, detector
+    confidence, head turn, head tilt and sharpness, each mapped to 0-1 and multiplied (any one bad
+    spoils it). Well under a millisecond a face."""
+    return float(np.prod(_video_parts(image, face)))
+
+
+class VideoQuality(AttributeModel):
+    """``video_quality`` as the score, its parts alongside."""
+
+    name = "video"
+    attribute = "quality"
+
+    def predict(self, image: Image, face: Face, found: dict) -> Quality:
+        parts = _video_parts(image, face)
+        return Quality(float(np.prod(parts)), *parts, self.name)

@@ -99,7 +99,7 @@ def identify_frames(video: Path | str, gallery) -> tuple[list[list[dict]], float
 
     Returns per frame a list of ``{"box", "name", "nearest", "distance", "quality"}`` (``name``
     within the threshold, else null; ``nearest`` whatever the distance), and the threshold used."""
-    from ..video.looks import quality
+    from ..analysis.quality import video_quality
     from ..video.source import Source
 
     threshold = gallery.threshold
@@ -114,7 +114,7 @@ def identify_frames(video: Path | str, gallery) -> tuple[list[list[dict]], float
             nearest, d = best[0] if best else (None, None)
             faces.append({"box": [float(v) for v in e.face.box], "nearest": nearest, "distance": d,
                           "name": nearest if d is not None and d <= threshold else None,
-                          "quality": quality(frame.image, e.face)})
+                          "quality": video_quality(frame.image, e.face)})
         frames.append(faces)
     return frames, threshold
 
@@ -245,11 +245,11 @@ def video_report(video: Path | str, gallery, truth: Path | str | None = None, co
 
 
 def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> int | None:
-    """Enrol ``name`` from one frame of ``video``: the best face there (``looks.quality``), cut out
+    """Enrol ``name`` from one frame of ``video``: the best face there (``video_quality``), cut out
     with a face's width and height of margin, as a user would crop a still to try ``eval video``
     on their own footage. Returns the face id (None if already enrolled)."""
     from ..video import Source
-    from ..video.looks import quality
+    from ..analysis.quality import video_quality
 
     image = next((f.image for f in Source(video, live=False).frames() if f.index == frame), None)
     if image is None:
@@ -257,7 +257,7 @@ def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> i
     faces = gallery.pipeline.detect(image)
     if not faces:
         raise FaceprintError(f"{video}: no face in frame {frame}")
-    x1, y1, x2, y2 = max(faces, key=lambda f: quality(image, f)).box
+    x1, y1, x2, y2 = max(faces, key=lambda f: video_quality(image, f)).box
     w, h = x2 - x1, y2 - y1
     crop = image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)]
     return gallery.enroll(name, np.ascontiguousarray(crop), source=f"{video}#frame={frame}")

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from ..analysis.quality import TURNED_AWAY, box_sharpness, turn
 from ..gallery import Gallery
-from ..types import Face, Image
-from .challenge import Challenge, nose_offset
+from ..types import Face
+from .challenge import Challenge
 from .liveness import FAILED, LIVE, SPOOF, LivenessJudge
 from .source import Source, VideoFrame
 
@@ -31,7 +31,7 @@ from .source import Source, VideoFrame
 #: beyond which a face is "turned" (about 25 degrees of yaw); variance of the Laplacian of the face
 #: scaled to 112 px below which it is "blurred"; cosine distance below which a face repeats one
 #: already taken; seconds between accepted faces.
-MIN_SIZE, MAX_TURN, MIN_SHARPNESS, MIN_CHANGE, MIN_GAP_S = 80, 0.3, 40.0, 0.08, 0.2
+MIN_SIZE, MAX_TURN, MIN_SHARPNESS, MIN_CHANGE, MIN_GAP_S = 80, TURNED_AWAY, 40.0, 0.08, 0.2
 
 
 @dataclass(frozen=True)
@@ -51,22 +51,6 @@ class Capture:
     enrolled: list[int] = field(default_factory=list)
     refused: Counter = field(default_factory=Counter)
     frames: int = 0
-
-
-def turn(face: Face) -> float | None:
-    """How far the nose sits from the eyes' midpoint, in eye distances (0: frontal)."""
-    offset = nose_offset(face)
-    return None if offset is None else abs(offset)
-
-
-def sharpness(image: Image, face: Face) -> float:
-    """Variance of the Laplacian over the face, scaled to a fixed size so big faces are not favoured."""
-    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-    crop = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
-    if crop.size == 0:
-        return 0.0
-    grey = cv2.cvtColor(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def capture(name: str, source: str | int | Path | Source, gallery: Gallery, *, count: int = 20,
@@ -130,7 +114,7 @@ def _judge(frame: VideoFrame, pipe, taken: list[np.ndarray], last_time: float, m
     t = turn(face)
     if t is not None and t > MAX_TURN:
         return no(f"face turned away ({t:.2f} > {MAX_TURN})", face)
-    sharp = sharpness(frame.image, face)
+    sharp = box_sharpness(frame.image, face)
     if sharp < MIN_SHARPNESS:
         return no(f"blurred (sharpness {sharp:.0f} < {MIN_SHARPNESS:.0f})", face)
     if judge is not None and judge.verdict(0) != LIVE:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..analysis.pose import eye_distance, nose_offset
 from ..errors import FaceprintError
 from ..types import Face, Image
 
@@ -37,7 +38,7 @@ STEPS = ("turn-left", "turn-right", "blink")
 #: Seconds of video time each step may take, by default.
 STEP_SECONDS = 5.0
 #: Change of the nose's offset from the eyes' midpoint (in eye distances) that is a turn: about 15
-#: degrees of yaw on a real head (``capture.MAX_TURN``, 0.3, is about 25); frames in a row it must hold.
+#: degrees of yaw on a real head (``analysis.quality.TURNED_AWAY``, 0.3, is about 25); frames in a row it must hold.
 TURNED, TURN_FRAMES = 0.18, 3
 #: Mean p(open) of the eyes (``fr-eye``) at or over which they are open, and under which they are shut.
 OPEN, SHUT = 0.65, 0.35
@@ -115,7 +116,7 @@ class Challenge:
             toward = (moved if step == "turn-left" else -moved) >= TURNED
             p.turned = p.turned + 1 if toward else 0
             return p.turned >= TURN_FRAMES
-        if (_eye_distance(face) or 0.0) < MIN_EYES_PX:  # too small to read: this frame says nothing
+        if (eye_distance(face) or 0.0) < MIN_EYES_PX:  # too small to read: this frame says nothing
             return False
         eyes = self._eyes_model().analyze(image, [face])[0].eyes
         if eyes is None:  # the eyes could not be placed
@@ -135,20 +136,3 @@ class Challenge:
 
             self._eyes = Analyzer("eyes", {"landmarks68": "fr-landmark"})
         return self._eyes
-
-
-def nose_offset(face: Face) -> float | None:
-    """The nose's offset from the eyes' midpoint towards the image's right, in eye distances: positive
-    when the person turned to their own left (unmirrored camera); None without the landmarks."""
-    lm = face.landmarks
-    eyes = _eye_distance(face)
-    if eyes is None or "nose" not in lm or eyes <= 1.0:
-        return None
-    return float(lm["nose"][0] - (lm["left_eye"][0] + lm["right_eye"][0]) / 2) / eyes
-
-
-def _eye_distance(face: Face) -> float | None:
-    lm = face.landmarks
-    if not {"left_eye", "right_eye"} <= lm.keys():
-        return None
-    return float(np.linalg.norm(np.subtract(lm["right_eye"], lm["left_eye"])))

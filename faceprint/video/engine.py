@@ -30,6 +30,7 @@ import logging
 
 import numpy as np
 
+from ..analysis.quality import video_quality
 from ..boxes import overlap
 from ..draw import draw_faces
 from ..gallery import Gallery, named_face
@@ -37,7 +38,7 @@ from ..pipeline import Pipeline, get_pipeline
 from ..types import Face, Image
 from .challenge import Challenge
 from .liveness import LivenessJudge
-from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, quality, same_look
+from .looks import GOOD, MAYBE_CUT, SURE_CUT, ShotChange, look, same_look
 from .source import Source, VideoFrame
 from .tracker import Tracker, Track
 
@@ -165,7 +166,7 @@ class Recognizer:
         for t in visible:
             t.look = look(frame.image, t.box)
             t.changed = not same_look(t.verified_look, t.look)
-            t.quality = quality(frame.image, t.face)
+            t.quality = video_quality(frame.image, t.face)
         due = [t for t in visible if self._due(t, frame.index)]
         if due:
             events += self._recognise(frame, due)

@@ -1,5 +1,6 @@
-"""Cheap per-frame measures that tell the engine when to look again: how good a face is for
-recognition, whether the face under a track still looks like it did, and whether the shot changed.
+"""Cheap per-frame measures that tell the engine when to look again: whether the face under a track
+still looks like it did, and whether the shot changed (how good a face is for recognition is the
+``video`` model of ``analysis.quality``).
 
 An embedding costs 10-30 ms a face on a 2-core machine; these cost well under a millisecond, so
 they run on every frame and decide when an embedding is worth its price.
@@ -10,11 +11,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..types import Face, Image
-from .capture import MAX_TURN, sharpness, turn
+from ..types import Image
 
-#: A face quality (0-1) from this up is one whose identification can be trusted: it may give or
-#: drop a name on its own, and frame-by-frame identification of it counts as a confident answer.
+#: A face's ``video_quality`` (0-1) from this up is one whose identification can be trusted: it may
+#: give or drop a name on its own, and frame-by-frame identification of it counts as a confident answer.
 GOOD = 0.5
 #: Side of the grey thumbnail a face's look is kept as; grid of its colour histogram (hue x saturation).
 _THUMB, _HIST = 16, (8, 4)
@@ -24,33 +24,6 @@ SAME_SHAPE, SAME_COLOUR = 0.55, 0.6
 #: Whole-frame change (0-1) from which a frame may be a cut (then the faces under the tracks decide)
 #: and from which it is one whatever the faces say.
 MAYBE_CUT, SURE_CUT = 0.15, 0.5
-
-
-def quality(image: Image, face: Face) -> float:
-    """How much a single look at this face can be trusted, 0-1: size, detector confidence, head
-    turn, head tilt and sharpness, each mapped to 0-1 and multiplied (any one bad spoils it)."""
-    side = min(face.width, face.height)
-    size = np.clip((side - 20.0) / 40.0, 0, 1)  # < 20 px: nothing; from 60 px: full
-    score = np.clip((float(face.score) - 0.7) / 0.25, 0, 1)
-    t = turn(face)
-    frontal = 1.0 if t is None else np.clip((2 * MAX_TURN - t) / MAX_TURN, 0, 1)  # full up to ~25 degrees
-    p = tilt(face)
-    level = 1.0 if p is None else np.clip((0.3 - p) / 0.15, 0, 1)
-    # faces with a sharpness of 20-30 were still named as often as sharper ones (the mix clips);
-    # identification falls apart below about 15
-    sharp = np.clip((sharpness(image, face) - 10.0) / 15.0, 0, 1)
-    return float(size * score * frontal * level * sharp)
-
-
-def tilt(face: Face) -> float | None:
-    """How far the head is tilted up or down: the nose's height between the eyes and the mouth, off
-    its frontal 0.53 (the median over LFW, where 90% of faces lie within 0.15 of it)."""
-    lm = face.landmarks
-    if not {"left_eye", "right_eye", "nose", "mouth_left", "mouth_right"} <= lm.keys():
-        return None
-    eyes = (lm["left_eye"][1] + lm["right_eye"][1]) / 2
-    mouth = (lm["mouth_left"][1] + lm["mouth_right"][1]) / 2
-    return abs((lm["nose"][1] - eyes) / (mouth - eyes) - 0.53) if mouth - eyes > 0 else None
 
 
 def look(image: Image, box) -> np.ndarray | None:
