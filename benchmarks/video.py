@@ -42,7 +42,7 @@ def _load() -> dict:
             "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
 
 
-def _gallery(lfw: Path, clip, db: Path):
+def clip_gallery(lfw: Path, clip, db: Path):
     from faceprint import Gallery
     from faceprint.testing.synth import DEFAULT_ENROLLED
 
@@ -61,7 +61,7 @@ def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path)
 
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,
                      strangers=DEFAULT_STRANGERS, size=size, faces=faces, seconds=8.0, seed=seed)
-    with _gallery(lfw, clip, folder / f"gallery-{size[0]}-{faces}-{seed}.db") as gallery:
+    with clip_gallery(lfw, clip, folder / f"gallery-{size[0]}-{faces}-{seed}.db") as gallery:
         start, cpu = time.perf_counter(), time.process_time()
         frames = [[f.to_dict() for f in r.faces] for r in Watch(clip.video, gallery)]
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -82,7 +82,7 @@ def scenario(lfw: Path, name: str, seed: int, folder: Path) -> dict:
     from faceprint.testing.synth import make_scenario
 
     clip = make_scenario(name, lfw, folder / f"{name}-{seed}.mp4", seed=seed)
-    with _gallery(lfw, clip, folder / f"gallery-{name}-{seed}.db") as gallery:
+    with clip_gallery(lfw, clip, folder / f"gallery-{name}-{seed}.db") as gallery:
         report = video_report(clip.video, gallery, clip.truth)
     return {"scenario": name, "seed": seed, **_flat(report), **_load()}
 
