@@ -43,7 +43,7 @@ from video import clip_gallery  # beside this script
 from faceprint import Gallery
 from faceprint.analysis import Analyzer
 from faceprint.evaluation import enrol_from_frame, load_truth
-from faceprint.evaluation.video import _pairs
+from faceprint.evaluation.video import pair_by_overlap
 from faceprint.testing.synth import make_scenario
 from faceprint.video.looks import GOOD
 from faceprint.video.source import Source
@@ -103,7 +103,7 @@ def _truth(clip):
 
     def who(k: int, i: int, faces) -> str | None:
         t = truth[k]["faces"]
-        pairs = _pairs([{"box": list(f.box)} for f in faces], t, 0.3)
+        pairs = pair_by_overlap([{"box": list(f.box)} for f in faces], t, 0.3)
         return None if i not in pairs or t[pairs[i]]["occluded"] else t[pairs[i]]["person"]
 
     return who

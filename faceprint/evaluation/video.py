@@ -50,7 +50,7 @@ def load_truth(path: Path | str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _pairs(a: list[dict], b: list[dict], min_iou: float) -> dict[int, int]:
+def pair_by_overlap(a: list[dict], b: list[dict], min_iou: float) -> dict[int, int]:
     """Index in ``b`` of the face at the same place as each face of ``a`` (one to one, by box overlap)."""
     from scipy.optimize import linear_sum_assignment
 
@@ -76,7 +76,7 @@ def video_score(truth: list[dict], frames: list[list[dict]], min_iou: float = 0.
         if not faces:
             continue
         face_frames += len(faces)
-        hit = _pairs(faces, found, min_iou)
+        hit = pair_by_overlap(faces, found, min_iou)
         missed += len(faces) - len(hit)
         for r, c in hit.items():
             correct += found[c]["name"] == faces[r]["name"]
@@ -145,7 +145,7 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
     shown: dict[int, list[tuple[int, str | None]]] = {}  # track -> (frame, name shown)
     tracks_of: dict[str, set[int]] = {}
     for i, (ref, found) in enumerate(zip(reference, frames)):
-        pairs = _pairs(ref, found, min_iou)
+        pairs = pair_by_overlap(ref, found, min_iou)
         for f in found:
             shown.setdefault(f["track"], []).append((i, f["name"]))
         for r, face in enumerate(ref):
@@ -204,7 +204,7 @@ def video_against_truth(truth: list[dict], frames: list[list[dict]], min_iou: fl
     score = video_score(truth, frames, min_iou)
     in_view = wrong = 0
     for t, found in zip(truth, frames):
-        pairs = _pairs(t["faces"], found, min_iou)
+        pairs = pair_by_overlap(t["faces"], found, min_iou)
         in_view += len(t["faces"])
         wrong += sum(1 for r, c in pairs.items() if found[c]["name"] is not None
                      and found[c]["name"] != t["faces"][r]["name"])
