@@ -95,3 +95,34 @@ def test_prewhiten_is_per_image_standardisation():
     np.testing.assert_allclose(out[0].mean(), 0, atol=1e-5)
     np.testing.assert_allclose(out[0].std(), 1, atol=1e-5)
     np.testing.assert_array_equal(out[1], 0)  # a flat image: std floors at 1/sqrt(n), no division by zero
+
+
+
+def _before_rewrite(name: str, path):
+    """The conversion as it was before ``zoo.prelu``: the same graph with its PReLUs as they came."""
+    from faceprint.zoo.batch import free_batch
+    from faceprint.zoo.tflite import tflite_to_onnx
+
+    return free_batch(path.read_bytes() if name == "faceplugin" else tflite_to_onnx(path))
+
+
+@pytest.mark.parametrize("name, gone", [("faceplugin", "PRelu"), ("expo-mobilefacenet", "Abs")])
+def test_prelu_rewrite_gives_the_same_vectors_bit_for_bit(name, gone, lfw_faces):
+    """The conversion rewrites the PReLUs (``zoo.prelu``: faceplugin's as ONNX PRelu, expo's as
+    TFLite's Relu/Abs/Sub/Mul) for speed; on real LFW faces the model's raw outputs equal those of
+    the graph before the rewrite exactly, not approximately."""
+    import onnx
+    import onnxruntime as ort
+
+    emb = _embedder(name)
+    before = _before_rewrite(name, zoo.get(name).path(emb.source))
+    after = emb.model_path.read_bytes()
+    ops = lambda model: {n.op_type for n in onnx.load_from_string(model).graph.node}  # noqa: E731
+    assert gone in ops(before) and gone not in ops(after)
+    images, faces, _ = lfw_faces
+    x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
+    outputs = []
+    for model in (before, after):
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    np.testing.assert_array_equal(outputs[1], outputs[0])

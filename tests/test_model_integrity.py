@@ -70,11 +70,11 @@ def models(tmp_path, monkeypatch):
 
 
 def _faceplugin_conversion() -> Path:
-    return zoo.get("faceplugin").converted("model", FacePlugin.convert)
+    return zoo.get("faceplugin").converted("model", FacePlugin.convert, FacePlugin.converter_revision)
 
 
 def _faceplugin_stamp() -> Path:
-    return stamp_path("faceplugin-model-r1", zoo.get("faceplugin").files["model"].sha256)
+    return stamp_path(f"faceplugin-model-r{FacePlugin.converter_revision}", zoo.get("faceplugin").files["model"].sha256)
 
 
 def _zero_last_layer(path: Path) -> None:

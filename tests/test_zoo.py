@@ -9,6 +9,7 @@ import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pytest
 
 from faceprint import zoo
@@ -154,3 +155,45 @@ def test_catalog_is_complete():
         assert all(a > b > 0 for a, b in zip(thresholds, thresholds[1:])) and spec.identify_threshold < spec.threshold
     with pytest.raises(ModelError, match="unknown model"):
         zoo.get("nope")
+
+
+def test_prelu_rewrite_keeps_every_output_and_leaves_what_it_cannot_rewrite():
+    """``zoo.prelu`` on small graphs holding both PReLU spellings, with slopes below 0 and above 1,
+    beside two it must leave alone: a PReLU after a fully connected layer (one slope per feature)
+    and a TFLite-style PReLU whose Relu another node also reads."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from faceprint.zoo.prelu import prelu_as_convs
+
+    rng = np.random.default_rng(0)
+    c = 8
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
+        ("w", rng.standard_normal((c, 3, 3, 3))), ("s", rng.uniform(-1.5, 1.5, (c, 1, 1))),
+        ("k", rng.uniform(-0.7, 0.7, (c,))), ("fcw", rng.standard_normal((c * 6 * 6, 5))),
+        ("fcs", rng.uniform(-1, 1, (5,)))]] + [numpy_helper.from_array(np.array([1, c, 1, 1], np.int64), "kshape")]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"]),
+        helper.make_node("PRelu", ["a", "s"], ["b"]),  # ONNX's own PReLU on a feature map
+        helper.make_node("Relu", ["b"], ["r"]), helper.make_node("Abs", ["b"], ["m"]),  # TFLite's spelling
+        helper.make_node("Sub", ["b", "m"], ["d"]), helper.make_node("Reshape", ["k", "kshape"], ["k4"]),
+        helper.make_node("Mul", ["k4", "d"], ["p"]), helper.make_node("Add", ["r", "p"], ["e"]),
+        helper.make_node("Relu", ["e"], ["r2"]), helper.make_node("Abs", ["e"], ["m2"]),  # r2 is read twice
+        helper.make_node("Sub", ["e", "m2"], ["d2"]), helper.make_node("Mul", ["d2", "k4"], ["p2"]),
+        helper.make_node("Add", ["r2", "p2"], ["f"]), helper.make_node("Add", ["f", "r2"], ["g"]),
+        helper.make_node("Flatten", ["g"], ["h"]), helper.make_node("MatMul", ["h", "fcw"], ["i"]),
+        helper.make_node("PRelu", ["i", "fcs"], ["y"]),  # after a fully connected layer
+    ]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])], initializer=inits)
+    before = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    before.ir_version = 8
+    before = before.SerializeToString()
+    after = prelu_as_convs(before)
+    ops = [n.op_type for n in onnx.load_from_string(after).graph.node]
+    assert ops.count("PRelu") == 1 and ops.count("Abs") == 1  # the two it must leave
+    assert "Reshape" in ops  # still read by the pattern left alone
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    out = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] for m in (before, after)]
+    np.testing.assert_array_equal(out[1], out[0])

@@ -1,7 +1,8 @@
 """The recognition network shipped in the npm package ``faceplugin-face-recognition-js``.
 
 A 50-convolution PReLU network (a PyTorch export, 112x112 -> 512-d) that is already ONNX; our
-only conversion frees its batch dimension so a whole batch runs in one call.
+conversion frees its batch dimension so a whole batch runs in one call, and rewrites its PReLUs
+into ops ONNX Runtime runs fast (same output, bit for bit: ``zoo.prelu``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from pathlib import Path
 
 from ..alignment import ARCFACE_112
 from ..zoo.batch import free_batch
+from ..zoo.prelu import prelu_as_convs
 from . import OnnxEmbedder
 
 
 def _convert(path: Path) -> bytes:
-    return free_batch(path.read_bytes())
+    return prelu_as_convs(free_batch(path.read_bytes()))
 
 
 class FacePlugin(OnnxEmbedder):
@@ -31,5 +33,6 @@ class FacePlugin(OnnxEmbedder):
     dims = 512
     flip = False
     convert = staticmethod(_convert)
+    converter_revision = 2  # 2: PReLUs rewritten (same vectors, twice as fast)
 
     channels, mean, scale = "BGR", 127.5, 1 / 128.0
