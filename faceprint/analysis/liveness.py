@@ -7,12 +7,19 @@ like a print or a screen. Its threshold is calibrated on LFW photos against gene
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..types import Face, Image
+from ..zoo.prelu import prelu_as_convs
 from . import OnnxAttribute
 from ._crops import box_like, softmax, stretched_crop
 from .record import Liveness
+
+
+def _convert(path: Path) -> bytes:
+    return prelu_as_convs(path.read_bytes())  # 33 PReLUs: 2x faster, the same output (zoo.prelu)
 
 
 class FacepluginLiveness(OnnxAttribute):
@@ -23,6 +30,7 @@ class FacepluginLiveness(OnnxAttribute):
 
     name = "fr-liveness"
     attribute = "liveness"
+    convert = staticmethod(_convert)
     #: p(live) at which 5% of real LFW faces are refused (BPCER 5%): benchmarks/results/liveness.json
     threshold = 0.0037
 
