@@ -1,15 +1,17 @@
 """Speed side by side: face_recognition 1.3.0 against faceprint, same images, same machine, one run.
 
-    make bench-speed                                   # all 7,701 LFW pair images (about 15 min on 2 cores)
+    make bench-speed                                   # all 7,701 LFW pair images (about 27 min on 2 cores)
     make bench-speed BENCH_ARGS="--images 200"         # a quick check on an evenly spaced subset
 
 which runs
 
-    .venv/bin/python benchmarks/speed.py --lfw ../shared/datasets/lfw \\
-        --fr-python benchmarks/.venv-fr/bin/python --out benchmarks/results/speed.json
+    .venv/bin/python benchmarks/speed.py --lfw ../shared/datasets/lfw --fr-python benchmarks/.venv-fr/bin/python \\
+        --fr-blas-python benchmarks/.venv-fr-blas/bin/python --out benchmarks/results/speed.json
 
-Pipelines: face_recognition's HOG detector (all images) and its ``cnn`` detector (``--cnn-images``,
-an evenly spaced sample, it is ~30x slower on a CPU); faceprint's default (``get_pipeline()``), the
+Pipelines: face_recognition's HOG detector (all images), twice: on the prebuilt ``dlib-bin`` wheel
+(no BLAS) and on dlib compiled here from PyPI's source against Debian's OpenBLAS (``--fr-blas-python``,
+the stronger anchor: its ResNet runs on BLAS); its ``cnn`` detector (``--cnn-images``, an evenly
+spaced sample, it is ~30x slower on a CPU); faceprint's default (``get_pipeline()``), the
 fusion faceplugin+dlib-resnet with the default detector, and its fast ones (BlazeFace short range
 with MobileFace, and with the MobileFaceNet from expo). Each image is processed end to end (decode -> detect ->
 align/landmarks -> embed every face found) by ``--workers`` fresh processes, one per core, each
@@ -49,13 +51,15 @@ SINGLE_THREAD = {"FACEPRINT_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM
 #: name -> (python: "fr" or "fp", detector or face_recognition model, embedder)
 PIPELINES = {
     "face_recognition-hog": ("fr", "hog", "dlib-resnet"),
+    "face_recognition-hog-blas": ("fr-blas", "hog", "dlib-resnet"),  # dlib built with OpenBLAS
     "face_recognition-cnn": ("fr", "cnn", "dlib-resnet"),
     "faceprint-default": ("fp", None, None),  # whatever get_pipeline() gives
     "faceprint-fusion": ("fp", "blazeface-mtcnn", "faceplugin+dlib-resnet"),  # the most accurate (99.53%)
     "faceprint-fast": ("fp", "blazeface-short", "mobilefacenet"),
     "faceprint-fast-expo": ("fp", "blazeface-short", "expo-mobilefacenet"),
 }
-BASELINE = "face_recognition-hog"
+#: what every faceprint pipeline is compared with: face_recognition on dlib without and with BLAS
+BASELINES = ("face_recognition-hog", "face_recognition-hog-blas")
 
 
 # -- the faceprint worker (same protocol as speed_fr.py) -------------------------------------------
@@ -99,9 +103,9 @@ def worker(mode: str, detector: str, embedder: str, list_path: str, out_path: st
 # -- the parent ------------------------------------------------------------------------------------
 
 def _command(kind: str, model: str | None, embedder: str | None, mode: str, list_path: str, out: str,
-             fr_python: str) -> list[str]:
-    if kind == "fr":
-        return [fr_python, str(HERE / "speed_fr.py"), mode, model, list_path, out]
+             pythons: dict[str, str]) -> list[str]:
+    if kind != "fp":  # face_recognition, in the venv of its dlib build
+        return [pythons[kind], str(HERE / "speed_fr.py"), mode, model, list_path, out]
     return [sys.executable, str(Path(__file__).resolve()), "--worker", mode, model or "-", embedder or "-",
             list_path, out]
 
@@ -110,7 +114,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, **SINGLE_THREAD}
 
 
-def cold_start(kind, model, embedder, path: str, fr_python: str, repeats: int, tmp: Path) -> dict:
+def cold_start(kind, model, embedder, path: str, pythons: dict[str, str], repeats: int, tmp: Path) -> dict:
     """A fresh process, alone on the machine: import + model load + first image (median of repeats)."""
     lst = tmp / "cold.txt"
     lst.write_text(path + "\n")
@@ -118,21 +122,21 @@ def cold_start(kind, model, embedder, path: str, fr_python: str, repeats: int, t
     for i in range(repeats):
         out = tmp / f"cold-{i}.json"
         t = time.perf_counter()
-        subprocess.run(_command(kind, model, embedder, "cold", str(lst), str(out), fr_python), env=_env(), check=True,
+        subprocess.run(_command(kind, model, embedder, "cold", str(lst), str(out), pythons), env=_env(), check=True,
                        stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t
         runs.append({**json.loads(out.read_text()), "process_wall_s": wall})
     return {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]} | {"repeats": repeats}
 
 
-def throughput(kind, model, embedder, paths: list[str], workers: int, fr_python: str, tmp: Path) -> dict:
+def throughput(kind, model, embedder, paths: list[str], workers: int, pythons: dict[str, str], tmp: Path) -> dict:
     """``workers`` processes on interleaved shares of ``paths``, released together once all are loaded."""
     procs, outs = [], []
     for w in range(workers):
         lst, out = tmp / f"list-{w}.txt", tmp / f"out-{w}.json"
         lst.write_text("\n".join(paths[w::workers]) + "\n")
         outs.append(out)
-        procs.append(subprocess.Popen(_command(kind, model, embedder, "run", str(lst), str(out), fr_python),
+        procs.append(subprocess.Popen(_command(kind, model, embedder, "run", str(lst), str(out), pythons),
                                       env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
         if p.stdout.readline().strip() != "ready":
@@ -203,7 +207,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lfw", type=Path, required=True, help="LFW folder with pairs.txt and images/")
     ap.add_argument("--fr-python", default=str(HERE / ".venv-fr" / "bin" / "python"),
-                    help="python of the venv with face_recognition (make bench-speed builds it)")
+                    help="python of the venv with face_recognition on the dlib-bin wheel (make bench-speed builds it)")
+    ap.add_argument("--fr-blas-python", default=str(HERE / ".venv-fr-blas" / "bin" / "python"),
+                    help="python of the venv with face_recognition on dlib built with OpenBLAS (make bench-speed builds it)")
     ap.add_argument("--images", type=int, help="an evenly spaced subset of the pair images, for quick checks")
     ap.add_argument("--cnn-images", type=int, default=100, help="sample for face_recognition's cnn detector")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per core)")
@@ -222,6 +228,10 @@ def main() -> None:
     unknown = set(names) - set(PIPELINES)
     if unknown:
         raise SystemExit(f"unknown pipelines: {', '.join(sorted(unknown))}")
+    pythons = {"fr": args.fr_python, "fr-blas": args.fr_blas_python}
+    for kind in {PIPELINES[n][0] for n in names} - {"fp"}:
+        if not Path(pythons[kind]).exists():
+            raise SystemExit(f"{pythons[kind]} not found: `make bench-speed` builds face_recognition's venvs")
 
     report = {
         "command": " ".join(["python", *(shlex.quote(a) for a in sys.argv)]),
@@ -247,8 +257,8 @@ def main() -> None:
             subset = cnn_paths if name == "face_recognition-cnn" else paths
             load_before = [round(v, 2) for v in os.getloadavg()]
             print(f"{name}: {len(subset)} images, {args.workers} workers (load {load_before[0]})", flush=True)
-            cold = cold_start(kind, model, embedder, subset[0], args.fr_python, args.cold_repeats, tmp)
-            run = throughput(kind, model, embedder, subset, args.workers, args.fr_python, tmp)
+            cold = cold_start(kind, model, embedder, subset[0], pythons, args.cold_repeats, tmp)
+            run = throughput(kind, model, embedder, subset, args.workers, pythons, tmp)
             per_image[name] = run["times"]
             per_image_cpu[name] = run["cpu"]
             entry = {**run["summary"], "cold_start": cold, "load_average_before": load_before}
@@ -256,19 +266,20 @@ def main() -> None:
             print(f"  {json.dumps(entry)}", flush=True)
             save()
 
-        base = per_image.get(BASELINE)
         cnn = per_image.get("face_recognition-cnn")
         for name, entry in report["pipelines"].items():
-            if base is not None and name != BASELINE:
-                entry[f"vs_{BASELINE}"] = {
-                    "throughput": round(entry["images_per_s"] / report["pipelines"][BASELINE]["images_per_s"], 2),
-                    **ratios(base, per_image[name], lfw_pairs),
-                    "cpu_time": _cpu_ratio(per_image_cpu[BASELINE], per_image_cpu[name])}
+            for baseline in BASELINES:
+                base = per_image.get(baseline)
+                if base is not None and (name.startswith("faceprint") or name == BASELINES[1] and baseline == BASELINES[0]):
+                    entry[f"vs_{baseline}"] = {
+                        "throughput": round(entry["images_per_s"] / report["pipelines"][baseline]["images_per_s"], 2),
+                        **ratios(base, per_image[name], lfw_pairs),
+                        "cpu_time": _cpu_ratio(per_image_cpu[baseline], per_image_cpu[name])}
             if cnn is not None and name.startswith("faceprint"):
                 entry["vs_face_recognition-cnn"] = ratios(cnn, per_image[name], lfw_pairs)
     report["load_average"]["end"] = [round(v, 2) for v in os.getloadavg()]
     save()
-    print(json.dumps({n: {k: e.get(k) for k in ("images_per_s", "embed_ms_per_face", f"vs_{BASELINE}")}
+    print(json.dumps({n: {k: e.get(k) for k in ("images_per_s", "embed_ms_per_face", *(f"vs_{b}" for b in BASELINES))}
                       for n, e in report["pipelines"].items()}, indent=1))
 
 
