@@ -159,8 +159,9 @@ def test_catalog_is_complete():
 
 def test_prelu_rewrite_keeps_every_output_and_leaves_what_it_cannot_rewrite():
     """``zoo.prelu`` on small graphs holding both PReLU spellings, with slopes below 0 and above 1,
-    beside two it must leave alone: a PReLU after a fully connected layer (one slope per feature)
-    and a TFLite-style PReLU whose Relu another node also reads."""
+    beside three it must leave alone: a PReLU after a fully connected layer (one slope per feature),
+    one whose single slope all channels share, and a TFLite-style PReLU whose Relu another node
+    also reads."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -172,7 +173,9 @@ def test_prelu_rewrite_keeps_every_output_and_leaves_what_it_cannot_rewrite():
     inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in [
         ("w", rng.standard_normal((c, 3, 3, 3))), ("s", rng.uniform(-1.5, 1.5, (c, 1, 1))),
         ("k", rng.uniform(-0.7, 0.7, (c,))), ("fcw", rng.standard_normal((c * 6 * 6, 5))),
-        ("fcs", rng.uniform(-1, 1, (5,)))]] + [numpy_helper.from_array(np.array([1, c, 1, 1], np.int64), "kshape")]
+        ("fcs", rng.uniform(-1, 1, (5,))), ("one", np.full((1, 1, 1), 0.3))]] + [
+        numpy_helper.from_array(np.array([1, c, 1, 1], np.int64), "kshape"),
+        numpy_helper.from_array(np.array([-1, 5, 1, 1], np.int64), "jshape")]
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["a"]),
         helper.make_node("PRelu", ["a", "s"], ["b"]),  # ONNX's own PReLU on a feature map
@@ -183,7 +186,10 @@ def test_prelu_rewrite_keeps_every_output_and_leaves_what_it_cannot_rewrite():
         helper.make_node("Sub", ["e", "m2"], ["d2"]), helper.make_node("Mul", ["d2", "k4"], ["p2"]),
         helper.make_node("Add", ["r2", "p2"], ["f"]), helper.make_node("Add", ["f", "r2"], ["g"]),
         helper.make_node("Flatten", ["g"], ["h"]), helper.make_node("MatMul", ["h", "fcw"], ["i"]),
-        helper.make_node("PRelu", ["i", "fcs"], ["y"]),  # after a fully connected layer
+        helper.make_node("PRelu", ["i", "fcs"], ["j"]),  # after a fully connected layer
+        helper.make_node("Reshape", ["j", "jshape"], ["j4"]),
+        helper.make_node("PRelu", ["j4", "one"], ["y4"]),  # one slope shared by every channel
+        helper.make_node("Flatten", ["y4"], ["y"]),
     ]
     graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5])], initializer=inits)
@@ -192,7 +198,7 @@ def test_prelu_rewrite_keeps_every_output_and_leaves_what_it_cannot_rewrite():
     before = before.SerializeToString()
     after = prelu_as_convs(before)
     ops = [n.op_type for n in onnx.load_from_string(after).graph.node]
-    assert ops.count("PRelu") == 1 and ops.count("Abs") == 1  # the two it must leave
+    assert ops.count("PRelu") == 2 and ops.count("Abs") == 1  # the three it must leave
     assert "Reshape" in ops  # still read by the pattern left alone
     x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
     out = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0] for m in (before, after)]

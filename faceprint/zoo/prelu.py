@@ -42,8 +42,11 @@ def prelu_as_convs(model: bytes) -> bytes:
         return None
 
     def per_channel(slope: np.ndarray | None) -> np.ndarray | None:
-        """The slope as one value per channel of an NCHW feature map, or None if it is not that."""
-        if slope is None or slope.ndim not in (3, 4) or slope.shape[-2:] != (1, 1) or slope.shape[:-3] not in ((), (1,)):
+        """The slope as one value per channel of an NCHW feature map, or None if it is not that (a
+        single shared slope too: the depthwise weights need the channel count, which it does not give)."""
+        if slope is None or slope.ndim not in (3, 4) or slope.size < 2:
+            return None
+        if slope.shape[-2:] != (1, 1) or slope.shape[:-3] not in ((), (1,)):
             return None
         return slope.reshape(-1).astype(np.float32)
 
