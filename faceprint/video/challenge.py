@@ -38,7 +38,8 @@ STEPS = ("turn-left", "turn-right", "blink")
 #: Seconds of video time each step may take, by default.
 STEP_SECONDS = 5.0
 #: Change of the nose's offset from the eyes' midpoint (in eye distances) that is a turn: about 15
-#: degrees of yaw on a real head (``analysis.quality.TURNED_AWAY``, 0.3, is about 25); frames in a row it must hold.
+#: degrees of yaw on a real head (``analysis.quality.TURNED_AWAY``, 0.3, is about 25); frames in a
+#: row it must hold.
 TURNED, TURN_FRAMES = 0.18, 3
 #: Mean p(open) of the eyes (``fr-eye``) at or over which they are open, and under which they are shut.
 OPEN, SHUT = 0.65, 0.35

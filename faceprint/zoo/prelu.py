@@ -63,8 +63,10 @@ def prelu_as_convs(model: bytes) -> bytes:
             if relu is None or mul is None or relu.op_type != "Relu" or mul.op_type != "Mul":
                 continue
             x = relu.input[0]
-            k, sub = ((constant(mul.input[0]), made.get(mul.input[1])) if constant(mul.input[0]) is not None
-                      else (constant(mul.input[1]), made.get(mul.input[0])))
+            k, other = constant(mul.input[0]), mul.input[1]
+            if k is None:
+                k, other = constant(mul.input[1]), mul.input[0]
+            sub = made.get(other)
             absolute = made.get(sub.input[1]) if sub is not None and sub.op_type == "Sub" else None
             if absolute is None or (s := per_channel(k)) is None or sub.input[0] != x \
                     or absolute.op_type != "Abs" or absolute.input[0] != x \
