@@ -43,6 +43,7 @@ COMBOS = [
     ("mtcnn", "faceplugin+dlib-resnet"),
     ("blazeface", "mobilefacenet"), ("blazeface", "faceplugin"),
     ("blazeface-short", "mobilefacenet"), ("blazeface-short", "expo-mobilefacenet"),
+    ("blazeface-short-mtcnn", "faceplugin"), ("blazeface-short-mtcnn", "expo-mobilefacenet"),
     ("dlib-hog", "faceplugin"), ("dlib-hog", "dlib-resnet"),
     ("retinaface", "faceplugin"),
 ]

@@ -73,6 +73,33 @@ def test_grid_of_lfw_faces(hybrid, lfw_dir):
         _check_landmarks(face)
 
 
+def test_the_short_range_hybrid_places_the_same_landmarks_at_half_the_proposal_cost(hybrid, lfw_dir):
+    """``blazeface-short-mtcnn``: BlazeFace's 128 px short-range model proposes, the same ONet places
+    the points, so its faces align like the default's; alone and in a grid that needs tiles."""
+    from faceprint.detection.blazeface import BlazeFaceShort
+    from faceprint.detection.blazeface_mtcnn import BlazeFaceShortMTCNN
+
+    short = get_detector("blazeface-short-mtcnn")
+    assert isinstance(short, BlazeFaceShortMTCNN) and short.proposer is BlazeFaceShort
+    assert short.fingerprint != hybrid.fingerprint
+    worst = []
+    for name in GRID_PEOPLE:
+        image = _read(lfw_image(lfw_dir, name, 1))
+        ours, theirs = short.detect(image), hybrid.detect(image)[0]
+        assert len(ours) == 1 and ours[0].detector == "blazeface-short-mtcnn" and ours[0].score > 0.99
+        _check_landmarks(ours[0])
+        worst.append(max(np.hypot(*np.subtract(ours[0].landmarks[k], theirs.landmarks[k])) for k in theirs.landmarks))
+    # ONet re-places each box; BlazeFace's two models give it slightly different boxes to start from
+    assert np.median(worst) < 3.0 and max(worst) < 10.0, worst
+    tiles = [_read(lfw_image(lfw_dir, name, 1)) for name in GRID_PEOPLE]
+    grid = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(3)], axis=0)
+    # ~100 px faces in 1000 px, a tenth of the side: one 128 px pass finds only some, the tiles all
+    assert len(short.proposer(tiles=0).detect(grid)) < len(GRID_PEOPLE)
+    faces = [f for f in short.detect(grid) if f.score >= SURE]
+    cells = {(int((f.box[1] + f.box[3]) / 2 // 250), int((f.box[0] + f.box[2]) / 2 // 250)) for f in faces}
+    assert len(faces) == len(GRID_PEOPLE) and len(cells) == len(GRID_PEOPLE)
+
+
 def test_a_sweep_spreads_the_tiled_passes_over_steps(hybrid, lfw_dir, monkeypatch):
     """Video's search for newcomers: each step runs the whole-image pass and at most SWEEP_TILES
     windows, and a round of steps finds every face a full detection finds."""

@@ -22,6 +22,7 @@ _DETECTORS = {
     "mtcnn": "faceprint.detection.mtcnn:MTCNN",
     "dlib-hog": "faceprint.detection.dlib_hog:DlibHOG",
     "blazeface-mtcnn": "faceprint.detection.blazeface_mtcnn:BlazeFaceMTCNN",
+    "blazeface-short-mtcnn": "faceprint.detection.blazeface_mtcnn:BlazeFaceShortMTCNN",
     "retinaface": "faceprint.detection.retinaface:RetinaFace",
 }
 
