@@ -57,6 +57,8 @@ PIPELINES = {
     "faceprint-fusion": ("fp", "blazeface-mtcnn", "faceplugin+dlib-resnet"),  # the most accurate (99.53%)
     "faceprint-fast": ("fp", "blazeface-short", "mobilefacenet"),
     "faceprint-fast-expo": ("fp", "blazeface-short", "expo-mobilefacenet"),
+    # the default's ONet landmarks and embedder, BlazeFace's short-range model proposing (99.38%)
+    "faceprint-short-mtcnn": ("fp", "blazeface-short-mtcnn", "faceplugin"),
 }
 #: what every faceprint pipeline is compared with: face_recognition on dlib without and with BLAS
 BASELINES = ("face_recognition-hog", "face_recognition-hog-blas")
