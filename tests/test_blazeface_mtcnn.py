@@ -8,9 +8,11 @@ import pytest
 
 from faceprint.detection import DEFAULT_DETECTOR, get_detector
 from faceprint.detection.blazeface_mtcnn import BlazeFaceMTCNN
-from faceprint.errors import ImageError
+from faceprint.boxes import overlap
+from faceprint.errors import FaceprintError, ImageError
 
 from .conftest import lfw_image
+from .test_video import CROWD
 from .test_mtcnn import GRID_PEOPLE, SURE, _check_landmarks, _read
 
 # LFW images where BlazeFace alone finds nothing (the face fills too much of the frame for it)
@@ -74,13 +76,14 @@ def test_grid_of_lfw_faces(hybrid, lfw_dir):
 
 
 def test_the_short_range_hybrid_places_the_same_landmarks_at_half_the_proposal_cost(hybrid, lfw_dir):
-    """``blazeface-short-mtcnn``: BlazeFace's 128 px short-range model proposes, the same ONet places
-    the points, so its faces align like the default's; alone and in a grid that needs tiles."""
+    """``blazeface-short-mtcnn``: BlazeFace's 128 px short-range model makes the whole-image pass,
+    the same ONet places the points, so its faces align like the default's; in a grid that needs
+    tiles, the full-range tiles find what the short-range pass does not."""
     from faceprint.detection.blazeface import BlazeFaceShort
     from faceprint.detection.blazeface_mtcnn import BlazeFaceShortMTCNN
 
     short = get_detector("blazeface-short-mtcnn")
-    assert isinstance(short, BlazeFaceShortMTCNN) and short.proposer is BlazeFaceShort
+    assert isinstance(short, BlazeFaceShortMTCNN) and short.whole_pass is BlazeFaceShort
     assert short.fingerprint != hybrid.fingerprint
     worst = []
     for name in GRID_PEOPLE:
@@ -94,10 +97,29 @@ def test_the_short_range_hybrid_places_the_same_landmarks_at_half_the_proposal_c
     tiles = [_read(lfw_image(lfw_dir, name, 1)) for name in GRID_PEOPLE]
     grid = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(3)], axis=0)
     # ~100 px faces in 1000 px, a tenth of the side: one 128 px pass finds only some, the tiles all
-    assert len(short.proposer(tiles=0).detect(grid)) < len(GRID_PEOPLE)
+    assert len(BlazeFaceShort().detect(grid)) < len(GRID_PEOPLE)
     faces = [f for f in short.detect(grid) if f.score >= SURE]
     cells = {(int((f.box[1] + f.box[3]) / 2 // 250), int((f.box[0] + f.box[2]) / 2 // 250)) for f in faces}
     assert len(faces) == len(GRID_PEOPLE) and len(cells) == len(GRID_PEOPLE)
+    with pytest.raises(FaceprintError, match="cannot be exported"):
+        short.export_spec()
+
+
+@pytest.mark.skipif(not CROWD.is_file(), reason=f"real footage not found at {CROWD}")
+def test_the_short_range_hybrid_finds_the_defaults_faces_in_real_crowd_footage(hybrid):
+    """Small, downcast, blurred faces of real 1080p footage: the full-range tiles find them (with
+    short-range tiles the detector lost 45 of 108 such faces, benchmarks/crowd_detection.py)."""
+    from faceprint.video import Source
+
+    short = get_detector("blazeface-short-mtcnn")
+    found = 0
+    for frame in Source(CROWD, live=False).frames():
+        if frame.index in (0, 50, 100):
+            ours, theirs = short.detect(frame.image), hybrid.detect(frame.image)
+            assert len(theirs) >= 4
+            assert overlap(np.array([f.box for f in theirs]), np.array([f.box for f in ours])).max(axis=1).min() >= 0.5
+            found += len(theirs)
+    assert found >= 15
 
 
 def test_a_sweep_spreads_the_tiled_passes_over_steps(hybrid, lfw_dir, monkeypatch):

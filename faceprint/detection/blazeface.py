@@ -202,20 +202,24 @@ class BlazeFace(Detector):
 
     # -- public ---------------------------------------------------------------------------
 
-    def detect(self, image: Image, tiles: int | None = None, part: tuple[int, int] = (0, 1)) -> list[Face]:
+    def detect(self, image: Image, tiles: int | None = None, part: tuple[int, int] = (0, 1),
+               whole: bool = True) -> list[Face]:
         """Faces by descending score. Boxes are clipped to the image so crops stay valid;
         keypoints are not (an ear of a face at the border may lie outside). ``tiles``
         overrides the instance's setting for this call; ``part`` ``(k, n)`` runs only every
-        n-th tiled window from the k-th (the whole-image pass always runs)."""
+        n-th tiled window from the k-th; ``whole`` False leaves out the whole-image pass (for a
+        caller that makes it with another model)."""
         if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
             raise ValueError(f"expected a non-empty HxWx3 RGB image, got shape {image.shape}")
         image = np.ascontiguousarray(image, dtype=np.uint8)
         h, w = image.shape[:2]
-        parts = [self._infer(image)]
+        parts = [self._infer(image)] if whole else []
         tiles = self.tiles if tiles is None else tiles
         if tiles > 1:
             for x, y, side in self.windows(h, w, tiles)[part[0]::part[1]]:
                 parts.append(self._infer(image[y:y + side, x:x + side], x, y))
+        if not parts:
+            return []
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
         points = np.concatenate([p[2] for p in parts])

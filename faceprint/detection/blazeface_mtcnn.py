@@ -15,11 +15,13 @@ bare faces) lose. It runs only on images the rest found no face in, so elsewhere
 Faces smaller than ~1/8 of the image's long side are below BlazeFace's reach in one pass: the
 detector adds tiled passes (``BlazeFace(tiles=N)``) just enough to reach ``min_face_size``.
 
-``blazeface-short-mtcnn`` is the same with BlazeFace's short-range model (128 px input instead of
-192) proposing: each pass costs about half, and as ONet places the landmarks either way, the faces
-it finds are aligned as well (LFW, faceplugin: 99.38% against 99.43%, docs/models.md). It is for
-portraits and ID photos: on real 1080p crowd footage it found 64 faces where the default found 108,
-losing clear faces 28-115 px wide (``benchmarks/crowd_detection.py``).
+``blazeface-short-mtcnn`` makes the whole-image pass with BlazeFace's short-range model (128 px
+input instead of 192, under a third of the multiply-adds) and keeps the full-range model for the
+tiles. A portrait or ID photo needs no tiles, so there it costs about half, and as ONet places the
+landmarks either way, the faces it finds are aligned as well (LFW, faceplugin: 99.38% against
+99.43%, docs/models.md). The short-range model is no good at small faces: making the tiles' passes
+too, it found 64 faces in real 1080p crowd frames where the default found 108, which is why the
+tiles stay full-range (``benchmarks/crowd_detection.py``).
 """
 
 from __future__ import annotations
@@ -34,18 +36,17 @@ import cv2
 import numpy as np
 
 from .. import zoo
-from ..errors import ImageError
+from ..errors import FaceprintError, ImageError
 from ..types import Face, Image
 from . import Detector
 from .blazeface import TILE_STEP, BlazeFace, BlazeFaceShort
 from .mtcnn import MTCNN
 from .retinaface import RetinaFace
 
-#: BlazeFace full range finds faces reliably down to about 1/7 of its window's side.
+#: BlazeFace full range finds faces reliably down to about 1/7 of its window's side (the short-range
+#: model nearly so: of 300 LFW faces pasted at random places on blurred photos it found all at 1/6
+#: of the image's side, 99.7% at 1/6.7, 99% at 1/7.1, 95% at 1/7.7).
 _REACH = 7.0
-#: The short-range model, a little less far: of 300 LFW faces pasted at random places on blurred
-#: photos, at 1/6 of its window's side it found all, at 1/6.7 99.7%, at 1/7.1 99%, at 1/7.7 95%.
-_SHORT_REACH = 6.5
 #: Tiled windows a ``sweep`` step runs at most, beside the whole-image pass (a frame's windows
 #: are all run within ceil(windows / this) steps).
 SWEEP_TILES = 3
@@ -64,9 +65,9 @@ class BlazeFaceMTCNN(Detector):
 
     name = "blazeface-mtcnn"
     revision = 2  # 2: RetinaFace after the MTCNN fallback
-    #: the BlazeFace model that proposes, and the fraction of its window's side it reaches down to
-    proposer: ClassVar[type[BlazeFace]] = BlazeFace
-    reach: ClassVar[float] = _REACH
+    #: the BlazeFace model of the whole-image pass; None: the full-range one, its detections blended
+    #: with those of its tiles (the tiles are always full-range)
+    whole_pass: ClassVar[type[BlazeFace] | None] = None
 
     def __init__(self, min_face_size: float = 40.0, max_tiles: int = 4, threads: int | None = None) -> None:
         if min_face_size < 12:
@@ -74,7 +75,8 @@ class BlazeFaceMTCNN(Detector):
         self.min_face_size = float(min_face_size)
         self.max_tiles = int(max_tiles)
         self._threads = threads
-        self._blazeface = self.proposer(threads=threads)
+        self._blazeface = BlazeFace(threads=threads)
+        self._whole = self.whole_pass(threads=threads) if self.whole_pass else None
         self._mtcnn = MTCNN(min_face_size=self.min_face_size, threads=threads)
 
     @cached_property
@@ -85,26 +87,29 @@ class BlazeFaceMTCNN(Detector):
     @property
     def fingerprint(self) -> str:
         retinaface = zoo.get(RetinaFace.name).files["model"].sha256[:16]
-        return (f"{super().fingerprint} [{self._blazeface.fingerprint} + {self._mtcnn.fingerprint}"
+        whole = f"{self._whole.fingerprint} + " if self._whole else ""
+        return (f"{super().fingerprint} [{whole}{self._blazeface.fingerprint} + {self._mtcnn.fingerprint}"
                 f" + retinaface {RetinaFace.revision} {retinaface}]")
 
     @property
     def min_face_fraction(self) -> float:
         # BlazeFace's reach over the most tiles (the fallback's, min_face_size at 1280 px, is near it)
-        return 1 / (self.reach * max(self.max_tiles, 1))
+        return 1 / (_REACH * self.max_tiles)
 
     def export_spec(self) -> tuple[dict[str, Path], dict]:
-        # the short-range hybrid differs only in its BlazeFace's decoding and reach: one runner for both
-        spec = {"kind": BlazeFaceMTCNN.name, "blazeface": self._blazeface.decoding(),
-                "mtcnn": self._mtcnn.decoding(), "retinaface": self._retinaface.decoding(),
-                "tiles": {"reach": self.reach, "min_face_size": self.min_face_size, "max_tiles": self.max_tiles,
+        if self._whole:
+            raise FaceprintError(f"{self.name} cannot be exported yet (the bundle's runner has one BlazeFace): "
+                                 f"export {BlazeFaceMTCNN.name}")
+        spec = {"kind": self.name, "blazeface": self._blazeface.decoding(), "mtcnn": self._mtcnn.decoding(),
+                "retinaface": self._retinaface.decoding(),
+                "tiles": {"reach": _REACH, "min_face_size": self.min_face_size, "max_tiles": self.max_tiles,
                           "step": TILE_STEP},
                 "fallback_side": _FALLBACK_SIDE}
         return ({"blazeface": self._blazeface.model_path, **self._mtcnn.model_paths,
                  "retinaface": self._retinaface.model_path}, spec)
 
     def _tiles(self, height: int, width: int) -> int:
-        return min(self.max_tiles, math.ceil(max(height, width) / (self.reach * self.min_face_size)))
+        return min(self.max_tiles, math.ceil(max(height, width) / (_REACH * self.min_face_size)))
 
     def _checked(self, image: Image) -> np.ndarray:
         image = np.asarray(image)
@@ -114,7 +119,7 @@ class BlazeFaceMTCNN(Detector):
 
     def detect(self, image: Image) -> list[Face]:
         image = self._checked(image)
-        proposals = self._blazeface.detect(image, tiles=self._tiles(*image.shape[:2]))
+        proposals = self._propose(image, self._tiles(*image.shape[:2]))
         faces = self._mtcnn.place(image, np.array([f.box for f in proposals])) if proposals else []
         if not faces:
             faces = self._fallback(image)
@@ -126,9 +131,16 @@ class BlazeFaceMTCNN(Detector):
         image = self._checked(image)
         tiles = self._tiles(*image.shape[:2])
         parts = max(1, math.ceil(len(self._blazeface.windows(*image.shape[:2], tiles)) / SWEEP_TILES))
-        proposals = self._blazeface.detect(image, tiles=tiles, part=(step % parts, parts))
+        proposals = self._propose(image, tiles, (step % parts, parts))
         faces = self._mtcnn.place(image, np.array([f.box for f in proposals])) if proposals else []
         return [replace(f, detector=self.name) for f in faces]
+
+    def _propose(self, image: np.ndarray, tiles: int, part: tuple[int, int] = (0, 1)) -> list[Face]:
+        """BlazeFace's candidates: the whole-image pass and the tiles (``part`` of them, see ``BlazeFace.detect``)."""
+        if self._whole is None:
+            return self._blazeface.detect(image, tiles=tiles, part=part)
+        # two models' candidates for one face are merged by ONet's suppression in ``place``
+        return self._whole.detect(image, tiles=0) + self._blazeface.detect(image, tiles=tiles, part=part, whole=False)
 
     def _fallback(self, image: Image) -> list[Face]:
         scale = _FALLBACK_SIDE / max(image.shape[:2])
@@ -145,13 +157,12 @@ class BlazeFaceMTCNN(Detector):
 
 
 class BlazeFaceShortMTCNN(BlazeFaceMTCNN):
-    """``blazeface-mtcnn`` with BlazeFace's short-range model proposing (see the module docstring):
-    the same ONet landmarks and fallbacks, about half the proposal cost."""
+    """``blazeface-mtcnn`` with the whole-image pass made by BlazeFace's short-range model (see the
+    module docstring): the same tiles, ONet landmarks and fallbacks; half the cost where no tiles run."""
 
     name = "blazeface-short-mtcnn"
-    revision = 1
-    proposer = BlazeFaceShort
-    reach = _SHORT_REACH
+    revision = 2  # 2: full-range tiles (1: short-range tiles, which lost small faces)
+    whole_pass = BlazeFaceShort
 
 
 __all__ = ["BlazeFaceMTCNN", "BlazeFaceShortMTCNN"]

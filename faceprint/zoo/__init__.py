@@ -347,8 +347,9 @@ _SPECS += [
                summary="BlazeFace proposes, MTCNN's ONet scores and places 5 landmarks; full MTCNN where that finds "
                        "none, then RetinaFace",
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
-    _composite("blazeface-short-mtcnn", "detector", ("blazeface-short", "mtcnn", "retinaface"),
-               summary="blazeface-mtcnn with BlazeFace's short-range model proposing: half the proposal cost",
+    _composite("blazeface-short-mtcnn", "detector", ("blazeface-short", "blazeface", "mtcnn", "retinaface"),
+               summary="blazeface-mtcnn with the whole-image pass by BlazeFace's short-range model (tiles "
+                       "stay full-range): about half the detection cost on a portrait",
                input="any RGB image; tiled BlazeFace passes down to min_face_size (40 px)"),
 ]
 
