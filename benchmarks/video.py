@@ -17,6 +17,9 @@ under load is pessimistic; CPU time per frame, all threads, is less affected):
   time to name).
 * **real**: ``crowd-1080p.mp4`` (real 1080p footage, many walking faces; not in the repository),
   one walker enrolled from a crop of frame 5 (``enrol_from_frame``), scored the same way without truth.
+
+``--detector NAME`` gives every gallery (so ``watch`` and frame-by-frame identification alike)
+another detector than the default.
 """
 
 from __future__ import annotations
@@ -42,11 +45,11 @@ def _load() -> dict:
             "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
 
 
-def clip_gallery(lfw: Path, clip, db: Path):
+def clip_gallery(lfw: Path, clip, db: Path, detector: str | None = None):
     from faceprint import Gallery
     from faceprint.testing.synth import DEFAULT_ENROLLED
 
-    gallery = Gallery(db)
+    gallery = Gallery(db, detector=detector)
     for person in DEFAULT_ENROLLED:
         used = set(clip.photos_used.get(person, []))
         for photo in [p for p in sorted((lfw / "images" / person).glob("*.jpg")) if p not in used][:3]:
@@ -54,14 +57,14 @@ def clip_gallery(lfw: Path, clip, db: Path):
     return gallery
 
 
-def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path) -> dict:
+def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path, detector: str | None) -> dict:
     from faceprint.evaluation import load_truth, video_against_truth
     from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_clip
     from faceprint.video import Watch, Writer
 
     clip = make_clip(lfw, folder / f"clip-{size[0]}x{size[1]}-{faces}-{seed}.mp4", enrolled=DEFAULT_ENROLLED,
                      strangers=DEFAULT_STRANGERS, size=size, faces=faces, seconds=8.0, seed=seed)
-    with clip_gallery(lfw, clip, folder / f"gallery-{size[0]}-{faces}-{seed}.db") as gallery:
+    with clip_gallery(lfw, clip, folder / f"gallery-{size[0]}-{faces}-{seed}.db", detector) as gallery:
         start, cpu = time.perf_counter(), time.process_time()
         frames = [[f.to_dict() for f in r.faces] for r in Watch(clip.video, gallery)]
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -77,21 +80,21 @@ def speed(lfw: Path, size: tuple[int, int], faces: int, seed: int, folder: Path)
             "cpu_ms_per_frame": round(cpu / len(frames) * 1000, 1), **score, **_load()}
 
 
-def scenario(lfw: Path, name: str, seed: int, folder: Path) -> dict:
+def scenario(lfw: Path, name: str, seed: int, folder: Path, detector: str | None) -> dict:
     from faceprint.evaluation import video_report
     from faceprint.testing.synth import make_scenario
 
     clip = make_scenario(name, lfw, folder / f"{name}-{seed}.mp4", seed=seed)
-    with clip_gallery(lfw, clip, folder / f"gallery-{name}-{seed}.db") as gallery:
+    with clip_gallery(lfw, clip, folder / f"gallery-{name}-{seed}.db", detector) as gallery:
         report = video_report(clip.video, gallery, clip.truth)
     return {"scenario": name, "seed": seed, **_flat(report), **_load()}
 
 
-def real(video: Path, folder: Path) -> dict:
+def real(video: Path, folder: Path, detector: str | None) -> dict:
     from faceprint import Gallery
     from faceprint.evaluation import enrol_from_frame, video_report
 
-    with Gallery(folder / "gallery-real.db") as gallery:
+    with Gallery(folder / "gallery-real.db", detector=detector) as gallery:
         enrol_from_frame(gallery, video, "walker", frame=5)
         report = video_report(video, gallery)
     return {"video": video.name, **_flat(report), **_load()}
@@ -142,25 +145,26 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="*", default=["cut_replace", "profile_then_frontal", "mix"])
     ap.add_argument("--scenario-seeds", type=int, nargs="*", default=[0, 1, 2])
     ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "datasets" / "video" / "crowd-1080p.mp4")
+    ap.add_argument("--detector", help="the galleries' detector (default: faceprint's default)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video.json")
     args = ap.parse_args()
     report = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
-              "date": time.strftime("%Y-%m-%d"), "load_at_start": _load()}
+              "date": time.strftime("%Y-%m-%d"), "detector": args.detector or "default", "load_at_start": _load()}
     rows, scenes, reals = [], [], []
     with tempfile.TemporaryDirectory(prefix="faceprint-video-") as tmp:
         for size in args.sizes:
             w, h = (int(v) for v in size.split("x"))
             for faces in args.faces:
                 for seed in args.seeds:
-                    rows.append(speed(args.lfw, (w, h), faces, seed, Path(tmp)))
+                    rows.append(speed(args.lfw, (w, h), faces, seed, Path(tmp), args.detector))
                     print(json.dumps(rows[-1]), flush=True)
         for name in args.scenarios:
             for seed in args.scenario_seeds:
-                scenes.append(scenario(args.lfw, name, seed, Path(tmp)))
+                scenes.append(scenario(args.lfw, name, seed, Path(tmp), args.detector))
                 print(json.dumps(scenes[-1]), flush=True)
         if args.real.is_file():
-            reals.append(real(args.real, Path(tmp)))
+            reals.append(real(args.real, Path(tmp), args.detector))
             print(json.dumps(reals[-1]), flush=True)
     summary = []
     for size in args.sizes:
