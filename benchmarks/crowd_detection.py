@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -51,17 +52,15 @@ def main() -> None:
             cpu[name] += time.process_time() - start
             found[name] += len(faces[-1])
         a, b = faces
-        o = (overlap(np.array([f.box for f in a]), np.array([f.box for f in b])) if a and b
-             else np.zeros((len(a), len(b))))
-        matched = [o.max(axis=1) >= 0.3 if b else np.zeros(len(a), bool),
-                   o.max(axis=0) >= 0.3 if a else np.zeros(len(b), bool)]
+        close = (overlap(np.array([f.box for f in a]), np.array([f.box for f in b])) >= 0.3 if a and b
+                 else np.zeros((len(a), len(b)), bool))
+        matched = [close.any(axis=1), close.any(axis=0)]
         both += int(matched[0].sum())
         for name, fs, m in zip(args.detectors, faces, matched):
             only[name] += [{"frame": frame.index, "width": round(f.width), "score": round(f.score, 3)}
                            for f, k in zip(fs, m) if not k]
-    report = {"command": "python benchmarks/crowd_detection.py " + " ".join(
-                  f"--{k} {' '.join(v) if isinstance(v, list) else v}" for k, v in
-                  (("detectors", args.detectors), ("every", args.every))),
+    report = {"command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+              "detectors": args.detectors, "every": args.every,
               "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": 1},
               "date": time.strftime("%Y-%m-%d"), "video": args.video.name, "frames": frames,
               "found": found, "found_by_both": both,

@@ -13,6 +13,8 @@ import pytest
 from .servers import MilvusServer
 
 LFW = Path(os.environ.get("FACEPRINT_LFW", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "lfw"))
+#: Real footage (not in the repository): see ../shared/datasets/video/README.md.
+CROWD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "video" / "crowd-1080p.mp4"
 
 
 @pytest.fixture(scope="session")

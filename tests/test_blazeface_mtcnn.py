@@ -11,8 +11,7 @@ from faceprint.detection.blazeface_mtcnn import BlazeFaceMTCNN
 from faceprint.boxes import overlap
 from faceprint.errors import FaceprintError, ImageError
 
-from .conftest import lfw_image
-from .test_video import CROWD
+from .conftest import CROWD, lfw_image
 from .test_mtcnn import GRID_PEOPLE, SURE, _check_landmarks, _read
 
 # LFW images where BlazeFace alone finds nothing (the face fills too much of the frame for it)

@@ -27,11 +27,9 @@ from faceprint.video import Recognizer, Source, Watch
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS
 from faceprint.video.source import VideoFrame
 
-from .conftest import lfw_image
+from .conftest import CROWD, lfw_image
 
 FACEPRINT = str(Path(sys.executable).parent / "faceprint")
-#: Real footage (not in the repository): see ../shared/datasets/video/README.md.
-CROWD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "video" / "crowd-1080p.mp4"
 
 
 def _enrol_unseen(gallery: Gallery, lfw: Path, clip, people: list[str], per_person: int = 3) -> None:
