@@ -15,9 +15,10 @@ randomly rotated so every part carries as much, quantised in 64 parts of 4 bits:
 product-quantisation fast scan, lookup tables in SIMD registers), so no face is missed because a
 graph walk never reached it. Among a million faces it gave exact search's answer for each of 1,000
 probes, in 3-4 ms a query on one core here (0.7-1 ms at 100,000). ``knn_graph`` (every
-face a query, for clustering) uses a usearch HNSW graph instead (``"graph"``), which answers a
-million queries several times faster; face embeddings are a graph's hard case (a stranger is
-about equally far from many faces), which is why a gallery does not use one. Measurements:
+face a query, for clustering) uses it too. A usearch HNSW graph (``"graph"``) is the other first
+stage, kept to be measured beside it: face embeddings are a graph's hard case (a stranger is
+about equally far from many faces), and among a million faces it missed neighbours that the scan
+finds, a gallery's known people and a clustered person's own photos alike. Measurements:
 ``benchmarks/search.py``, ``docs/benchmarks.md`` (Search). Keys are caller-chosen integers (the
 gallery uses face ids).
 """
@@ -125,7 +126,9 @@ class Scan:
 
 
 class Graph:
-    """``knn_graph``'s first stage: a usearch HNSW graph over the components.
+    """The other first stage, measured beside the scan (``benchmarks/search.py --first-stage graph``):
+    a usearch HNSW graph over the components. It was the gallery's until 2026-11-29 and
+    ``knn_graph``'s until 2026-11-30, and missed faces the scan finds in both.
 
     ``dtype`` is how it stores them (``"i8"``, ``"f16"``, ``"f32"``); ``connectivity``,
     ``expansion_add`` and ``expansion_search`` are its degree, build depth and search depth (the
@@ -414,35 +417,31 @@ class FaceIndex:
         return (index, meta) if len(index) == meta["count"] else None
 
 
-#: Size from which ``knn_graph`` uses the graph index. Every row is a query here, so exact search
+#: Size from which ``knn_graph`` searches in two stages. Every row is a query here, so exact search
 #: reads the matrix once per block of 4,096 queries instead of once per query: at 50,000 faces
-#: exact (391 queries/s in batches) and graph (50 s to build, then 906/s) cost about the same
-#: (measured with the earlier 512-d graph; the two-stage one builds about three times faster).
-GRAPH_APPROX_FROM = 50_000
-#: The graph ``knn_graph`` builds: degree, build depth, search depth, candidates re-ranked. Half the
-#: degree and search depth of a gallery's, which must find a stranger's nearest face among many
-#: about as far; clustering needs the close neighbours (same person). Among 200,000 faces (3,174 LFW
-#: faces among synthetic ones), the share of the LFW faces' neighbours closer than 0.48 (Chinese
-#: whispers' threshold) found, and seconds to build and search on 2 cores: build/search depth 64/64
-#: 95.2% (57 + 74 s), 64/128 97.6% (55 + 126 s), 128/128 99.25% (91 + 117 s). At 100,000 faces
-#: 64/64 cost Chinese whispers 1 point of BCubed recall on the LFW part (docs/benchmarks.md,
-#: Batch), so the build depth stays 128.
-GRAPH_CONNECTIVITY, GRAPH_EXPANSION_ADD, GRAPH_EXPANSION_SEARCH, GRAPH_CANDIDATES = 16, 128, 128, 48
+#: exact (391 queries/s in batches) cost about what an approximate index did (then an HNSW graph:
+#: 50 s to build, then 906/s).
+KNN_APPROX_FROM = 50_000
+#: Faces the scan proposes for each face's neighbours in ``knn_graph``: among a million faces, the
+#: scan ranked every known person's nearest face within its first 256 (docs/benchmarks.md, Search).
+#: The HNSW graph it replaced (degree 16, build/search depth 128) left 23 of the 1,239 same-person
+#: pairs of the clustering benchmark unconnected among a million Gaussian distractors, pairs as
+#: close as 0.08 (docs/benchmarks.md, Batch).
+KNN_CANDIDATES = 256
 
 
-def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = GRAPH_APPROX_FROM
+def knn_graph(vectors: np.ndarray, k: int, *, approx_from: int | None = KNN_APPROX_FROM
               ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` nearest other rows: ``(indices, cosine distances)``, each ``(N, k)``, -1/inf padded.
 
     Built on ``FaceIndex``, blockwise, so grouping 100k faces never forms a 100k x 100k matrix.
     """
     vectors = np.ascontiguousarray(vectors, np.float32)
-    stage = Graph(candidates=max(GRAPH_CANDIDATES, k + 1), connectivity=GRAPH_CONNECTIVITY,
-                  expansion_add=GRAPH_EXPANSION_ADD, expansion_search=GRAPH_EXPANSION_SEARCH)
+    stage = Scan(candidates=max(KNN_CANDIDATES, k + 1))
     index = FaceIndex(vectors.shape[1], approx_from=approx_from, first_stage=stage)
     index.add(np.arange(len(vectors)), vectors)
     keys, dist = index.search(vectors, k + 1)
-    # drop each row's own entry (usually first, but ties or graph search may place it elsewhere)
+    # drop each row's own entry (usually first, but ties or the first stage may place it elsewhere)
     own = keys == np.arange(len(vectors))[:, None]
     own[:, -1] |= ~own.any(axis=1)  # not found: drop the farthest instead
     keep = ~own
