@@ -93,8 +93,9 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
     ``link`` minus a step are dropped, step by step, until every piece is small enough to cut
     exactly, and then clusters with a link between them are merged by the same rule, least mean
     distance first while it is below ``threshold`` (computed from the clusters' sums, the faces
-    being unit length), so that a person split by a dropped link is joined again. Chinese whispers used to split such a group, and the pieces it left too big
-    became clusters that joined different people (docs/benchmarks.md, Batch).
+    being unit length), so that a person split by a dropped link is joined again. Chinese whispers
+    used to split such a group, and the pieces it left too big became clusters that joined
+    different people (docs/benchmarks.md, Batch).
 
     Defaults ``link`` 0.50 and ``threshold`` 0.60: the best mean BCubed F1 over the two halves of
     LFW (grid ``link`` 0.44-0.52 x ``threshold`` 0.52-0.65; best (0.50, 0.60) on one half and
@@ -133,7 +134,10 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
     def _split(self, X: np.ndarray, links: sparse.csr_matrix, rows: np.ndarray, link: float) -> np.ndarray:
         """Labels of the faces ``X[rows]``: the pieces their ``links`` closer than ``link`` connect, each
         cut exactly if small enough, else split again a step closer."""
-        _, piece_of = connected_components(_closer(links[rows][:, rows], link), directed=False)
+        closer = links[rows][:, rows]  # a copy: its longer links are dropped in place
+        closer.data[closer.data <= 1.0 - link] = 0
+        closer.eliminate_zeros()
+        _, piece_of = connected_components(closer, directed=False)
         labels, next_label = np.zeros(len(rows), np.int64), 0
         for piece in _members(piece_of):
             if len(piece) <= self.max_dense:
@@ -317,14 +321,6 @@ def _graph(X: np.ndarray, k: int, below: float) -> sparse.csr_matrix:
     graph = sparse.coo_matrix((1.0 - distance[keep].astype(np.float32), (rows, index[keep].astype(np.int32))),
                               shape=(n, n)).tocsr()
     return graph.maximum(graph.T).tocsr()
-
-
-def _closer(graph: sparse.csr_matrix, below: float) -> sparse.csr_matrix:
-    """The links of a similarity-weighted ``graph`` between faces closer than ``below``."""
-    kept = graph.copy()
-    kept.data[kept.data <= 1.0 - below] = 0
-    kept.eliminate_zeros()
-    return kept
 
 
 def _by_size(labels: np.ndarray) -> np.ndarray:
