@@ -49,6 +49,9 @@ WHISPER_PASSES = 20
 #: million-face benchmark (a one-off run on its saved HNSW graph, before the merge was added).
 _SPLIT_STEP = 0.02
 _BLOCK = 65_536  # cluster pairs whose mean distance is computed at once
+#: A pair's mean distance, recomputed, is stale (a cluster grew) when it is this much above the queued one
+#: (float32 sums round by less); a pair that close to its queued distance merges now.
+_STALE = 1e-5
 
 
 class ChineseWhispers(ClusterMixin, BaseEstimator):
@@ -138,6 +141,7 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
         closer.data[closer.data <= 1.0 - link] = 0
         closer.eliminate_zeros()
         _, piece_of = connected_components(closer, directed=False)
+        del closer  # not held through the recursion below: a million faces' links are gigabytes
         labels, next_label = np.zeros(len(rows), np.int64), 0
         for piece in _members(piece_of):
             if len(piece) <= self.max_dense:
@@ -161,42 +165,69 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
 def _merge_along(X: np.ndarray, links: sparse.csr_matrix, labels: np.ndarray, threshold: float) -> np.ndarray:
     """Average linkage over the clusters ``labels`` of unit-length faces ``X``, along ``links``: the
     two linked clusters of least mean pairwise cosine distance merge while it is below ``threshold``.
-    The mean is ``1 - sum_a . sum_b / (n_a n_b)``, so each cluster is its sum and its size."""
+    The mean is ``1 - sum_a . sum_b / (n_a n_b)``, so each cluster is its sum and its size.
+
+    The linked pairs are numpy arrays sorted by mean distance, not a heap of Python tuples: among
+    a million faces there can be 30 million of them (gigabytes as tuples). A pair's distance is
+    computed again only if one of its clusters grew since, and then it is queued again, on a heap;
+    the next pair is the lesser of the two heads, so the order is a single heap's."""
     k = int(labels.max()) + 1
-    sums = np.asarray(sparse.csr_matrix((np.ones(len(X)), (labels, np.arange(len(X)))), shape=(k, len(X))) @ X,
-                      np.float64)
+    sums = np.asarray(sparse.csr_matrix((np.ones(len(X), np.float32), (labels, np.arange(len(X)))),
+                                        shape=(k, len(X))) @ X, np.float32)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    coo = links.tocoo()
-    a, b = labels[coo.row], labels[coo.col]
-    pairs = np.unique(np.stack([a[a < b], b[a < b]], axis=1), axis=0)
-    heap = []
-    for start in range(0, len(pairs), _BLOCK):
-        p, q = pairs[start:start + _BLOCK].T
-        mean = 1.0 - np.einsum("ij,ij->i", sums[p], sums[q]) / (counts[p] * counts[q])
-        heap += [(float(m), int(i), int(j)) for m, i, j in zip(mean, p, q) if m < threshold]
-    heapq.heapify(heap)
-    parent = np.arange(k)
+    coo = sparse.triu(links, k=1, format="coo")  # the links are symmetric: each once
+    a, b = labels[coo.row].astype(np.int64), labels[coo.col].astype(np.int64)
+    del coo
+    key = np.unique(np.minimum(a, b) * k + np.maximum(a, b))  # each linked pair of clusters once
+    del a, b
+    key = key[key // k != key % k]
+    p, q = (key // k).astype(np.int32), (key % k).astype(np.int32)
+    del key
+    mean = np.empty(len(p), np.float32)
+    for start in range(0, len(p), _BLOCK):
+        i, j = p[start:start + _BLOCK], q[start:start + _BLOCK]
+        mean[start:start + _BLOCK] = 1.0 - np.einsum("ij,ij->i", sums[i], sums[j]) / (counts[i] * counts[j])
+    keep = mean < threshold
+    p, q, mean = p[keep], q[keep], mean[keep]
+    order = np.lexsort((q, p, mean))
+    queued = _in_order(mean[order], p[order], q[order])
+    del p, q, mean, order
+    requeued: list[tuple[float, int, int]] = []
+    parent, grown = list(range(k)), bytearray(k)
 
     def root(i: int) -> int:
         while parent[i] != i:
             parent[i] = i = parent[parent[i]]
         return i
 
-    while heap:
-        was, i, j = heapq.heappop(heap)
-        i, j = root(i), root(j)
-        if i == j:
+    head = next(queued, None)
+    while head is not None or requeued:
+        if requeued and (head is None or requeued[0] < head):
+            was, i, j = heapq.heappop(requeued)
+        else:
+            (was, i, j), head = head, next(queued, None)
+        a, b = root(i), root(j)
+        if a == b:
             continue
-        mean = 1.0 - float(sums[i] @ sums[j]) / (counts[i] * counts[j])
-        if mean > was + 1e-9:  # one of them grew since: queued again at its distance now
-            if mean < threshold:
-                heapq.heappush(heap, (mean, i, j))
-            continue
-        parent[j] = i
-        sums[i] += sums[j]
-        counts[i] += counts[j]
+        if a != i or b != j or grown[a] or grown[b]:  # one of them grew since it was queued
+            now = 1.0 - float(sums[a] @ sums[b]) / (counts[a] * counts[b])
+            if now > was + _STALE:  # queued again at its distance now
+                if now < threshold:
+                    heapq.heappush(requeued, (now, a, b))
+                continue
+        parent[b] = a
+        sums[a] += sums[b]
+        counts[a] += counts[b]
+        grown[a] = 1
     roots = np.array([root(i) for i in range(k)])
     return np.unique(roots[labels], return_inverse=True)[1]
+
+
+def _in_order(mean: np.ndarray, p: np.ndarray, q: np.ndarray):
+    """``(mean, p, q)`` tuples, converted to Python a block at a time (not all at once: millions of pairs)."""
+    for start in range(0, len(mean), _BLOCK):
+        end = start + _BLOCK
+        yield from zip(mean[start:end].tolist(), p[start:end].tolist(), q[start:end].tolist())
 
 
 def _whispers(graph: sparse.csr_matrix, iterations: int, random_state: int) -> np.ndarray:
