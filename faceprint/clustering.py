@@ -121,22 +121,24 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
         labels, next_label = np.arange(len(X)), len(X)
         for members in _members(component):
             if len(members) > 1:
-                sub = self._cut(X[members], graph[members][:, members])
+                sub = self._cut(X, graph, members)
                 labels[members] = next_label + sub
                 next_label += sub.max() + 1
         self.labels_ = _by_size(labels)
         return self
 
-    def _cut(self, X: np.ndarray, links: sparse.csr_matrix) -> np.ndarray:
-        """Labels (0, 1, ...) of one connected group: faces ``X`` and their ``links`` (similarities)."""
-        if len(X) <= self.max_dense:
-            return self._exact_cut(X)
-        labels = self._split(X, links, np.arange(len(X)), self.link - _SPLIT_STEP)
-        return _merge_along(X, links, labels, self.threshold)
+    def _cut(self, X: np.ndarray, links: sparse.csr_matrix, rows: np.ndarray) -> np.ndarray:
+        """Labels (0, 1, ...) of one connected group, the faces ``X[rows]``, given every face's
+        ``links`` (similarities). ``X`` is never copied whole: among a million faces one group can
+        hold nearly all of them."""
+        if len(rows) <= self.max_dense:
+            return self._exact_cut(X[rows])
+        labels = self._split(X, links, rows, self.link - _SPLIT_STEP)
+        return _merge_along(X, links[rows][:, rows], labels, self.threshold, rows)
 
     def _split(self, X: np.ndarray, links: sparse.csr_matrix, rows: np.ndarray, link: float) -> np.ndarray:
-        """Labels of the faces ``X[rows]``: the pieces their ``links`` closer than ``link`` connect, each
-        cut exactly if small enough, else split again a step closer."""
+        """Labels of the faces ``X[rows]``: the pieces their ``links`` (between all of ``X``) closer
+        than ``link`` connect, each cut exactly if small enough, else split again a step closer."""
         closer = links[rows][:, rows]  # a copy: its longer links are dropped in place
         closer.data[closer.data <= 1.0 - link] = 0
         closer.eliminate_zeros()
@@ -162,8 +164,9 @@ class AverageLinkage(ClusterMixin, BaseEstimator):
                         criterion="distance") - 1
 
 
-def _merge_along(X: np.ndarray, links: sparse.csr_matrix, labels: np.ndarray, threshold: float) -> np.ndarray:
-    """Average linkage over the clusters ``labels`` of unit-length faces ``X``, along ``links``: the
+def _merge_along(X: np.ndarray, links: sparse.csr_matrix, labels: np.ndarray, threshold: float,
+                 rows: np.ndarray) -> np.ndarray:
+    """Average linkage over the clusters ``labels`` of unit-length faces ``X[rows]``, along ``links``: the
     two linked clusters of least mean pairwise cosine distance merge while it is below ``threshold``.
     The mean is ``1 - sum_a . sum_b / (n_a n_b)``, so each cluster is its sum and its size.
 
@@ -172,15 +175,17 @@ def _merge_along(X: np.ndarray, links: sparse.csr_matrix, labels: np.ndarray, th
     computed again only if one of its clusters grew since, and then it is queued again, on a heap;
     the next pair is the lesser of the two heads, so the order is a single heap's."""
     k = int(labels.max()) + 1
-    sums = np.asarray(sparse.csr_matrix((np.ones(len(X), np.float32), (labels, np.arange(len(X)))),
+    sums = np.asarray(sparse.csr_matrix((np.ones(len(rows), np.float32), (labels, rows)),
                                         shape=(k, len(X))) @ X, np.float32)
     counts = np.bincount(labels, minlength=k).astype(np.float64)
     coo = sparse.triu(links, k=1, format="coo")  # the links are symmetric: each once
-    a, b = labels[coo.row].astype(np.int64), labels[coo.col].astype(np.int64)
-    del coo
-    key = np.unique(np.minimum(a, b) * k + np.maximum(a, b))  # each linked pair of clusters once
+    a, b = labels[coo.row].astype(np.int32), labels[coo.col].astype(np.int32)  # int32 and sorted in place:
+    del coo  # 30 million links' keys are sorted, not copied twice as np.unique does
+    key = np.minimum(a, b).astype(np.int64) * k
+    key += np.maximum(a, b)
     del a, b
-    key = key[key // k != key % k]
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]] & (key // k != key % k)]  # each linked pair of clusters once
     p, q = (key // k).astype(np.int32), (key % k).astype(np.int32)
     del key
     mean = np.empty(len(p), np.float32)
@@ -336,7 +341,8 @@ def _section(kind: str, title: str, cells: list[str]) -> str:
 
 def _unit_rows(X: np.ndarray) -> np.ndarray:
     X = check_array(X, dtype=np.float32, ensure_min_samples=1)
-    if np.allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-4):  # embeddings already are: a million are not copied
+    # embeddings already are unit length: a million are not copied (nor squared whole, as norm would)
+    if np.allclose(np.sqrt(np.einsum("ij,ij->i", X, X)), 1.0, atol=1e-4):
         return X
     return unit_rows(X)
 

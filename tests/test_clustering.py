@@ -50,22 +50,27 @@ def test_methods_recover_the_people(faces, method):
 
 
 def test_a_group_too_big_for_exact_linkage_is_split_by_its_links_then_merged(faces):
-    """Two people linked into one group by a face between them (the blend of one photo of each):
-    with ``max_dense`` below the group's size, the group is split by dropping its longer links, the
-    pieces are cut exactly and merged again along the links by mean distance, which keeps the
-    people apart, each whole, as the exact path does, whatever size forces the split."""
+    """Two people linked into one group by a face between them (the blend of one photo of each),
+    after four strangers and a third person's group: with ``max_dense`` below the group's size, the group is split by
+    dropping its longer links, the pieces are cut exactly and merged again along the links by mean
+    distance, which keeps the people apart, each whole, as the exact path does, whatever size
+    forces the split, and wherever the group's faces sit among the others."""
     X, names = faces
-    a, b = X[names == PEOPLE[0]], X[names == PEOPLE[1]]
+    (a, b, c), strangers = (X[names == n] for n in PEOPLE[:3]), X[np.isin(names, SINGLES)]
     blend = (a[0] + b[0]) / np.linalg.norm(a[0] + b[0])
-    Y, who = np.vstack([a, b, blend]), np.array([PEOPLE[0]] * len(a) + [PEOPLE[1]] * len(b) + ["blend"])
+    Y = np.vstack([strangers, c, a, b, blend])
+    who = np.concatenate([names[np.isin(names, SINGLES)], [PEOPLE[2]] * len(c), [PEOPLE[0]] * len(a),
+                          [PEOPLE[1]] * len(b), ["blend"]])
     assert max(1 - blend @ a[0], 1 - blend @ b[0]) < AverageLinkage().link  # it links the two people
     _, component = connected_components(_graph(Y, 30, AverageLinkage().link), directed=False)
-    assert len(set(component)) == 1  # one group of 13, which max_dense 12 makes too big for exact linkage
-    for max_dense in (len(Y) - 1, 4, 1, 5000):  # split, pieces cut exactly, merged; down to single faces; exact alone
+    group, before = component[-13:], component[:-13]
+    assert len(set(group)) == 1 and not set(group) & set(before)  # a group of 13 after the others
+    for max_dense in (len(group) - 1, 4, 1, 5000):  # split, pieces cut exactly, merged; down to single faces; exact alone
         labels = AverageLinkage(max_dense=max_dense).fit(Y).labels_
-        people = groups(who[:-1], labels[:-1])
-        assert people == {frozenset([PEOPLE[0]]), frozenset([PEOPLE[1]])}, max_dense
-        assert len(set(labels[who == PEOPLE[0]])) == len(set(labels[who == PEOPLE[1]])) == 1, max_dense
+        people = ~np.isin(who, [*SINGLES, "blend"])
+        assert groups(who[people], labels[people]) == {frozenset([n]) for n in PEOPLE[:3]}, max_dense
+        assert all(len(set(labels[who == n])) == 1 for n in PEOPLE[:3]), max_dense
+        assert (labels[np.isin(who, SINGLES)] == -1).all(), max_dense
 
 
 def test_scikit_learn_conventions(faces):
