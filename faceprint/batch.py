@@ -373,7 +373,7 @@ def _face_tables(root: str | os.PathLike, columns: list[str] | None):
     _, latest = _latest(root)
     cols = None if columns is None else list(dict.fromkeys(["path", *columns]))
     for number, part in _committed(Path(root), "faces"):
-        table = pq.read_table(part, columns=cols)
+        table = _read_part(part, cols)
         if latest is not None:
             keep = [latest[p] == number for p in table.column("path").to_pylist()]
             table = table.filter(pa.array(keep, pa.bool_()))
@@ -390,7 +390,7 @@ def load_faces(root: str | os.PathLike) -> tuple[list[dict], np.ndarray, dict]:
     _, pq = _pa()
     manifest = read_manifest(root)
     dims = manifest["dims"]
-    most = sum(pq.read_metadata(part).num_rows for _, part in _committed(Path(root), "faces"))
+    most = sum(_read_part(part, metadata=True).num_rows for _, part in _committed(Path(root), "faces"))
     X, n, faces = np.empty((most, dims), np.float32), 0, []
     for table in _face_tables(root, ["path", "box", "vector"]):
         rows = len(table)
@@ -438,7 +438,7 @@ def _latest(root: str | os.PathLike):
     parts = _committed(root, "photos")
     if not parts:
         return photo_schema().empty_table(), None
-    tables = [pq.read_table(p) for _, p in parts]
+    tables = [_read_part(p) for _, p in parts]
     numbers = np.concatenate([np.full(t.num_rows, n) for (n, _), t in zip(parts, tables)])
     photos = pa.concat_tables(tables)
     paths = photos.column("path").to_pylist()
@@ -447,6 +447,16 @@ def _latest(root: str | os.PathLike):
         return photos, None
     rows = np.array(sorted(last.values()))
     return photos.take(pa.array(rows)), {p: int(numbers[i]) for p, i in last.items()}
+
+
+def _read_part(part: Path, columns: list[str] | None = None, *, metadata: bool = False):
+    """A committed part's table (or only its footer's metadata); a torn or foreign file is a one-line
+    error naming it, not pyarrow's traceback. Nothing is written, so nothing stored is lost."""
+    pa, pq = _pa()
+    try:
+        return pq.read_metadata(part) if metadata else pq.read_table(part, columns=columns)
+    except (OSError, pa.ArrowException) as e:
+        raise FaceprintError(f"{part}: not a readable Parquet part ({e})") from None
 
 
 def _committed(root: Path, kind: str) -> list[tuple[int, Path]]:

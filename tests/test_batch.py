@@ -25,6 +25,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 from faceprint.batch import embed_photos, face_schema, load_faces, read_faces, read_photos  # noqa: E402
 from faceprint.detection import DEFAULT_DETECTOR  # noqa: E402
 from faceprint.embedding import DEFAULT_EMBEDDER  # noqa: E402
+from faceprint.errors import FaceprintError  # noqa: E402
 from faceprint.imageio import save_image  # noqa: E402
 
 FACEPRINT = [sys.executable, "-m", "faceprint"]
@@ -169,6 +170,25 @@ def test_cluster_reads_the_dataset(small, tmp_path):
     mixed = subprocess.run([*FACEPRINT, "cluster", str(out), str(tmp_path / "c.json")],
                            capture_output=True, text=True, timeout=300)
     assert mixed.returncode == 1 and "not both" in mixed.stderr
+
+
+@pytest.mark.parametrize("kind", ["faces", "photos"])
+def test_a_corrupt_part_is_one_line_and_changes_nothing(small, tmp_path, kind):
+    """A committed part cut short (a disk error, a hand edit): `cluster` names it in one line and
+    exits 1; the dataset is left as it was."""
+    out, _, _, _ = small
+    copy = tmp_path / "faces.parquet"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    part = copy / kind / "part-00000.parquet"
+    part.write_bytes(part.read_bytes()[:300])
+    before = {f: f.read_bytes() for f in copy.rglob("*") if f.is_file()}
+    p = subprocess.run([*FACEPRINT, "cluster", str(copy), "--json", str(tmp_path / "c.json")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and f"{part}: not a readable Parquet part" in p.stderr
+    assert {f: f.read_bytes() for f in copy.rglob("*") if f.is_file()} == before
+    with pytest.raises(FaceprintError, match="not a readable Parquet part"):
+        load_faces(copy)
 
 
 def test_kill_9_mid_run_then_rerun_embeds_every_photo_once(lfw_dir, tmp_path):
