@@ -168,7 +168,7 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                 f"({_pct(ref['contradiction_rate'])}), carries names onto {ref['carried']} it cannot judge, "
                 f"agrees on {_pct(ref['agreement'])} of the {ref['judged']} it judges confidently; time to name "
                 f"(frames after the first clear match): median {t['median']}, p95 {t['p95']}, never {t['never']} "
-                f"of {t['tracks']} tracks")
+                f"of {t['stretches']} times a clearly matching face waited for its name")
         if "truth" in r:
             tr = r["truth"]
             line += (f"; against the truth: accuracy {_pct(tr['accuracy'])}, wrong names on {tr['wrong_names']} "

@@ -132,8 +132,11 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
       distance, or no face found there): tracking's gain, reported apart, neither right nor wrong.
     * ``agreement``: of the face-frames frame-by-frame judges confidently (a good face, named or
       clearly nobody), the share where ``watch`` gives the same answer (a face it misses disagrees).
-    * ``time_to_name``: per track, frames from the first frame frame-by-frame clearly matches it (a
-      good face at most ``CLEAR`` x the threshold away) to the first frame ``watch`` names it so.
+    * ``time_to_name``: each time frame-by-frame clearly matches a person (a good face at most
+      ``CLEAR`` x the threshold away) whose name ``watch`` is not showing, frames until it does (a
+      person named by their first clear frame counts once, as 0). A face ``watch`` has not found yet
+      counts too: a newcomer waits from the first clear frame, not from when a track took it up. (A
+      name shown on someone else is a contradiction, counted above.)
     * ``tracks_per_person``: per name frame-by-frame gives, how many ``watch`` tracks its face-frames
       fell on (1: one id per person).
     """
@@ -141,13 +144,24 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
     from ..video.looks import GOOD
 
     face_frames = named = same = contradicted = carried = judged = agreed = 0
-    first_clear: dict[int, tuple[int, str]] = {}  # track -> (frame, name) of its first clear match
-    shown: dict[int, list[tuple[int, str | None]]] = {}  # track -> (frame, name shown)
+    waiting: dict[str, int] = {}  # name -> first frame of a clear match of that person not yet named so
+    delays: list[int] = []
+    ever_clear: set[str] = set()
     tracks_of: dict[str, set[int]] = {}
     for i, (ref, found) in enumerate(zip(reference, frames)):
         pairs = pair_by_overlap(ref, found, min_iou)
-        for f in found:
-            shown.setdefault(f["track"], []).append((i, f["name"]))
+        # the names watch shows, and the people frame-by-frame clearly matches
+        shown = {f["name"] for f in found if f["name"] is not None}
+        clear = {face["name"] for face in ref if face["quality"] >= GOOD and face["name"] is not None
+                 and face["distance"] <= CLEAR * threshold}
+        resolved = shown & waiting.keys()
+        delays += [i - waiting.pop(n) for n in resolved]
+        for n in clear:
+            if n not in shown:
+                waiting.setdefault(n, i)
+            elif n not in ever_clear and n not in resolved:
+                delays.append(0)  # named by the first frame that clearly matches them
+        ever_clear |= clear
         for r, face in enumerate(ref):
             face_frames += 1
             w = found[pairs[r]] if r in pairs else None
@@ -165,17 +179,9 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
                 agreed += w is not None and w["name"] == face["name"]
             if w is not None and good and face["name"] is not None:
                 tracks_of.setdefault(face["name"], set()).add(w["track"])
-                if face["distance"] <= CLEAR * threshold and w["track"] not in first_clear:
-                    first_clear[w["track"]] = (i, face["name"])
         # a face watch names where frame-by-frame found none: carried too
         carried += sum(1 for c, f in enumerate(found) if f["name"] is not None and c not in pairs.values())
-    delays, never = [], 0
-    for track, (start, name) in first_clear.items():
-        later = [i for i, n in shown[track] if i >= start and n == name]
-        if later:
-            delays.append(later[0] - start)
-        else:
-            never += 1
+    never = len(waiting)
     return {
         "frames": len(reference), "face_frames": face_frames, "threshold": threshold,
         "named_by_reference": named,
@@ -191,7 +197,7 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
 def _delays(delays: list[int], never: int) -> dict:
     """Median, 95th percentile and worst of frame delays (and each, for pooling), with how many never came."""
     d = np.array(delays, float)
-    return {"tracks": len(delays) + never, "never": never, "delays": sorted(delays),
+    return {"stretches": len(delays) + never, "never": never, "delays": sorted(delays),
             "median": float(np.median(d)) if len(d) else None,
             "p95": float(np.percentile(d, 95)) if len(d) else None, "max": float(d.max()) if len(d) else None}
 
@@ -248,8 +254,32 @@ def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> i
     """Enrol ``name`` from one frame of ``video``: the best face there (``video_quality``), cut out
     with a face's width and height of margin, as a user would crop a still to try ``eval video``
     on their own footage. Returns the face id (None if already enrolled)."""
-    from ..video import Source
     from ..analysis.quality import video_quality
+
+    image, faces = _frame_faces(gallery, video, frame)
+    best = max(faces, key=lambda f: video_quality(image, f))
+    return gallery.enroll(name, _still(image, best), source=f"{video}#frame={frame}")
+
+
+def enrol_everyone(gallery, video: Path | str, frame: int = 0, prefix: str = "person") -> list[str]:
+    """Enrol every good face (``looks.GOOD``) of one frame of ``video``, each as a person of its own
+    (``prefix-1``, ``prefix-2``, ... from left to right), cut out as ``enrol_from_frame`` cuts its
+    one: so ``eval video`` judges every track that frame-by-frame identification can name, not
+    only one. Returns the names enrolled."""
+    from ..analysis.quality import video_quality
+    from ..video.looks import GOOD
+
+    image, faces = _frame_faces(gallery, video, frame)
+    good = sorted((f for f in faces if video_quality(image, f) >= GOOD), key=lambda f: f.box[0])
+    names = [f"{prefix}-{i}" for i in range(1, len(good) + 1)]
+    for name, face in zip(names, good):
+        gallery.enroll(name, _still(image, face), source=f"{video}#frame={frame}")
+    return names
+
+
+def _frame_faces(gallery, video: Path | str, frame: int) -> tuple[np.ndarray, list]:
+    """Frame ``frame`` of ``video`` and the faces the gallery's pipeline finds in it (at least one)."""
+    from ..video import Source
 
     image = next((f.image for f in Source(video, live=False).frames() if f.index == frame), None)
     if image is None:
@@ -257,7 +287,11 @@ def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> i
     faces = gallery.pipeline.detect(image)
     if not faces:
         raise FaceprintError(f"{video}: no face in frame {frame}")
-    x1, y1, x2, y2 = max(faces, key=lambda f: video_quality(image, f)).box
+    return image, faces
+
+
+def _still(image: np.ndarray, face) -> np.ndarray:
+    """The face cut out with its own width and height of margin on every side."""
+    x1, y1, x2, y2 = face.box
     w, h = x2 - x1, y2 - y1
-    crop = image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)]
-    return gallery.enroll(name, np.ascontiguousarray(crop), source=f"{video}#frame={frame}")
+    return np.ascontiguousarray(image[int(max(y1 - h, 0)):int(y2 + h), int(max(x1 - w, 0)):int(x2 + w)])
