@@ -193,6 +193,38 @@ def test_a_slow_consumer_of_a_live_stream_gets_the_newest_frames(scene):
     assert max(b - a for a, b in zip(seen, seen[1:])) > 1  # it jumped ahead to the newest frame
 
 
+def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_stranger(tmp_path, lfw_dir):
+    """When the engine pays for an embedding (issue 11, found on the real clip with everyone of its
+    fifth frame enrolled): a named face whose last look went past the threshold is looked at again
+    on the next good frame, not ten frames later (it kept a name on a stranger's face for 4 frames);
+    a good face settled as nobody enrolled is looked at every 4th frame, so one who turns into clear
+    view is named within the 5 frames allowed (one waited 6). Poor faces still wait."""
+    from faceprint.types import Face
+    from faceprint.video.engine import NEED, REFRESH, REFRESH_NOBODY
+    from faceprint.video.tracker import Track
+
+    with Gallery(tmp_path / "g.db") as gallery:
+        gallery.enroll("Colin_Powell", lfw_image(lfw_dir, "Colin_Powell", 1))
+        recognizer = Recognizer(gallery)
+        t = gallery.threshold
+
+        def track(**state) -> Track:
+            # last embedded on frame 10, on a good face
+            return Track(1, Face(box=(0.0, 0.0, 80.0, 80.0), score=0.99), 0, 10, embedded_frame=10,
+                         embedding=np.ones(2), checked_quality=0.9, **state)
+
+        doubtful = track(name="Colin_Powell", distance=t + 0.05, quality=0.9)
+        assert recognizer._due(doubtful, 11)
+        assert not recognizer._due(track(name="Colin_Powell", distance=t + 0.05, quality=GOOD / 2), 11)
+        assert not recognizer._due(track(name="Colin_Powell", distance=t - 0.1, quality=0.9), 11)
+        assert recognizer._due(track(name="Colin_Powell", distance=t - 0.1, quality=0.9), 10 + REFRESH)
+        nobody = dict(distance=t + 0.3, quality=0.9, embedded_quality=0.9)
+        assert not recognizer._due(track(votes=Counter({None: NEED}), **nobody), 10 + REFRESH_NOBODY - 1)
+        assert recognizer._due(track(votes=Counter({None: NEED}), **nobody), 10 + REFRESH_NOBODY)
+        poor = dict(nobody, quality=GOOD / 2, embedded_quality=GOOD / 2)
+        assert not recognizer._due(track(votes=Counter({None: NEED}), **poor), 10 + REFRESH_NOBODY)
+
+
 def test_capture_refuses_blurred_and_turned_faces(lfw_dir):
     image = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
     face = get_pipeline().detect(image)[0]
