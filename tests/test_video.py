@@ -196,9 +196,10 @@ def test_a_slow_consumer_of_a_live_stream_gets_the_newest_frames(scene):
 def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_stranger(tmp_path, lfw_dir):
     """When the engine pays for an embedding (issue 11, found on the real clip with everyone of its
     fifth frame enrolled): a named face whose last look went past the threshold is looked at again
-    on the next good frame, not ten frames later (it kept a name on a stranger's face for 4 frames);
-    a good face settled as nobody enrolled is looked at every 4th frame, so one who turns into clear
-    view is named within the 5 frames allowed (one waited 6). Poor faces still wait."""
+    on the next good frame, not ten frames later (it kept a name for 3 frames on a face
+    frame-by-frame called nobody); a good face settled as nobody enrolled is looked at every 4th
+    frame, so one who turns into clear view is named within the 5 frames allowed (one waited 6).
+    Poor faces still wait."""
     from faceprint.types import Face
     from faceprint.video.engine import NEED, REFRESH, REFRESH_NOBODY
     from faceprint.video.tracker import Track
@@ -365,3 +366,22 @@ def test_enrol_everyone_enrols_each_good_face_of_a_frame_as_its_own_person(tmp_p
         assert sorted(p["name"] for p in gallery.people()) == sorted(names)
         found = {tuple(m.face.box): m for m in gallery.identify(image)}  # the same detector: the same boxes
     assert [found[tuple(f.box)].name for f in good] == names, [(m.name, m.distance) for m in found.values()]
+
+
+def test_enrol_everyone_refuses_a_frame_with_no_good_face(tmp_path, lfw_dir):
+    """A frame whose only face is too small to judge (27 px) enrols nobody and says why in one line."""
+    from faceprint.errors import FaceprintError
+
+    photo = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
+    canvas = np.full((480, 640, 3), 128, np.uint8)
+    canvas[200:240, 300:340] = cv2.resize(photo[60:190, 60:190], (40, 40))
+    video = tmp_path / "small.mp4"
+    write = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (640, 480))
+    for _ in range(3):
+        write.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    write.release()
+    with Gallery(tmp_path / "g.db") as gallery:
+        assert gallery.pipeline.detect(canvas), "the small face is found, only not good enough"
+        with pytest.raises(FaceprintError, match="no face in frame 1 is good enough"):
+            enrol_everyone(gallery, video, frame=1)
+        assert gallery.people() == []

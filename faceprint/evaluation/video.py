@@ -154,12 +154,11 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
         shown = {f["name"] for f in found if f["name"] is not None}
         clear = {face["name"] for face in ref if face["quality"] >= GOOD and face["name"] is not None
                  and face["distance"] <= CLEAR * threshold}
-        resolved = shown & waiting.keys()
-        delays += [i - waiting.pop(n) for n in resolved]
+        delays += [i - waiting.pop(n) for n in shown & waiting.keys()]
         for n in clear:
             if n not in shown:
                 waiting.setdefault(n, i)
-            elif n not in ever_clear and n not in resolved:
+            elif n not in ever_clear:  # (a wait just ended was clear before: it is in ever_clear)
                 delays.append(0)  # named by the first frame that clearly matches them
         ever_clear |= clear
         for r, face in enumerate(ref):
@@ -265,12 +264,14 @@ def enrol_everyone(gallery, video: Path | str, frame: int = 0, prefix: str = "pe
     """Enrol every good face (``looks.GOOD``) of one frame of ``video``, each as a person of its own
     (``prefix-1``, ``prefix-2``, ... from left to right), cut out as ``enrol_from_frame`` cuts its
     one: so ``eval video`` judges every track that frame-by-frame identification can name, not
-    only one. Returns the names enrolled."""
+    only one. Returns the names enrolled; a frame with no good face is an error, as one with no face."""
     from ..analysis.quality import video_quality
     from ..video.looks import GOOD
 
     image, faces = _frame_faces(gallery, video, frame)
     good = sorted((f for f in faces if video_quality(image, f) >= GOOD), key=lambda f: f.box[0])
+    if not good:
+        raise FaceprintError(f"{video}: no face in frame {frame} is good enough to enrol")
     names = [f"{prefix}-{i}" for i in range(1, len(good) + 1)]
     for name, face in zip(names, good):
         gallery.enroll(name, _still(image, face), source=f"{video}#frame={frame}")
