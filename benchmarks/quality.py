@@ -1,22 +1,25 @@
 """The learned face-quality score, fitted and judged on LFW: error versus reject with cross-fitting.
 
-    python benchmarks/quality.py --lfw ../shared/datasets/lfw --out benchmarks/results/quality.json
+    python benchmarks/quality.py --lfw ../shared/datasets/lfw --out benchmarks/results/quality.json [--write-model]
 
 Run from the checkout so the pair images' embeddings cached by ``faceprint eval lfw`` are found.
 
 Faces: the default detector's face nearest the centre of each image of View 2's 6,000 pairs.
 Label (a face's genuine-match quality): its mean cosine similarity to the same person's other
-photos among those images (faceplugin); people with one photo there give no label. Model: ridge
-regression (alpha 1) of the label on the standardised ``faceprint.analysis.quality.cues``.
+photos among those images (faceplugin); people with one photo there give no label. Model:
+gradient-boosted regression trees (scikit-learn's HistGradientBoostingRegressor with its default
+settings) of the label on ``faceprint.analysis.quality.cues``, the last of which is the length of
+the raw faceprint.
 
 Error versus reject: the default pipeline's verification errors at its calibrated threshold as the
 pairs whose lower-quality face scores lowest are dropped. Each fold's pairs are scored by a model
 fitted on the other 9 folds' faces only (View 2's folds share no person), so no score has seen the
-labels of the pairs it ranks. Compared: the shipped formula (learned x gates), the same with the
-embedding's norm before normalisation as a ninth cue (costs an embedding), each cue alone (its
-direction from the other folds), the heuristic model and random order. The noise: errors removed
-at 10% dropped, and a bootstrap over pairs of the cut at 10%. Last, the fit on all 10 folds: the
-constants ``faceprint.analysis.quality.FIT`` ships (the run says if they differ).
+labels of the pairs it ranks. Compared: the shipped model (trees x gates), a linear model (ridge,
+alpha 1) of the same nine cues, the linear model of the eight cheap cues alone (the shipped formula
+until 2026-11-30), trees of the eight cheap cues, each cue alone (its direction from the other folds),
+the heuristic model and random order. The noise: errors removed at 10% dropped, and a bootstrap over
+pairs of the cut at 10%. Last, the fit on all 10 folds: the model ``faceprint.analysis.quality``
+ships (``--write-model`` writes it; otherwise the run says if it differs).
 """
 
 from __future__ import annotations
@@ -30,15 +33,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import cpu_model  # noqa: E402
 
-from faceprint.alignment import ARCFACE_112, align  # noqa: E402
 from faceprint.analysis import Analyzer  # noqa: E402
-from faceprint.analysis.quality import CUES, FIT, cues, face_quality, score_cues  # noqa: E402
+from faceprint.analysis.quality import CUES, MODEL_FILE, cues, face_quality, fit_model, score_cues  # noqa: E402
 from faceprint.detection import get_detector  # noqa: E402
 from faceprint.embedding import DEFAULT_EMBEDDER, get_embedder  # noqa: E402
 from faceprint.evaluation import embed_images, pair_distances, read_pairs  # noqa: E402
@@ -50,7 +53,7 @@ DROPS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3)
 
 
 def _measure(paths: list[str]) -> list[tuple | None]:
-    """Per image: the cues, log of the raw embedding's norm, and the heuristic score (None: no face)."""
+    """Per image: the cues and the heuristic score (None: no face)."""
     detector, emb = get_detector("blazeface-mtcnn"), get_embedder(DEFAULT_EMBEDDER)
     heuristic = Analyzer("quality", {"quality": "heuristic"})
     out = []
@@ -61,20 +64,14 @@ def _measure(paths: list[str]) -> list[tuple | None]:
             out.append(None)
             continue
         face = central(faces, image.shape)
-        crop = align(image, face, ARCFACE_112, emb.size).pixels
-        norm = float(np.linalg.norm(emb._forward(crop[None])[0]))
-        out.append((cues(image, face), np.log(norm), heuristic.analyze(image, [face])[0].quality.score))
+        out.append((cues(image, face, emb), heuristic.analyze(image, [face])[0].quality.score))
     return out
 
 
-def fit(x: np.ndarray, y: np.ndarray, every: np.ndarray) -> dict:
-    """Ridge on standardised cues; half and spread from the predictions over ``every`` face of the fit's folds."""
+def linear(x: np.ndarray, y: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Ridge (alpha 1) on standardised ``x``, its predictions for ``test``."""
     mean, scale = x.mean(0), x.std(0)
-    m = Ridge(alpha=1.0).fit((x - mean) / scale, y)
-    predicted = m.predict((every - mean) / scale)
-    return {"mean": mean.round(5).tolist(), "scale": scale.round(5).tolist(), "weights": m.coef_.round(6).tolist(),
-            "bias": round(float(m.intercept_), 6), "half": round(float(np.quantile(predicted, 0.1)), 6),
-            "spread": round(float(predicted.std()), 6)}
+    return Ridge(alpha=1.0).fit((x - mean) / scale, y).predict((test - mean) / scale)
 
 
 def main() -> None:
@@ -83,6 +80,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/quality.json"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--write-model", action="store_true", help=f"write the all-folds fit to faceprint/analysis/data/{MODEL_FILE}")
     a = ap.parse_args()
     start = time.perf_counter()
     pairs = read_pairs(a.lfw)
@@ -95,8 +93,8 @@ def main() -> None:
         raise SystemExit(f"{len(missing)} pair images without a face: {missing[:3]}")
     idx = {p: i for i, p in enumerate(paths)}
     c = np.stack([measured[p][0] for p in paths])
-    x9 = np.column_stack([c, [measured[p][1] for p in paths]])
-    heuristic = np.array([measured[p][2] for p in paths])
+    cheap = c[:, :-1]  # all but the faceprint's norm
+    heuristic = np.array([measured[p][1] for p in paths])
     fold = np.zeros(len(paths), int)
     for pair in pairs:
         fold[[idx[str(pair.a)], idx[str(pair.b)]]] = pair.fold
@@ -108,16 +106,19 @@ def main() -> None:
         if len(m) > 1:
             label[m] = ((v[m] @ v[m].T).sum(1) - 1) / (len(m) - 1)
 
-    scores = {k: np.zeros(len(paths)) for k in ("learned (shipped formula)", "learned + embedding norm",
-                                                 *CUES, "embedding norm")}
+    scores = {k: np.zeros(len(paths)) for k in ("learned (shipped: trees, 9 cues)", "linear, 9 cues",
+                                                 "linear, 8 cheap cues (shipped until 2026-11-30)",
+                                                 "trees, 8 cheap cues", *CUES)}
     for k in range(10):
         train, test = (fold != k) & np.isfinite(label), fold == k
-        scores["learned (shipped formula)"][test] = score_cues(c[test], fit(c[train], label[train], c[fold != k]))
-        f9 = fit(x9[train], label[train], x9[fold != k])
-        scores["learned + embedding norm"][test] = (x9[test] - f9["mean"]) / f9["scale"] @ f9["weights"]
-        for j, name in enumerate((*CUES, "embedding norm")):
-            direction = np.sign(np.corrcoef(x9[train, j], label[train])[0, 1])
-            scores[name][test] = direction * x9[test, j]
+        scores["learned (shipped: trees, 9 cues)"][test] = score_cues(c[test], fit_model(c[train], label[train], c[fold != k]))
+        scores["linear, 9 cues"][test] = linear(c[train], label[train], c[test])
+        scores["linear, 8 cheap cues (shipped until 2026-11-30)"][test] = linear(cheap[train], label[train], cheap[test])
+        trees = HistGradientBoostingRegressor(early_stopping=False, random_state=0).fit(cheap[train], label[train])
+        scores["trees, 8 cheap cues"][test] = trees.predict(cheap[test])
+        for j, name in enumerate(CUES):
+            direction = np.sign(np.corrcoef(c[train, j], label[train])[0, 1])
+            scores[name][test] = direction * c[test, j]
     scores["heuristic (old default)"] = heuristic
     rng = np.random.default_rng(16)
     scores["random (baseline)"] = rng.random(len(paths))
@@ -145,10 +146,13 @@ def main() -> None:
                                                                        minlength=10).tolist(),
                         "cut_at_10pct_bootstrap_90pct": [round(float(x), 3) for x in np.quantile(cuts, [0.05, 0.95])]}
 
-    shipped = fit(c[np.isfinite(label)], label[np.isfinite(label)], c)
-    if shipped != FIT:
-        print("faceprint.analysis.quality.FIT differs from this fit; paste it in:\nFIT = " + json.dumps(shipped),
-              file=sys.stderr)
+    shipped = fit_model(c[np.isfinite(label)], label[np.isfinite(label)], c)
+    target = Path(__file__).resolve().parents[1] / "faceprint" / "analysis" / "data" / MODEL_FILE
+    text = json.dumps(shipped, separators=(",", ":")) + "\n"
+    if a.write_model:
+        target.write_text(text)
+    elif target.read_text() != text:
+        print(f"faceprint/analysis/data/{MODEL_FILE} differs from this fit; --write-model writes it", file=sys.stderr)
     probe = [(load_image(p), ) for p in paths[:200:2]]
     detector = get_detector("blazeface-mtcnn")
     probe = [(im, central(detector.detect(im), im.shape)) for (im,) in probe]
@@ -167,9 +171,9 @@ def main() -> None:
         "pairs": len(pairs), "images": len(paths), "labelled_faces": int(np.isfinite(label).sum()),
         "embedder": DEFAULT_EMBEDDER, "threshold": get_embedder(DEFAULT_EMBEDDER).threshold,
         "errors": int(wrong.sum()), "false_non_matches": int((wrong & np.array([p.same for p in pairs])).sum()),
-        "label_pearson_r": {n: round(float(np.corrcoef(x9[np.isfinite(label), j], label[np.isfinite(label)])[0, 1]), 3)
-                            for j, n in enumerate((*CUES, "embedding norm"))},
-        "curves": curves, "shipped_fit": shipped,
+        "label_pearson_r": {n: round(float(np.corrcoef(c[np.isfinite(label), j], label[np.isfinite(label)])[0, 1]), 3)
+                            for j, n in enumerate(CUES)},
+        "curves": curves, "shipped_model": {k: v for k, v in shipped.items() if k != "trees"},
         "ms_per_face": {"cues": round(1e3 * statistics.median(t_cues), 3),
                         "score_from_cues": round(1e3 * statistics.median(t_score), 4)},
         "seconds": round(time.perf_counter() - start, 1)}

@@ -1,16 +1,19 @@
-"""Face quality: how well a face is likely to be recognised, from cheap cues (no embedding).
+"""Face quality: how well a face is likely to be recognised.
 
-``face_quality(image, face)`` (model ``learned``, the default) is a linear model of eight cues
-(``cues``), fitted by ``benchmarks/quality.py`` to predict a face's mean cosine similarity to the
-same person's other LFW photos (the faces of View 2's pairs, faceplugin on blazeface-mtcnn faces),
-mapped to (0, 1) by a logistic curve that gives 0.5 at the 10th percentile of LFW faces' prediction.
-LFW holds almost no blurred or small faces, so the fit cannot learn what those cost; two gates
-(each 1 across nearly all of LFW) supply it: sharpness min(1, v / SHARPNESS_FULL) and size
-min(1, eye distance / 35 px). docs/benchmarks.md gives its error-versus-reject curve on LFW.
+``face_quality(image, face)`` (model ``learned``, the default) is gradient-boosted regression trees
+over nine cues (``cues``): eight cheap measures of the face and the length of its raw faceprint by
+the default embedder (one embedding: faces the model finds hard get short vectors). The trees are
+fitted by ``benchmarks/quality.py`` to predict a face's mean cosine similarity to the same person's
+other LFW photos (the faces of View 2's pairs, faceplugin on blazeface-mtcnn faces) and shipped as
+``data/quality-learned.json``; the prediction is mapped to (0, 1) by a logistic curve that gives 0.5
+at the 10th percentile of LFW faces' prediction. LFW holds almost no blurred or small faces, so the
+fit cannot learn what those cost; two gates (each 1 across nearly all of LFW) supply it: sharpness
+min(1, v / SHARPNESS_FULL) and size min(1, eye distance / 35 px). docs/benchmarks.md gives its
+error-versus-reject curve on LFW.
 
 The ``video`` model is what the video engine and ``capture`` judge each frame's faces by: it needs no
-alignment, and on real footage it ranks faces by how well they match far better than ``learned``,
-whose LFW fit meets its limits there (docs/benchmarks.md, video quality).
+alignment and no embedding, and on real footage it ranks faces by how well they match far better
+than ``learned``, whose LFW fit meets its limits there (docs/benchmarks.md, video quality).
 
 The ``heuristic`` model multiplies four parts, each in [0, 1], so any one bad cue sinks it; its
 parts also fill the ``learned`` model's record, as readable cues:
@@ -25,10 +28,16 @@ parts also fill the ``learned`` model's record, as readable cues:
 
 from __future__ import annotations
 
+import functools
+import json
+from importlib import resources
+
 import cv2
 import numpy as np
 
 from ..alignment import ARCFACE_112, align
+from ..embedding import DEFAULT_EMBEDDER, Embedder, get_embedder
+from ..errors import FaceprintError
 from ..types import Face, Image
 from . import AttributeModel
 from .pose import eye_distance, nose_offset, tilt
@@ -52,16 +61,18 @@ def _has_eyes(face: Face) -> bool:
     return "left_eye" in face.landmarks and "right_eye" in face.landmarks
 
 
-def _grey_crop(image: Image, face: Face) -> np.ndarray:
-    """The face on the 112x112 ArcFace crop, grey (its box, stretched, when it has no eye landmarks)."""
+def _crop(image: Image, face: Face) -> np.ndarray:
+    """The face on the 112x112 ArcFace crop, RGB (its box, stretched, when it has no eye landmarks)."""
     if _has_eyes(face):
-        crop = align(image, face, ARCFACE_112, 112).pixels
-    else:
-        x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-        H, W = image.shape[:2]
-        roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
-        crop = cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+        return align(image, face, ARCFACE_112, 112).pixels
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    H, W = image.shape[:2]
+    roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
+    return cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
+
+
+def _grey_crop(image: Image, face: Face) -> np.ndarray:
+    return cv2.cvtColor(_crop(image, face), cv2.COLOR_RGB2GRAY)
 
 
 def _eye_distance(face: Face) -> float:
@@ -76,18 +87,20 @@ def laplacian_variance(image: Image, face: Face) -> float:
 
 
 #: The cues the learned score reads, in the order of ``cues``' output.
-CUES = ("detector", "eyes", "turn", "tilt", "roll", "sharpness", "contrast", "brightness")
+CUES = ("detector", "eyes", "turn", "tilt", "roll", "sharpness", "contrast", "brightness", "norm")
 
 
-def cues(image: Image, face: Face) -> np.ndarray:
-    """Cheap measures of one face, none needing an embedding (order: ``CUES``):
+def cues(image: Image, face: Face, embedder: Embedder | None = None) -> np.ndarray:
+    """Measures of one face (order: ``CUES``):
 
     detector: logit of the detector's confidence (scores crowd near 1; the logit spreads them);
     eyes: log2 of the eye distance in px; turn: the nose's offset from the eyes' midpoint along
     the eye line, in eye distances; tilt: the nose's height between the eyes and the mouth, off
     its frontal 0.53; roll: the eye line's angle in degrees; sharpness: log(1 + the Laplacian
     variance on the ArcFace crop); contrast and brightness: std and mean of that crop's grey
-    levels over 255. Without landmarks, turn, tilt and roll are 0 and the eyes 0.4 box widths apart.
+    levels over 255; norm: log of the length of the crop's raw faceprint by ``embedder`` (default:
+    the one the shipped model was fitted with). Without landmarks, turn, tilt and roll are 0, the
+    eyes 0.4 box widths apart and the crop the box stretched.
     """
     s = float(np.clip(face.score, 1e-4, 1 - 1e-6))
     lm = face.landmarks
@@ -105,10 +118,15 @@ def cues(image: Image, face: Face) -> np.ndarray:
                 normal = np.array([-axis[1], axis[0]]) / eyes
                 down = float((mouth - mid) @ normal)
                 tilt = abs(float((np.asarray(lm["nose"]) - mid) @ normal) / down - 0.53) if down > 1e-3 else 1.0
-    grey = _grey_crop(image, face)
+    crop = _crop(image, face)
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     lap = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    embedder = embedder or get_embedder(shipped_model()["embedder"])
+    if embedder.size != 112:
+        crop = cv2.resize(crop, (embedder.size, embedder.size), interpolation=cv2.INTER_AREA)
+    norm = float(embedder.raw_norms(crop[None])[0])
     return np.array([np.log(s / (1 - s)), np.log2(eyes), turn, tilt, roll, np.log1p(lap),
-                     grey.std() / 255.0, grey.mean() / 255.0])
+                     grey.std() / 255.0, grey.mean() / 255.0, np.log(max(norm, 1e-6))])
 
 
 class HeuristicQuality(AttributeModel):
@@ -129,30 +147,78 @@ class HeuristicQuality(AttributeModel):
         return Quality(sharp * size * turn * det if score is None else score, sharp, size, turn, det, self.name)
 
 
-#: The learned model, fitted on all 10 folds of LFW View 2 by ``python benchmarks/quality.py``
-#: (benchmarks/results/quality.json): the cues are standardised (mean, scale) and weighted (weights,
-#: bias) into a predicted similarity; half is the prediction given score 0.5 (its 10th percentile over
-#: LFW faces) and spread the logistic's scale (the predictions' standard deviation there).
-FIT = {
-    "mean": [11.29469, 5.38282, 0.10763, 0.08017, 2.0308, 4.99905, 0.20185, 0.45489],
-    "scale": [2.47256, 0.13227, 0.09597, 0.06249, 2.27148, 0.5464, 0.04085, 0.08629],
-    "weights": [0.011053, 0.001027, -0.004451, -0.007236, -0.009817, -0.000951, -0.002751, 0.008169],
-    "bias": 0.681996, "half": 0.656282, "spread": 0.020718,
-}
+#: The learned model's file in ``faceprint/analysis/data``, written by ``python benchmarks/quality.py``
+#: (fitted on all 10 folds of LFW View 2; benchmarks/results/quality.json): the embedder whose norm
+#: it reads, the trees (one row per tree, its nodes padded to the longest: split cue, threshold,
+#: children, leaf flag, value), their baseline and depth, and the logistic's half (the prediction at
+#: score 0.5, its 10th percentile over LFW faces) and spread (the predictions' standard deviation).
+MODEL_FILE = "quality-learned.json"
 
 
-def score_cues(c: np.ndarray, fit: dict = FIT) -> np.ndarray:
-    """``face_quality`` from rows of ``cues``; ``fit`` other than FIT lets the benchmark score held-out folds."""
+@functools.cache
+def shipped_model() -> dict:
+    """The learned model ``face_quality`` scores with, read once, its trees as arrays."""
+    model = json.loads(resources.files(__package__).joinpath("data", MODEL_FILE).read_text())
+    return {**model, "trees": {k: np.asarray(v) for k, v in model["trees"].items()}}
+
+
+def predict_similarity(model: dict, c: np.ndarray) -> np.ndarray:
+    """The trees' predicted similarity for rows of ``cues``: every row walks every tree at once,
+    one level a step (numpy, no per-node Python)."""
     c = np.atleast_2d(c)
-    predicted = (c - fit["mean"]) / fit["scale"] @ np.asarray(fit["weights"]) + fit["bias"]
-    learned = 1.0 / (1.0 + np.exp(-(predicted - fit["half"]) / fit["spread"]))
+    trees = model["trees"]
+    feature, threshold, left, right, leaf, value = (np.asarray(trees[k]) for k in
+                                                    ("feature", "threshold", "left", "right", "leaf", "value"))
+    t = np.arange(len(feature))
+    rows = np.arange(len(c))[:, None]
+    node = np.zeros((len(c), len(feature)), int)
+    for _ in range(model["depth"]):
+        below = c[rows, feature[t, node]] <= threshold[t, node]
+        node = np.where(leaf[t, node], node, np.where(below, left[t, node], right[t, node]))
+    return model["baseline"] + value[t, node].sum(1)
+
+
+def fit_model(x: np.ndarray, y: np.ndarray, every: np.ndarray, embedder: str = DEFAULT_EMBEDDER) -> dict:
+    """A learned model: trees of ``y`` (a face's mean similarity to its person's other photos) on rows
+    ``x`` of ``cues`` (``embedder``'s norm), scikit-learn's HistGradientBoostingRegressor with its
+    default settings; the logistic's half and spread from the predictions over ``every`` face.
+
+    scikit-learn has no public reader of boosted trees, so their arrays are read from its private
+    ``_predictors``, and checked against its own predictions: a scikit-learn that stores them
+    differently fails here, not in ``face_quality``."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    m = HistGradientBoostingRegressor(early_stopping=False, random_state=0).fit(x, y)
+    nodes = [p.nodes for (p,) in m._predictors]
+    width = max(len(n) for n in nodes)
+
+    def padded(field: str) -> list:
+        return [n[field].tolist() + [0] * (width - len(n)) for n in nodes]
+    model = {"embedder": embedder, "cues": list(CUES), "baseline": float(m._baseline_prediction.ravel()[0]),
+             "depth": int(max(n["depth"].max() for n in nodes)),
+             "trees": {"feature": padded("feature_idx"), "threshold": padded("num_threshold"), "left": padded("left"),
+                       "right": padded("right"), "leaf": [[bool(v) for v in row] for row in padded("is_leaf")],
+                       "value": padded("value")}}
+    predicted = predict_similarity(model, every)
+    if not np.allclose(predicted, m.predict(every), rtol=0, atol=1e-9):
+        raise FaceprintError("the exported quality trees do not reproduce scikit-learn's predictions")
+    return {**model, "half": float(np.quantile(predicted, 0.1)), "spread": float(predicted.std())}
+
+
+def score_cues(c: np.ndarray, model: dict | None = None) -> np.ndarray:
+    """``face_quality`` from rows of ``cues``; a ``model`` other than the shipped one lets the benchmark
+    score held-out folds."""
+    model = model or shipped_model()
+    c = np.atleast_2d(c)
+    learned = 1.0 / (1.0 + np.exp(-(predict_similarity(model, c) - model["half"]) / model["spread"]))
     sharp = np.minimum(1.0, np.expm1(c[:, CUES.index("sharpness")]) / SHARPNESS_FULL)
     size = np.minimum(1.0, np.exp2(c[:, CUES.index("eyes")]) / _EYE_SPAN)
     return learned * sharp * size
 
 
 def face_quality(image: Image, face: Face) -> float:
-    """How well this face is likely to be recognised, in [0, 1]: 0.5 at the 10th percentile of LFW faces."""
+    """How well this face is likely to be recognised, in [0, 1]: 0.5 at the 10th percentile of LFW
+    faces. Runs the default embedder once on the face (loading it on first use)."""
     return float(score_cues(cues(image, face))[0])
 
 
@@ -161,8 +227,11 @@ class LearnedQuality(HeuristicQuality):
 
     name = "learned"
 
+    def __init__(self) -> None:
+        self._embedder = get_embedder(shipped_model()["embedder"])  # fetched now: a failure fails the attribute
+
     def predict(self, image: Image, face: Face, found: dict) -> Quality:
-        c = cues(image, face)  # the crop is aligned and measured once, for the score and the parts
+        c = cues(image, face, self._embedder)  # the crop is aligned and measured once, for the score and the parts
         variance = float(np.expm1(c[CUES.index("sharpness")]))
         return self._parts(face, found, variance, float(score_cues(c)[0]))
 

@@ -96,9 +96,22 @@ class Embedder(ABC):
             return np.zeros((0, self.dims), np.float32)
         if self.flip:
             crops = np.concatenate([crops, crops[:, :, ::-1]])
-        y = unit_rows(np.concatenate([self._forward(np.ascontiguousarray(crops[i:i + self.batch_size]))
-                                         for i in range(0, len(crops), self.batch_size)]))
+        y = unit_rows(self._raw(crops))
         return unit_rows(y[:n] + y[n:]) if self.flip else y
+
+    def raw_norms(self, crops: np.ndarray) -> np.ndarray:
+        """Length of each crop's raw faceprint, before it is made unit length (no flip averaging).
+        Models trained with a margin loss give faces they find hard shorter vectors (MagFace's
+        observation); ``faceprint.analysis.quality`` reads it as a cue."""
+        crops = np.asarray(crops)
+        if len(crops) == 0:
+            return np.zeros(0, np.float32)
+        return np.linalg.norm(self._raw(crops), axis=1)
+
+    def _raw(self, crops: np.ndarray) -> np.ndarray:
+        """``_forward`` in batches of ``batch_size``."""
+        return np.concatenate([self._forward(np.ascontiguousarray(crops[i:i + self.batch_size]))
+                               for i in range(0, len(crops), self.batch_size)])
 
     @abstractmethod
     def _forward(self, crops: np.ndarray) -> np.ndarray:
