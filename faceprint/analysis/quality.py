@@ -159,6 +159,9 @@ MODEL_FILE = "quality-learned.json"
 def shipped_model() -> dict:
     """The learned model ``face_quality`` scores with, read once, its trees as arrays."""
     model = json.loads(resources.files(__package__).joinpath("data", MODEL_FILE).read_text())
+    if model["cues"] != list(CUES):
+        raise FaceprintError(f"{MODEL_FILE} reads the cues {model['cues']}, not this version's {list(CUES)}: "
+                             "refit it with benchmarks/quality.py --write-model")
     return {**model, "trees": {k: np.asarray(v) for k, v in model["trees"].items()}}
 
 
