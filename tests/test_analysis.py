@@ -173,6 +173,25 @@ def test_face_quality_rates_sunglasses_and_a_raised_head_below_clear_faces(lfw_d
     assert max(hard) < 0.5 < min(clear), (hard, clear)
 
 
+def test_quality_cues_read_the_norm_on_the_embedders_own_crop_and_survive_a_stray_box(lfw_dir):
+    """The norm cue of an embedder with another crop than ArcFace's 112 px (FaceNet: 160 px, face
+    smaller in the frame) is that embedder's norm on the crop it embeds, not on ArcFace's crop
+    stretched; and a landmark-less box partly or wholly outside the image still gives finite cues."""
+    from faceprint.alignment import align
+    from faceprint.analysis.quality import box_sharpness, cues
+    from faceprint.embedding import get_embedder
+    from faceprint.types import Face
+
+    image, face = _face(lfw_dir, "Serena_Williams")
+    facenet = get_embedder("facenet")
+    own = facenet.raw_norms(align(image, face, facenet.template, facenet.size).pixels[None])[0]
+    assert cues(image, face, facenet)[-1] == pytest.approx(np.log(own), abs=1e-6)
+    H, W = image.shape[:2]
+    for box in [(W - 30, H - 30, W + 40, H + 40), (W + 10, H + 10, W + 60, H + 60), (-80, -80, -10, -10)]:
+        stray = Face(box=box, score=0.9)
+        assert np.isfinite(cues(image, stray)).all() and box_sharpness(image, stray) >= 0
+
+
 def test_quality_trees_survive_their_json_file_and_predict_as_scikit_learn_does():
     """``fit_model`` exports scikit-learn's boosted trees through its private ``_predictors``; the walk
     ``face_quality`` uses must give scikit-learn's own predictions after a trip through JSON."""

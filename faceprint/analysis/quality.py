@@ -61,14 +61,20 @@ def _has_eyes(face: Face) -> bool:
     return "left_eye" in face.landmarks and "right_eye" in face.landmarks
 
 
-def _crop(image: Image, face: Face) -> np.ndarray:
-    """The face on the 112x112 ArcFace crop, RGB (its box, stretched, when it has no eye landmarks)."""
-    if _has_eyes(face):
-        return align(image, face, ARCFACE_112, 112).pixels
-    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+def _box_crop(image: Image, face: Face, size: int) -> np.ndarray:
+    """The face's box, clipped to the image (at least one pixel, even for a box wholly outside it),
+    stretched to ``size`` x ``size``."""
     H, W = image.shape[:2]
-    roi = image[max(y1, 0):max(min(y2, H), max(y1, 0) + 1), max(x1, 0):max(min(x2, W), max(x1, 0) + 1)]
-    return cv2.resize(roi, (112, 112), interpolation=cv2.INTER_AREA)
+    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
+    x1, y1 = min(max(x1, 0), W - 1), min(max(y1, 0), H - 1)
+    x2, y2 = min(max(x2, x1 + 1), W), min(max(y2, y1 + 1), H)
+    return cv2.resize(image[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _crop(image: Image, face: Face, template: dict = ARCFACE_112, size: int = 112) -> np.ndarray:
+    """The face aligned on ``template`` (default the 112x112 ArcFace crop), RGB; its box, stretched,
+    when it has no eye landmarks."""
+    return align(image, face, template, size).pixels if _has_eyes(face) else _box_crop(image, face, size)
 
 
 def _grey_crop(image: Image, face: Face) -> np.ndarray:
@@ -98,9 +104,10 @@ def cues(image: Image, face: Face, embedder: Embedder | None = None) -> np.ndarr
     the eye line, in eye distances; tilt: the nose's height between the eyes and the mouth, off
     its frontal 0.53; roll: the eye line's angle in degrees; sharpness: log(1 + the Laplacian
     variance on the ArcFace crop); contrast and brightness: std and mean of that crop's grey
-    levels over 255; norm: log of the length of the crop's raw faceprint by ``embedder`` (default:
-    the one the shipped model was fitted with). Without landmarks, turn, tilt and roll are 0, the
-    eyes 0.4 box widths apart and the crop the box stretched.
+    levels over 255; norm: log of the length of the face's raw faceprint by ``embedder`` (default:
+    the one the shipped model was fitted with), on the crop that embedder is fed. Without
+    landmarks, turn, tilt and roll are 0, the eyes 0.4 box widths apart and the crop the box
+    stretched.
     """
     s = float(np.clip(face.score, 1e-4, 1 - 1e-6))
     lm = face.landmarks
@@ -122,8 +129,8 @@ def cues(image: Image, face: Face, embedder: Embedder | None = None) -> np.ndarr
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     lap = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     embedder = embedder or get_embedder(shipped_model()["embedder"])
-    if embedder.size != 112:
-        crop = cv2.resize(crop, (embedder.size, embedder.size), interpolation=cv2.INTER_AREA)
+    if embedder.size != 112 or embedder.template != ARCFACE_112:  # the crop this embedder is fed
+        crop = _crop(image, face, embedder.template, embedder.size)
     norm = float(embedder.raw_norms(crop[None])[0])
     return np.array([np.log(s / (1 - s)), np.log2(eyes), turn, tilt, roll, np.log1p(lap),
                      grey.std() / 255.0, grey.mean() / 255.0, np.log(max(norm, 1e-6))])
@@ -248,11 +255,7 @@ def turn(face: Face) -> float | None:
 def box_sharpness(image: Image, face: Face) -> float:
     """Variance of the Laplacian over the face's box scaled to 112 px (no alignment: cheap enough for
     every face of every frame), so big faces are not favoured."""
-    x1, y1, x2, y2 = (int(round(v)) for v in face.box)
-    crop = image[max(0, y1):max(0, y2), max(0, x1):max(0, x2)]
-    if crop.size == 0:
-        return 0.0
-    grey = cv2.cvtColor(cv2.resize(crop, (112, 112), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(_box_crop(image, face, 112), cv2.COLOR_RGB2GRAY)
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
