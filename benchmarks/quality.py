@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_model  # noqa: E402
 
 from faceprint.analysis import Analyzer  # noqa: E402
-from faceprint.analysis.quality import CUES, MODEL_FILE, cues, face_quality, fit_model, score_cues  # noqa: E402
+from faceprint.analysis.quality import (CUES, MODEL_FILE, cues, face_quality, fit_model, score_cues,  # noqa: E402
+                                        tree_regressor)
 from faceprint.detection import get_detector  # noqa: E402
 from faceprint.embedding import DEFAULT_EMBEDDER, get_embedder  # noqa: E402
 from faceprint.evaluation import embed_images, pair_distances, read_pairs  # noqa: E402
@@ -114,7 +114,7 @@ def main() -> None:
         scores["learned (shipped: trees, 9 cues)"][test] = score_cues(c[test], fit_model(c[train], label[train], c[fold != k]))
         scores["linear, 9 cues"][test] = linear(c[train], label[train], c[test])
         scores["linear, 8 cheap cues (shipped until 2026-11-30)"][test] = linear(cheap[train], label[train], cheap[test])
-        trees = HistGradientBoostingRegressor(early_stopping=False, random_state=0).fit(cheap[train], label[train])
+        trees = tree_regressor().fit(cheap[train], label[train])
         scores["trees, 8 cheap cues"][test] = trees.predict(cheap[test])
         for j, name in enumerate(CUES):
             direction = np.sign(np.corrcoef(c[train, j], label[train])[0, 1])

@@ -195,15 +195,13 @@ def test_quality_cues_read_the_norm_on_the_embedders_own_crop_and_survive_a_stra
 def test_quality_trees_survive_their_json_file_and_predict_as_scikit_learn_does():
     """``fit_model`` exports scikit-learn's boosted trees through its private ``_predictors``; the walk
     ``face_quality`` uses must give scikit-learn's own predictions after a trip through JSON."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from faceprint.analysis.quality import CUES, fit_model, predict_similarity
+    from faceprint.analysis.quality import CUES, fit_model, predict_similarity, tree_regressor
 
     rng = np.random.default_rng(12)
     x = rng.normal(size=(600, len(CUES)))
     y = np.tanh(x[:, 0]) - 0.5 * (x[:, 8] > 0.3) + 0.1 * rng.normal(size=600)
     model = json.loads(json.dumps(fit_model(x, y, x)))
-    expected = HistGradientBoostingRegressor(early_stopping=False, random_state=0).fit(x, y).predict(x)
+    expected = tree_regressor().fit(x, y).predict(x)
     assert np.allclose(predict_similarity(model, x), expected, rtol=0, atol=1e-9)
 
 

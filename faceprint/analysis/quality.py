@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -42,6 +43,10 @@ from ..types import Face, Image
 from . import AttributeModel
 from .pose import eye_distance, nose_offset, tilt
 from .record import Quality
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
 
 #: Laplacian variance giving sharpness 0.5: the 10th percentile (69.4) of 500 LFW faces
 #: (benchmarks/analysis.py --only quality)
@@ -188,17 +193,23 @@ def predict_similarity(model: dict, c: np.ndarray) -> np.ndarray:
     return model["baseline"] + value[t, node].sum(1)
 
 
+def tree_regressor() -> HistGradientBoostingRegressor:
+    """The unfitted trees ``fit_model`` fits: scikit-learn's HistGradientBoostingRegressor at its
+    defaults, seeded, with no held-out early stop (every face is used, and a refit is identical)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(early_stopping=False, random_state=0)
+
+
 def fit_model(x: np.ndarray, y: np.ndarray, every: np.ndarray, embedder: str = DEFAULT_EMBEDDER) -> dict:
     """A learned model: trees of ``y`` (a face's mean similarity to its person's other photos) on rows
-    ``x`` of ``cues`` (``embedder``'s norm), scikit-learn's HistGradientBoostingRegressor with its
-    default settings; the logistic's half and spread from the predictions over ``every`` face.
+    ``x`` of ``cues`` (``embedder``'s norm), ``tree_regressor``; the logistic's half and spread from
+    the predictions over ``every`` face.
 
     scikit-learn has no public reader of boosted trees, so their arrays are read from its private
     ``_predictors``, and checked against its own predictions: a scikit-learn that stores them
     differently fails here, not in ``face_quality``."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    m = HistGradientBoostingRegressor(early_stopping=False, random_state=0).fit(x, y)
+    m = tree_regressor().fit(x, y)
     nodes = [p.nodes for (p,) in m._predictors]
     width = max(len(n) for n in nodes)
 
