@@ -295,6 +295,10 @@ def test_eval_video_without_truth_agrees_with_the_truth(scene, tmp_path):
     assert abs(ref["agreement"] - truth["accuracy"]) <= 0.02, (ref, truth)
     assert ref["recall"] >= 0.95 and ref["contradiction_rate"] <= 0.005, ref
     assert truth["wrong_names"] == 0 and report["frames"] == clip.frames and report["fps"] > 0
+    listed = ref["disagreements"]
+    assert sum(d["kind"] == "contradiction" for d in listed) == ref["contradictions"]
+    missed = [d for d in listed if d["reference"]["name"] is not None]  # some may be contradictions too
+    assert len(missed) == round((1 - ref["recall"]) * ref["named_by_reference"]), (missed, ref)
     start = _first_frames(clip.video, tmp_path / "start.mp4", 25)
     done = subprocess.run([FACEPRINT, "eval", "video", str(start), "--db", str(db)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -350,6 +354,30 @@ def test_time_to_name_counts_a_newcomer_from_its_first_clear_frame():
     frames = [[shown("ann")], [shown("ann")], [shown(None)], [shown(None)], [shown("ann")]]
     t = video_against_reference(reference, frames, threshold=0.59)["time_to_name"]
     assert t["delays"] == [0, 2] and t["never"] == 0, t
+
+
+def test_each_contradiction_and_miss_is_listed_with_both_answers():
+    """What `eval video` lists to be looked at frame by frame: a name shown where frame-by-frame
+    confidently says nobody (a contradiction), a face frame-by-frame names that watch leaves unknown
+    or has no track on (missed), and not a name carried onto a face too poor to judge."""
+    box, other = [100.0, 100.0, 180.0, 180.0], [300.0, 100.0, 380.0, 180.0]
+    ann = {"box": box, "name": "ann", "nearest": "ann", "distance": np.float32(0.3), "quality": 0.9}
+    nobody = dict(ann, name=None, distance=0.9)  # past 1.15x the threshold, on a good face
+    poor = dict(nobody, quality=0.2)
+    shown = lambda name, b=box, d=0.3: {"track": 1, "box": b, "name": name, "distance": d}  # noqa: E731
+    reference = [[ann], [nobody], [poor], [ann, dict(ann, box=other)]]
+    frames = [[shown("ann")], [shown("ann")], [shown("ann")], [shown(None, d=0.7)]]
+    r = video_against_reference(reference, frames, threshold=0.59)
+    listed = [(d["frame"], d["kind"], d["watch"] and d["watch"]["name"], d["reference"]["name"])
+              for d in r["disagreements"]]
+    assert listed == [(1, "contradiction", "ann", None), (3, "missed", None, "ann"), (3, "missed", None, "ann")]
+    assert r["disagreements"][2]["watch"] is None and r["contradictions"] == 1 and r["carried"] == 1
+    assert json.loads(json.dumps(r))["disagreements"][0]["reference"]["distance"] == 0.9
+    from faceprint.cli.eval import _disagreement  # how `eval video` prints them, one line each
+
+    assert [_disagreement(d) for d in r["disagreements"]][:2] == [
+        "frame 1: frame-by-frame nobody (nearest ann at 0.900), quality 0.90; watch: track 1, ann (last look 0.300)",
+        "frame 3: frame-by-frame ann at 0.300, quality 0.90; watch: track 1, unknown (last look 0.700)"]
 
 
 @pytest.mark.skipif(not CROWD.is_file(), reason=f"real footage not found at {CROWD}")

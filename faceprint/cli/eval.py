@@ -167,7 +167,8 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                 f"names {_pct(ref['recall'])} of what it names, contradicts it on {ref['contradictions']} face-frames "
                 f"({_pct(ref['contradiction_rate'])}), carries names onto {ref['carried']} it cannot judge, "
                 f"agrees on {_pct(ref['agreement'])} of the {ref['judged']} it judges confidently; time to name "
-                f"(frames after the first clear match): median {t['median']}, p95 {t['p95']}, never {t['never']} "
+                f"(frames after the first clear match): median {_frames(t['median'])}, p95 {_frames(t['p95'])}, "
+                f"never {t['never']} "
                 f"of {t['stretches']} times a clearly matching face waited for its name")
         if "truth" in r:
             tr = r["truth"]
@@ -175,7 +176,35 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                      f"face-frames ({_pct(tr['wrong_name_rate'])}), {tr['tracks_across_cuts']} track(s) across "
                      f"{tr['cuts']} cut(s)")
         out.print(line, highlight=False)
+        for kind, title in (("contradiction", "contradictions: watch shows a name, frame-by-frame confidently says otherwise"),
+                            ("missed", "missed: frame-by-frame names the face, watch does not show that name")):
+            rows = [d for d in ref["disagreements"] if d["kind"] == kind]
+            if rows:
+                out.print(f"{title} ({len(rows)}):", highlight=False)
+                for d in rows[:_SHOWN]:  # one line each, unwrapped: easy to grep
+                    out.print(f"  {_disagreement(d)}", highlight=False, soft_wrap=True)
+                if len(rows) > _SHOWN:
+                    out.print(f"  ... and {len(rows) - _SHOWN} more (--json lists every one)", highlight=False)
     run(go)
+
+
+#: Disagreements of each kind ``eval video`` prints (``--json`` has all).
+_SHOWN = 10
+
+
+def _disagreement(d: dict) -> str:
+    """One face-frame where watch and frame-by-frame identification differ, both answers side by side."""
+    ref, w = d["reference"], d["watch"]
+    said = (f"{ref['name']} at {ref['distance']:.3f}" if ref["name"] is not None else
+            "nobody" + (f" (nearest {ref['nearest']} at {ref['distance']:.3f})" if ref["nearest"] is not None else ""))
+    shown = ("no track there" if w is None else
+             f"track {w['track']}, " + (w["name"] if w["name"] is not None else "unknown")
+             + (f" (last look {w['distance']:.3f})" if w["distance"] is not None else ""))
+    return f"frame {d['frame']}: frame-by-frame {said}, quality {ref['quality']:.2f}; watch: {shown}"
+
+
+def _frames(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.1f}"
 
 
 def _pct(v: float | None) -> str:

@@ -139,6 +139,10 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
       name shown on someone else is a contradiction, counted above.)
     * ``tracks_per_person``: per name frame-by-frame gives, how many ``watch`` tracks its face-frames
       fell on (1: one id per person).
+    * ``disagreements``: the face-frames behind the contradictions (``kind`` "contradiction") and
+      the recall's misses (``kind`` "missed": frame-by-frame names the face, ``watch`` does not show
+      that name; another name shown there is listed once, as a contradiction), each with both
+      answers, so they can be looked at frame by frame.
     """
     from ..video.engine import DROP
     from ..video.looks import GOOD
@@ -148,6 +152,7 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
     delays: list[int] = []
     ever_clear: set[str] = set()
     tracks_of: dict[str, set[int]] = {}
+    disagreements: list[dict] = []
     for i, (ref, found) in enumerate(zip(reference, frames)):
         pairs = pair_by_overlap(ref, found, min_iou)
         # the names watch shows, and the people frame-by-frame clearly matches
@@ -168,11 +173,19 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
             far = face["distance"] is None or face["distance"] > DROP * threshold
             named += face["name"] is not None
             same += w is not None and face["name"] is not None and w["name"] == face["name"]
+            kind = None
             if w is not None and w["name"] is not None and face["name"] != w["name"]:
                 if good and (face["name"] is not None or far):
                     contradicted += 1
+                    kind = "contradiction"
                 elif face["name"] is None:
                     carried += 1
+            if face["name"] is not None and (w is None or w["name"] != face["name"]):
+                kind = kind or "missed"
+            if kind is not None:
+                disagreements.append({"frame": i, "kind": kind, "reference": _rounded(face),
+                                      "watch": None if w is None else {k: w.get(k) for k in ("track", "box", "name",
+                                                                                             "distance")}})
             if good and (face["name"] is not None or far):
                 judged += 1
                 agreed += w is not None and w["name"] == face["name"]
@@ -190,7 +203,15 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
         "judged": judged, "agreement": round(agreed / judged, 4) if judged else None,
         "time_to_name": _delays(delays, never),
         "tracks_per_person": {n: len(t) for n, t in sorted(tracks_of.items())},
+        "disagreements": disagreements,
     }
+
+
+def _rounded(face: dict) -> dict:
+    """A frame-by-frame answer as plain JSON numbers."""
+    d = face["distance"]
+    return {"box": [round(float(v), 1) for v in face["box"]], "name": face["name"], "nearest": face["nearest"],
+            "distance": None if d is None else round(float(d), 4), "quality": round(float(face["quality"]), 3)}
 
 
 def _delays(delays: list[int], never: int) -> dict:
