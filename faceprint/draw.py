@@ -29,12 +29,15 @@ def draw_faces(
     labels: Sequence[str | None] | None = None,
     *,
     color: tuple[int, int, int] = BOX_COLOR,
+    below: bool = False,
 ) -> Image:
     """Return a copy of ``image`` (RGB) with each face's box, landmark dots and optional label drawn.
 
     ``labels[i]`` (any string, e.g. ``"alice 0.42"`` or ``"unknown"``; ``None`` for none) is
     written on a filled band just above face ``i``'s box, or inside its top edge when the box
-    touches the top of the image. The input is never modified.
+    touches the top of the image; with ``below``, just under it (inside its bottom edge at the
+    image's bottom), so a second set of labels for the same faces can be drawn over the first
+    without hiding it. The input is never modified.
     """
     faces = list(faces)
     if labels is not None:
@@ -57,7 +60,8 @@ def draw_faces(
             cv2.circle(out, (int(round(x)), int(round(y))), radius, LANDMARK_COLOR, -1, cv2.LINE_AA)
         label = labels[i] if labels is not None else None
         if label:
-            _draw_label(out, _ascii(label), x0, y0, color, font_scale, text_thickness, thickness)
+            _draw_label(out, _ascii(label), x0, y1 if below else y0, color, font_scale, text_thickness, thickness,
+                        below)
     return out
 
 
@@ -101,13 +105,17 @@ def summary(a: FaceAnalysis, brief: bool = False) -> str:
     return ", ".join(parts)
 
 
-def _draw_label(out: np.ndarray, text: str, x0: int, y0: int, color, scale: float, text_t: int, box_t: int) -> None:
+def _draw_label(out: np.ndarray, text: str, x0: int, y: int, color, scale: float, text_t: int, box_t: int,
+                below: bool = False) -> None:
+    """``text`` on a band of ``color`` above the box edge at ``y`` (its top), or under it (its bottom)."""
     (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, text_t)
     pad = max(2, round(th * 0.25))
     band_h = th + baseline + 2 * pad
     h, w = out.shape[:2]
-    # Above the box when there is room, else inside its top edge.
-    top = y0 - box_t // 2 - band_h if y0 - box_t // 2 - band_h >= 0 else max(0, y0)
+    if below:  # under the box when there is room, else inside its bottom edge
+        top = y + box_t // 2 if y + box_t // 2 + band_h <= h else max(0, min(y, h) - band_h)
+    else:  # above the box when there is room, else inside its top edge
+        top = y - box_t // 2 - band_h if y - box_t // 2 - band_h >= 0 else max(0, y)
     left = min(max(0, x0 - box_t // 2), max(0, w - tw - 2 * pad))
     cv2.rectangle(out, (left, top), (left + tw + 2 * pad, top + band_h), color, -1)
     cv2.putText(out, text, (left + pad, top + pad + th), _FONT, scale, TEXT_COLOR, text_t, cv2.LINE_AA)

@@ -47,6 +47,18 @@ def test_label_renders_above_box(astronaut):
     assert len(np.unique(labelled[ys, xs], axis=0)) > 2
 
 
+def test_label_below_renders_under_box_and_inside_at_the_bottom_edge(astronaut):
+    """``below``: a second answer for the same face, under its box, so it hides nothing above it."""
+    plain = draw_faces(astronaut, [FACE])
+    ys, xs = np.nonzero(changed(draw_faces(astronaut, [FACE], labels=["Eileen 0.31"], below=True), plain))
+    assert len(ys) > 200 and ys.min() >= FACE.box[3] and xs.min() >= FACE.box[0] - 5
+    h = astronaut.shape[0]
+    bottom = Face(box=(10.0, h - 100.0, 120.0, float(h)), score=0.9)
+    ys, _ = np.nonzero(changed(draw_faces(astronaut, [bottom], labels=["Ann"], below=True),
+                               draw_faces(astronaut, [bottom])))
+    assert len(ys) > 100 and h - 60 <= ys.min() and ys.max() < h
+
+
 def test_label_at_top_edge_and_non_ascii(astronaut):
     top = Face(box=(10.0, 0.0, 120.0, 100.0), score=0.9)
     out = draw_faces(astronaut, [top, FACE], labels=["José", None])

@@ -17,8 +17,8 @@ import pytest
 
 from faceprint import Gallery
 from faceprint.analysis.quality import box_sharpness, turn, video_quality
-from faceprint.evaluation import (enrol_everyone, enrol_from_frame, load_truth, video_against_reference, video_report,
-                                  video_score)
+from faceprint.evaluation import (draw_disagreements, enrol_everyone, enrol_from_frame, load_truth,
+                                  video_against_reference, video_report, video_score)
 from faceprint.gallery.store import open_store
 from faceprint.imageio import load_image
 from faceprint.pipeline import get_pipeline
@@ -300,9 +300,12 @@ def test_eval_video_without_truth_agrees_with_the_truth(scene, tmp_path):
     missed = [d for d in listed if d["reference"]["name"] is not None]  # some may be contradictions too
     assert len(missed) == round((1 - ref["recall"]) * ref["named_by_reference"]), (missed, ref)
     start = _first_frames(clip.video, tmp_path / "start.mp4", 25)
-    done = subprocess.run([FACEPRINT, "eval", "video", str(start), "--db", str(db)], capture_output=True, text=True)
+    done = subprocess.run([FACEPRINT, "eval", "video", str(start), "--db", str(db), "--draw", str(tmp_path / "seen")],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "against frame-by-frame identification" in " ".join(done.stdout.split())
+    text = " ".join(done.stdout.split())
+    assert "against frame-by-frame identification" in text
+    assert f"{len(list((tmp_path / 'seen').glob('frame-*.jpg')))} frame(s) drawn into" in text
     done = subprocess.run([FACEPRINT, "eval", "video", str(clip.video), "--db", str(db), "--truth",
                            str(clip.video.with_suffix(".nope"))], capture_output=True, text=True)
     assert done.returncode == 1 and "no such truth file" in done.stderr and "Traceback" not in done.stderr
@@ -333,6 +336,21 @@ def test_real_footage_one_walker_one_track(tmp_path):
     assert report["frames"] == 105 and ref["named_by_reference"] >= 20
     assert ref["tracks_per_person"] == {"walker": 1}, ref
     assert ref["recall"] >= 0.9 and ref["contradiction_rate"] <= 0.01, ref
+    # each frame where the two disagree, drawn to be judged by eye: both answers on the frame
+    listed = ref["disagreements"]
+    drawn = draw_disagreements(CROWD, listed, tmp_path / "frames")
+    assert [p.name for p in drawn] == [f"frame-{i:05d}.jpg" for i in sorted({d["frame"] for d in listed})]
+    d = next(d for d in listed if d["watch"] is not None)
+    image, raw = load_image(tmp_path / "frames" / f"frame-{d['frame']:05d}.jpg"), _frame(CROWD, d["frame"])
+    assert image.shape == raw.shape == (1080, 1920, 3)
+    x1, y1, x2, _ = (int(v) for v in d["watch"]["box"])
+    assert np.abs(image[y1 - 30:y1 - 5, x1:x2].astype(int) - raw[y1 - 30:y1 - 5, x1:x2]).mean() > 40  # watch's label
+    x1, _, x2, y2 = (int(v) for v in d["reference"]["box"])
+    assert np.abs(image[y2 + 5:y2 + 30, x1:x2].astype(int) - raw[y2 + 5:y2 + 30, x1:x2]).mean() > 40  # the other's
+
+
+def _frame(video: Path, index: int) -> np.ndarray:
+    return next(f.image for f in Source(video, live=False).frames() if f.index == index)
 
 
 def test_time_to_name_counts_a_newcomer_from_its_first_clear_frame():

@@ -146,9 +146,12 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                truth: Annotated[Optional[Path], typer.Option(
                    help="Per-frame truth (.truth.jsonl, as faceprint.testing.synth writes): adds accuracy, "
                         "wrong names.")] = None,
+               draw: Annotated[Optional[Path], typer.Option(
+                   help="Write each frame where watch and frame-by-frame identification disagree into this "
+                        "folder, both answers drawn (watch orange, frame-by-frame blue).")] = None,
                json_out: JsonOpt = False) -> None:
     """Score `watch` on a clip against identifying every frame on its own: no truth file needed."""
-    from ..evaluation import video_report
+    from ..evaluation import draw_disagreements, video_report
     from ..gallery import Gallery
 
     def go() -> None:
@@ -159,6 +162,8 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
             if not gallery.store.count_faces():
                 raise FaceprintError("the gallery is empty: enrol someone first (faceprint enroll)")
             r = video_report(clip, gallery, truth, command=command_line())
+        if draw is not None:
+            r["drawn"] = [str(p) for p in draw_disagreements(clip, r["reference"]["disagreements"], draw)]
         if json_out:
             return print_json(r)
         ref = r["reference"]
@@ -185,6 +190,8 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                     out.print(f"  {_disagreement(d)}", highlight=False, soft_wrap=True)
                 if len(rows) > _SHOWN:
                     out.print(f"  ... and {len(rows) - _SHOWN} more (--json lists every one)", highlight=False)
+        if draw is not None:
+            out.print(f"{len(r['drawn'])} frame(s) drawn into {draw}", highlight=False)
     run(go)
 
 
@@ -194,13 +201,10 @@ _SHOWN = 10
 
 def _disagreement(d: dict) -> str:
     """One face-frame where watch and frame-by-frame identification differ, both answers side by side."""
-    ref, w = d["reference"], d["watch"]
-    said = (f"{ref['name']} at {ref['distance']:.3f}" if ref["name"] is not None else
-            "nobody" + (f" (nearest {ref['nearest']} at {ref['distance']:.3f})" if ref["nearest"] is not None else ""))
-    shown = ("no track there" if w is None else
-             f"track {w['track']}, " + (w["name"] if w["name"] is not None else "unknown")
-             + (f" (last look {w['distance']:.3f})" if w["distance"] is not None else ""))
-    return f"frame {d['frame']}: frame-by-frame {said}, quality {ref['quality']:.2f}; watch: {shown}"
+    from ..evaluation.video import answers
+
+    said, shown = answers(d)
+    return f"frame {d['frame']}: frame-by-frame {said}, quality {d['reference']['quality']:.2f}; watch: {shown}"
 
 
 def _frames(v: float | None) -> str:

@@ -270,6 +270,57 @@ def video_report(video: Path | str, gallery, truth: Path | str | None = None, co
     return report
 
 
+def answers(disagreement: dict) -> tuple[str, str]:
+    """A listed disagreement's two answers in words: frame-by-frame identification's (``"ann at
+    0.300"``, ``"nobody (nearest ann at 0.900)"``) and ``watch``'s (``"track 1, ann (last look
+    0.300)"``, ``"no track there"``)."""
+    ref, w = disagreement["reference"], disagreement["watch"]
+    if ref["name"] is not None:
+        said = f"{ref['name']} at {ref['distance']:.3f}"
+    else:
+        said = "nobody" + (f" (nearest {ref['nearest']} at {ref['distance']:.3f})" if ref["nearest"] is not None else "")
+    if w is None:
+        return said, "no track there"
+    look = f" (last look {w['distance']:.3f})" if w["distance"] is not None else ""
+    return said, f"track {w['track']}, {w['name'] if w['name'] is not None else 'unknown'}{look}"
+
+
+#: Box colours of ``draw_disagreements``: what ``watch`` showed (orange) and frame-by-frame's answer (blue).
+WATCH_COLOR, REFERENCE_COLOR = (255, 140, 0), (40, 120, 255)
+
+
+def draw_disagreements(video: Path | str, disagreements: list[dict], folder: Path | str) -> list[Path]:
+    """Write each frame of ``video`` that holds a listed disagreement (``video_against_reference``'s
+    ``disagreements``) into ``folder`` as ``frame-NNNNN.jpg``, with ``watch``'s box and name (orange,
+    above the box) and frame-by-frame identification's box and answer (blue, under it) drawn on it,
+    to be judged by eye.
+    Returns the files written, in frame order."""
+    from ..draw import draw_faces
+    from ..imageio import save_image
+    from ..types import Face
+    from ..video import Source
+
+    by_frame: dict[int, list[dict]] = {}
+    for d in disagreements:
+        by_frame.setdefault(d["frame"], []).append(d)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for frame in Source(video, live=False).frames():
+        if frame.index not in by_frame:
+            continue
+        image = frame.image
+        for d in by_frame[frame.index]:
+            said, shown = answers(d)
+            image = draw_faces(image, [Face(tuple(d["reference"]["box"]), 1.0)], [f"frame-by-frame: {said}"],
+                               color=REFERENCE_COLOR, below=True)
+            if d["watch"] is not None:
+                image = draw_faces(image, [Face(tuple(d["watch"]["box"]), 1.0)], [f"watch: {shown}"],
+                                   color=WATCH_COLOR)
+        written.append(save_image(folder / f"frame-{frame.index:05d}.jpg", image))
+    return written
+
+
 def enrol_from_frame(gallery, video: Path | str, name: str, frame: int = 0) -> int | None:
     """Enrol ``name`` from one frame of ``video``: the best face there (``video_quality``), cut out
     with a face's width and height of margin, as a user would crop a still to try ``eval video``
