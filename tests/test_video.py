@@ -309,6 +309,9 @@ def test_eval_video_without_truth_agrees_with_the_truth(scene, tmp_path):
     done = subprocess.run([FACEPRINT, "eval", "video", str(clip.video), "--db", str(db), "--truth",
                            str(clip.video.with_suffix(".nope"))], capture_output=True, text=True)
     assert done.returncode == 1 and "no such truth file" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([FACEPRINT, "eval", "video", str(clip.video), "--db", str(db), "--draw", str(clip.truth)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "not a folder" in done.stderr and "Traceback" not in done.stderr
 
 
 def _first_frames(video: Path, out: Path, count: int) -> Path:

@@ -157,6 +157,8 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
     def go() -> None:
         if truth is not None and not truth.is_file():
             raise FaceprintError(f"{truth}: no such truth file")
+        if draw is not None and draw.exists() and not draw.is_dir():
+            raise FaceprintError(f"--draw {draw}: not a folder")
         with Gallery(db, detector=detector, embedder=embedder, threshold=threshold, fpir=fpir,
                      readonly=True) as gallery:
             if not gallery.store.count_faces():
@@ -181,8 +183,9 @@ def eval_video(clip: Annotated[str, typer.Argument(help="A video file.")],
                      f"face-frames ({_pct(tr['wrong_name_rate'])}), {tr['tracks_across_cuts']} track(s) across "
                      f"{tr['cuts']} cut(s)")
         out.print(line, highlight=False)
-        for kind, title in (("contradiction", "contradictions: watch shows a name, frame-by-frame confidently says otherwise"),
-                            ("missed", "missed: frame-by-frame names the face, watch does not show that name")):
+        for kind, title in (
+                ("contradiction", "contradictions: watch shows a name, frame-by-frame confidently says otherwise"),
+                ("missed", "missed: frame-by-frame names the face, watch does not show that name")):
             rows = [d for d in ref["disagreements"] if d["kind"] == kind]
             if rows:
                 out.print(f"{title} ({len(rows)}):", highlight=False)

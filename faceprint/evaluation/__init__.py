@@ -25,6 +25,6 @@ __all__ = [
     "LFW_REPORT_SCHEMA", "MISSING_DISTANCE", "FoldResult", "OperatingPoint", "auc", "best_threshold", "lfw_report",
     "operating_points", "pair_distances", "roc_curve", "tar_at_far", "ten_fold", "threshold_at_far",
     "thresholds_report", "write_plots",
-    "VideoScore", "draw_disagreements", "enrol_everyone", "enrol_from_frame", "identify_frames", "load_truth", "video_against_reference",
-    "video_against_truth", "video_report", "video_score",
+    "VideoScore", "draw_disagreements", "enrol_everyone", "enrol_from_frame", "identify_frames", "load_truth",
+    "video_against_reference", "video_against_truth", "video_report", "video_score",
 ]

@@ -278,7 +278,8 @@ def answers(disagreement: dict) -> tuple[str, str]:
     if ref["name"] is not None:
         said = f"{ref['name']} at {ref['distance']:.3f}"
     else:
-        said = "nobody" + (f" (nearest {ref['nearest']} at {ref['distance']:.3f})" if ref["nearest"] is not None else "")
+        nearest = ref["nearest"]
+        said = "nobody" + (f" (nearest {nearest} at {ref['distance']:.3f})" if nearest is not None else "")
     if w is None:
         return said, "no track there"
     look = f" (last look {w['distance']:.3f})" if w["distance"] is not None else ""
@@ -293,8 +294,7 @@ def draw_disagreements(video: Path | str, disagreements: list[dict], folder: Pat
     """Write each frame of ``video`` that holds a listed disagreement (``video_against_reference``'s
     ``disagreements``) into ``folder`` as ``frame-NNNNN.jpg``, with ``watch``'s box and name (orange,
     above the box) and frame-by-frame identification's box and answer (blue, under it) drawn on it,
-    to be judged by eye.
-    Returns the files written, in frame order."""
+    to be judged by eye. Returns the files written, in frame order."""
     from ..draw import draw_faces
     from ..imageio import save_image
     from ..types import Face
@@ -304,7 +304,10 @@ def draw_disagreements(video: Path | str, disagreements: list[dict], folder: Pat
     for d in disagreements:
         by_frame.setdefault(d["frame"], []).append(d)
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FaceprintError(f"{folder}: cannot write frames there ({e.strerror or e})") from None
     written = []
     for frame in Source(video, live=False).frames():
         if frame.index not in by_frame:
