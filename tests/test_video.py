@@ -406,7 +406,7 @@ def test_enrol_everyone_enrols_each_good_face_of_a_frame_as_its_own_person(tmp_p
     """`enrol_everyone` (the real-clip benchmark's second gallery): every face of the frame that is
     good enough to be judged becomes a person of its own, numbered left to right, and each is then
     identified as itself in that frame."""
-    image = next(f.image for f in Source(CROWD, live=False).frames() if f.index == 5)
+    image = _frame(CROWD, 5)
     with Gallery(tmp_path / "g.db") as gallery:
         names = enrol_everyone(gallery, CROWD, frame=5, prefix="walker")
         faces = gallery.pipeline.detect(image)

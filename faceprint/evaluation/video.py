@@ -172,7 +172,8 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
             good = face["quality"] >= GOOD
             far = face["distance"] is None or face["distance"] > DROP * threshold
             named += face["name"] is not None
-            same += w is not None and face["name"] is not None and w["name"] == face["name"]
+            hit = w is not None and face["name"] is not None and w["name"] == face["name"]
+            same += hit
             kind = None
             if w is not None and w["name"] is not None and face["name"] != w["name"]:
                 if good and (face["name"] is not None or far):
@@ -180,7 +181,7 @@ def video_against_reference(reference: list[list[dict]], frames: list[list[dict]
                     kind = "contradiction"
                 elif face["name"] is None:
                     carried += 1
-            if face["name"] is not None and (w is None or w["name"] != face["name"]):
+            if face["name"] is not None and not hit:
                 kind = kind or "missed"
             if kind is not None:
                 disagreements.append({"frame": i, "kind": kind, "reference": _rounded(face),
