@@ -193,11 +193,13 @@ def faceprint_server_process(db: str, *args: str, env: dict | None = None,
     """``faceprint serve`` in a subprocess on a free loopback port; yields ``(base URL, process)``, for
     tests that kill the server (``process.kill()``: SIGKILL, no shutdown; with one worker the process
     is uvicorn itself) or look at its workers. Stopped at exit, workers included, if it still runs.
-    Output goes to ``server.log`` beside a SQLite ``db`` (or in a temp folder), for failing tests to show."""
+    Output goes to ``server.log`` beside a SQLite ``db`` (or in a temp folder, kept only when the
+    start or the test failed), for failing tests to show."""
     import httpx
 
     port = free_port()
-    log_dir = Path(db).parent if "://" not in db else Path(tempfile.mkdtemp(prefix="faceprint-serve-"))
+    own_dir = "://" in db  # a database URL: the log goes in a temp folder of its own, removed unless a test failed
+    log_dir = Path(tempfile.mkdtemp(prefix="faceprint-serve-")) if own_dir else Path(db).parent
     log = open(log_dir / "server.log", "ab")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "faceprint"), "serve", "--port", str(port),
                              "--db", db, *args], stdout=log, stderr=subprocess.STDOUT,
@@ -218,6 +220,9 @@ def faceprint_server_process(db: str, *args: str, env: dict | None = None,
                 raise RuntimeError(f"faceprint serve did not answer within {timeout:.0f} s")
             time.sleep(0.2)
         yield url, proc
+    except BaseException:
+        own_dir = False  # keep the log of a failed start or a failing test
+        raise
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -231,6 +236,8 @@ def faceprint_server_process(db: str, *args: str, env: dict | None = None,
             pass
         proc.wait()
         log.close()
+        if own_dir:
+            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def descendants(pid: int) -> set[int]:
