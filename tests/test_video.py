@@ -27,7 +27,7 @@ from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_cl
 from faceprint.video import Recognizer, Source, Watch
 from faceprint.video.looks import GOOD
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS
-from faceprint.video.source import VideoFrame
+from faceprint.video.source import READ_AHEAD, VideoFrame
 
 from .conftest import CROWD, lfw_image
 
@@ -192,6 +192,27 @@ def test_a_slow_consumer_of_a_live_stream_gets_the_newest_frames(scene):
     assert source.dropped > 0 and len(seen) + source.dropped == source.read
     assert max(b - a for a, b in zip(seen, seen[1:])) > 1  # it jumped ahead to the newest frame
 
+
+def test_a_file_is_decoded_ahead_and_every_frame_comes_in_order(scene):
+    """A file's frames are decoded on a thread ahead of recognition: all of them, in order, the same
+    pixels as reading the file directly; a consumer that stops early (capture with its faces) leaves
+    no reader thread behind."""
+    import threading
+
+    clip, _ = scene
+    frames = list(Source(clip.video).frames())
+    assert [f.index for f in frames] == list(range(clip.frames))
+    direct = cv2.VideoCapture(str(clip.video))
+    for f in frames:
+        assert np.array_equal(f.image, cv2.cvtColor(direct.read()[1], cv2.COLOR_BGR2RGB)), f.index
+    assert not direct.read()[0]
+    direct.release()
+    source = Source(clip.video)
+    for frame in source.frames():
+        if frame.index == 2:
+            break
+    readers = [t for t in threading.enumerate() if t.name.startswith("faceprint-source-")]
+    assert not readers and source.read <= 3 + READ_AHEAD + 1  # it read no further than it was ahead
 
 def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_stranger(tmp_path, lfw_dir):
     """When the engine pays for an embedding (issue 11, found on the real clip with everyone of its
