@@ -27,7 +27,7 @@ from faceprint.testing.synth import DEFAULT_ENROLLED, DEFAULT_STRANGERS, make_cl
 from faceprint.video import Recognizer, Source, Watch
 from faceprint.video.looks import GOOD
 from faceprint.video.capture import MAX_TURN, MIN_SHARPNESS
-from faceprint.video.source import READ_AHEAD, VideoFrame
+from faceprint.video.source import READ_AHEAD, VideoFrame, VideoSourceError, Writer
 
 from .conftest import CROWD, lfw_image
 
@@ -213,6 +213,29 @@ def test_a_file_is_decoded_ahead_and_every_frame_comes_in_order(scene):
             break
     readers = [t for t in threading.enumerate() if t.name.startswith("faceprint-source-")]
     assert not readers and source.read <= 3 + READ_AHEAD + 1  # it read no further than it was ahead
+
+
+def test_an_annotated_video_is_encoded_behind_and_a_failure_is_said(scene, tmp_path):
+    """``Writer`` encodes on a thread: every frame written is in the file once it is closed, and a frame
+    the encoder refuses is reported by the next write (or ``close``) as one error, not lost silently,
+    with the frames before it kept as a playable file."""
+    clip, _ = scene
+    frames = [f.image for f in Source(clip.video).frames()]
+    writer = Writer(tmp_path / "copy.mp4", 25.0)
+    for image in frames:
+        writer.write(image)
+    writer.close()
+    assert writer.frames == _frames(tmp_path / "copy.mp4") == len(frames)
+    broken = Writer(tmp_path / "broken.mp4", 25.0)
+    broken.write(frames[0])
+    broken.write(np.ascontiguousarray(frames[1][::2, ::2]))  # half the size: the encoder skips it
+    with pytest.raises(VideoSourceError, match="broken.mp4: writing the video failed"):
+        for image in frames[2:]:
+            broken.write(image)
+    broken.close()  # already closed by the failing write: nothing more to say
+    assert 1 <= _frames(tmp_path / "broken.mp4") < len(frames)
+    with pytest.raises(VideoSourceError, match="the video is closed"):  # not started over
+        broken.write(frames[0])
 
 def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_stranger(tmp_path, lfw_dir):
     """When the engine pays for an embedding (issue 11, found on the real clip with everyone of its

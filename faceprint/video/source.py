@@ -26,6 +26,8 @@ from ..errors import FaceprintError
 OPEN_TIMEOUT_S, READ_TIMEOUT_S = 10.0, 5.0
 #: Frames of a file decoded ahead of the one being recognised (about 6 MB each at 1080p).
 READ_AHEAD = 4
+#: Annotated frames queued for encoding behind the one being recognised.
+WRITE_AHEAD = 4
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -161,26 +163,59 @@ def _quiet_ffmpeg() -> None:
 class Writer:
     """An annotated video, opened on its first frame and always closed into a playable file.
 
-    OpenCV writes the MP4 index when the writer is released, so ``close`` runs however the loop
-    ends (end of source, error, Ctrl-C): the file then holds every frame written so far.
+    Frames are encoded on a thread (about 25 ms a 1080p frame here, as much as recognising it), up
+    to ``WRITE_AHEAD`` behind. OpenCV writes the MP4 index when the writer is released, so ``close``
+    runs however the loop ends (end of source, error, Ctrl-C): the file then holds every frame
+    written so far.
     """
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = Path(path), fps
         self._writer: cv2.VideoWriter | None = None
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=WRITE_AHEAD)
+        self._encoder: threading.Thread | None = None
+        self._failed: Exception | None = None
+        self._closed = False
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
+        """Queue ``rgb`` (HxWx3 uint8, not changed afterwards by the caller) to be encoded."""
+        if self._failed is not None:
+            self.close()  # the frames before the failure as a playable file, and the error
+        if self._closed:  # opening it again would start the file over
+            raise VideoSourceError(f"{self.path}: the video is closed")
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
             if not self._writer.isOpened():
                 raise VideoSourceError(f"{self.path}: cannot write a video here (use .mp4 or .avi)")
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            self._encoder = threading.Thread(target=self._encode, name=f"faceprint-writer-{self.path.name}",
+                                             daemon=True)
+            self._encoder.start()
+        self._queue.put(rgb)
         self.frames += 1
 
+    def _encode(self) -> None:
+        written = 0
+        while (rgb := self._queue.get()) is not None:
+            if self._failed is None:  # after a failure, frames are only taken off the queue
+                try:
+                    # OpenCV 5 says False for a frame it skips (another size, not 3 channels); 4 says nothing
+                    if self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)) is False:
+                        raise ValueError(f"frame {written} ({rgb.shape[1]}x{rgb.shape[0]}) was refused by the encoder")
+                    written += 1
+                except Exception as e:  # said by the next write, or by close
+                    self._failed = e
+
     def close(self) -> None:
+        """Encode what is queued and finish the file; raises (once) if a frame could not be encoded."""
+        self._closed = True
         if self._writer is not None:
+            self._queue.put(None)
+            self._encoder.join()
             self._writer.release()
             self._writer = None
+        failed, self._failed = self._failed, None
+        if failed is not None:
+            raise VideoSourceError(f"{self.path}: writing the video failed: {failed}")
