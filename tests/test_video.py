@@ -236,6 +236,11 @@ def test_an_annotated_video_is_encoded_behind_and_a_failure_is_said(scene, tmp_p
     assert 1 <= _frames(tmp_path / "broken.mp4") < len(frames)
     with pytest.raises(VideoSourceError, match="the video is closed"):  # not started over
         broken.write(frames[0])
+    unknown = Writer(tmp_path / "out.xyz", 25.0)
+    with pytest.raises(VideoSourceError, match=r"out.xyz: cannot write a video here \(use .mp4 or .avi\)"):
+        unknown.write(frames[0])
+    unknown.close()  # nothing was opened: nothing to finish
+
 
 def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_stranger(tmp_path, lfw_dir):
     """When the engine pays for an embedding (issue 11, found on the real clip with everyone of its

@@ -187,9 +187,10 @@ class Writer:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
-            if not self._writer.isOpened():
+            writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (rgb.shape[1], rgb.shape[0]))
+            if not writer.isOpened():
                 raise VideoSourceError(f"{self.path}: cannot write a video here (use .mp4 or .avi)")
+            self._writer = writer
             self._encoder = threading.Thread(target=self._encode, name=f"faceprint-writer-{self.path.name}",
                                              daemon=True)
             self._encoder.start()
