@@ -27,7 +27,7 @@ from .servers import faceprint_server, faceprint_server_process
 
 FACEPRINT = str(Path(sys.executable).parent / "faceprint")
 CLIENTS = 8
-DURATION = 20.0  # seconds the concurrent clients keep sending
+DURATION = 10.0  # seconds the concurrent clients keep sending
 
 
 def _admin_key(db: Path) -> dict:
