@@ -221,8 +221,10 @@ def ray_cluster():
     # the nodes' worker processes import faceprint from this checkout
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), saved]))
+    # a node killed mid-run is noticed after 5 missed health checks a second apart, not Ray's 5 at 3 s
+    health = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 << 20,
-                                                           "include_dashboard": False})
+                                                           "include_dashboard": False, "_system_config": health})
     workers = [cluster.add_node(num_cpus=1, object_store_memory=100 << 20) for _ in range(2)]
     cluster.wait_for_nodes()
     yield cluster, workers
@@ -253,6 +255,22 @@ def test_ray_cluster_gives_exactly_the_local_engines_faces(ray_cluster, twenty, 
     assert faces_sorted(out).equals(faces_sorted(local))  # same boxes, landmarks, scores and vectors, bit for bit
 
 
+def _embedder_nodes(nodes: list) -> list:
+    """The nodes whose raylet runs one of `embed`'s actors (a ``ray::MapWorker(MapBatches(_RayEmbedder))``
+    process, read from /proc): Ray puts the pool's two actors on any two of the three nodes."""
+    from ray._private.ray_constants import PROCESS_TYPE_RAYLET
+
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(parent, []).append(Path(f"/proc/{pid}/cmdline").read_bytes())
+        except (OSError, IndexError):  # the process ended while being read
+            continue
+    return [n for n in nodes if any(b"_RayEmbedder" in cmd
+                                    for cmd in parents.get(n.all_processes[PROCESS_TYPE_RAYLET][0].process.pid, []))]
+
+
 def test_losing_a_ray_worker_mid_run_still_embeds_every_photo_once(ray_cluster, twenty, tmp_path):
     cluster, workers = ray_cluster
     photos, local = twenty
@@ -261,11 +279,13 @@ def test_losing_a_ray_worker_mid_run_still_embeds_every_photo_once(ray_cluster, 
                             "--address", cluster.address, "--workers", "2", "--batch-size", "2", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
-    while not list((out / "photos").glob("part-*.parquet")):
+    held = []  # once a batch is done: the worker nodes holding an embedder (the head holds at most one)
+    while not held:
         assert run.poll() is None, run.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    cluster.remove_node(workers[0], allow_graceful=False)  # the node and its actor die mid-batch
+        held = _embedder_nodes(workers) if list((out / "photos").glob("part-*.parquet")) else []
+    cluster.remove_node(held[0], allow_graceful=False)  # the node and its actor die mid-batch
     assert len(list((out / "photos").glob("part-*.parquet"))) < 10  # of ten batches: the run was not over
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0, stderr
