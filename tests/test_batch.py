@@ -28,6 +28,8 @@ from faceprint.embedding import DEFAULT_EMBEDDER  # noqa: E402
 from faceprint.errors import FaceprintError  # noqa: E402
 from faceprint.imageio import save_image  # noqa: E402
 
+from .servers import descendants  # noqa: E402
+
 FACEPRINT = [sys.executable, "-m", "faceprint"]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -260,15 +262,15 @@ def _embedder_nodes(nodes: list) -> list:
     process, read from /proc): Ray puts the pool's two actors on any two of the three nodes."""
     from ray._private.ray_constants import PROCESS_TYPE_RAYLET
 
-    parents = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            parents.setdefault(parent, []).append(Path(f"/proc/{pid}/cmdline").read_bytes())
-        except (OSError, IndexError):  # the process ended while being read
-            continue
-    return [n for n in nodes if any(b"_RayEmbedder" in cmd
-                                    for cmd in parents.get(n.all_processes[PROCESS_TYPE_RAYLET][0].process.pid, []))]
+    def runs_an_embedder(node) -> bool:
+        for pid in descendants(node.all_processes[PROCESS_TYPE_RAYLET][0].process.pid):
+            try:
+                if b"_RayEmbedder" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:  # the process ended while being read
+                continue
+        return False
+    return [n for n in nodes if runs_an_embedder(n)]
 
 
 def test_losing_a_ray_worker_mid_run_still_embeds_every_photo_once(ray_cluster, twenty, tmp_path):
