@@ -99,7 +99,8 @@ def test_prewhiten_is_per_image_standardisation():
 
 
 def _before_rewrite(name: str, path):
-    """The conversion as it was before ``zoo.prelu``: the same graph with its PReLUs as they came."""
+    """The conversion as it was before ``zoo.prelu`` (and, for faceplugin, ``zoo.weights``): the same
+    graph with its PReLUs, and its dead weights, as they came."""
     from faceprint.zoo.batch import free_batch
     from faceprint.zoo.tflite import tflite_to_onnx
 
@@ -109,8 +110,9 @@ def _before_rewrite(name: str, path):
 @pytest.mark.parametrize("name, gone", [("faceplugin", "PRelu"), ("expo-mobilefacenet", "Abs")])
 def test_prelu_rewrite_gives_the_same_vectors_bit_for_bit(name, gone, lfw_faces):
     """The conversion rewrites the PReLUs (``zoo.prelu``: faceplugin's as ONNX PRelu, expo's as
-    TFLite's Relu/Abs/Sub/Mul) for speed; on real LFW faces the model's raw outputs equal those of
-    the graph before the rewrite exactly, not approximately."""
+    TFLite's Relu/Abs/Sub/Mul) and zeroes faceplugin's dead weights (``zoo.weights``) for speed; on
+    real LFW faces the model's raw outputs equal those of the graph before the rewrite exactly, not
+    approximately."""
     import onnx
     import onnxruntime as ort
 
@@ -119,6 +121,49 @@ def test_prelu_rewrite_gives_the_same_vectors_bit_for_bit(name, gone, lfw_faces)
     after = emb.model_path.read_bytes()
     ops = lambda model: {n.op_type for n in onnx.load_from_string(model).graph.node}  # noqa: E731
     assert gone in ops(before) and gone not in ops(after)
+    images, faces, _ = lfw_faces
+    x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
+    outputs = []
+    for model in (before, after):
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
+def _dead(model: bytes) -> int:
+    """Weights of ``model`` that ``zoo.weights`` counts as dead (non-zero, under ``DEAD`` of their tensor's largest)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from faceprint.zoo.weights import DEAD
+
+    arrays = [numpy_helper.to_array(t) for t in onnx.load_from_string(model).graph.initializer]
+    return sum(int(((np.abs(w) < DEAD * np.abs(w).max()) & (w != 0)).sum())
+               for w in arrays if w.dtype == np.float32 and w.size > 1)
+
+
+@pytest.mark.parametrize("name", ["faceplugin", "mobilefacenet"])
+def test_dead_weights_are_zeroed_and_change_no_output(name, lfw_faces):
+    """faceplugin's and mobilefacenet's conversions zero the thousands of weights too small to count,
+    some of them denormal numbers that slow Intel CPUs tenfold (``zoo.weights``); on real LFW faces
+    the outputs equal, to the last bit, those of the same conversion without the zeroing."""
+    import json
+
+    import onnxruntime as ort
+
+    from faceprint.zoo.batch import free_batch
+    from faceprint.zoo.prelu import prelu_as_convs
+    from faceprint.zoo.tfgraph import convert_tfjs
+
+    emb = _embedder(name)
+    source = zoo.get(name).path(emb.source)
+    if name == "faceplugin":
+        before = prelu_as_convs(free_batch(source.read_bytes()))
+    else:
+        before = convert_tfjs(json.loads(source.read_text()), weights_dir=zoo.get(name).path("weights").parent,
+                              output_names=["embedding"])
+    after = emb.model_path.read_bytes()
+    assert _dead(before) > 1000 and _dead(after) == 0
     images, faces, _ = lfw_faces
     x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
     outputs = []

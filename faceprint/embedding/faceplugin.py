@@ -1,8 +1,9 @@
 """The recognition network shipped in the npm package ``faceplugin-face-recognition-js``.
 
 A 50-convolution PReLU network (a PyTorch export, 112x112 -> 512-d) that is already ONNX; our
-conversion frees its batch dimension so a whole batch runs in one call, and rewrites its PReLUs
-into ops ONNX Runtime runs fast (same output, bit for bit: ``zoo.prelu``).
+conversion frees its batch dimension so a whole batch runs in one call, rewrites its PReLUs into
+ops ONNX Runtime runs fast (``zoo.prelu``), and zeroes the 196,000 weights too small to count,
+which made it ten times slower on Intel CPUs (``zoo.weights``): the same output, bit for bit.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from pathlib import Path
 from ..alignment import ARCFACE_112
 from ..zoo.batch import free_batch
 from ..zoo.prelu import prelu_as_convs
+from ..zoo.weights import zero_dead_weights
 from . import OnnxEmbedder
 
 
 def _convert(path: Path) -> bytes:
-    return prelu_as_convs(free_batch(path.read_bytes()))
+    return zero_dead_weights(prelu_as_convs(free_batch(path.read_bytes())))
 
 
 class FacePlugin(OnnxEmbedder):
@@ -33,6 +35,6 @@ class FacePlugin(OnnxEmbedder):
     dims = 512
     flip = False
     convert = staticmethod(_convert)
-    converter_revision = 2  # 2: PReLUs rewritten (same vectors, twice as fast)
+    converter_revision = 3  # 2: PReLUs rewritten, 3: dead weights zeroed (same vectors, faster)
 
     channels, mean, scale = "BGR", 127.5, 1 / 128.0

@@ -16,12 +16,13 @@ from . import OnnxEmbedder
 def convert_mobilefacenet(graph_json: Path) -> bytes:
     """ONNX bytes for the zoo's MobileFaceNet; the weights shard is fetched through the zoo too."""
     from ..zoo.tfgraph import convert_tfjs
+    from ..zoo.weights import zero_dead_weights
 
     spec = zoo.get("mobilefacenet")
     weights = spec.path("weights")
     model = json.loads(Path(graph_json).read_text())
     # the manifest names the shard by its bare file name; point it at the cached copy
-    return convert_tfjs(model, weights_dir=weights.parent, output_names=["embedding"])
+    return zero_dead_weights(convert_tfjs(model, weights_dir=weights.parent, output_names=["embedding"]))
 
 
 class MobileFaceNet(OnnxEmbedder):
@@ -39,6 +40,7 @@ class MobileFaceNet(OnnxEmbedder):
     flip = False
     source = "graph"
     convert = staticmethod(convert_mobilefacenet)
+    converter_revision = 2  # 2: dead weights zeroed (zoo.weights: same vectors, 2.5x faster on Intel CPUs)
 
     def _prepare(self, crops: np.ndarray) -> np.ndarray:
         return crops.astype(np.float32)
