@@ -11,20 +11,16 @@ in microcode, AMD's do not.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
-from prelu import ROOT, compare, write_report  # beside this script
+from prelu import arguments, compare, write_report  # beside this script
 
 from faceprint import zoo
 from faceprint.alignment import align
 from faceprint.analysis import get_model
-from faceprint.detection import get_detector
 from faceprint.embedding import get_embedder
-from faceprint.imageio import load_image
-from faceprint.lfw import central
 from faceprint.zoo.batch import free_batch
 from faceprint.zoo.prelu import prelu_as_convs
 from faceprint.zoo.tfgraph import convert_tfjs
@@ -50,14 +46,7 @@ def _unzeroed(name: str, source: Path) -> bytes:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
-    ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dead-weights.json")
-    args = ap.parse_args()
-    paths = sorted((args.lfw / "images").glob("*/*_0001.jpg"))[::500][:8]
-    images = [load_image(p) for p in paths]
-    faces = [central(get_detector().detect(i), i.shape) for i in images]
+    args, images, faces = arguments(__doc__.split("\n")[0], "dead-weights.json")
     models = {}
     for name in ("faceplugin", "mobilefacenet"):
         emb = get_embedder(name)

@@ -87,15 +87,20 @@ def compare(before: bytes, after: bytes, x: np.ndarray, rounds: int) -> dict:
             "speedup": {f"batch {n}": round(med[0, n] / med[1, n], 2) for n in batches}}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(description: str, out: str) -> tuple[argparse.Namespace, list, list]:
+    """The command line of a script that times graph pairs, and its 8 LFW images with their central faces."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--lfw", type=Path, default=ROOT.parent / "shared" / "datasets" / "lfw")
     ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "prelu.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / out)
     args = ap.parse_args()
     paths = sorted((args.lfw / "images").glob("*/*_0001.jpg"))[::500][:8]
     images = [load_image(p) for p in paths]
-    faces = [central(get_detector().detect(i), i.shape) for i in images]
+    return args, images, [central(get_detector().detect(i), i.shape) for i in images]
+
+
+def main() -> None:
+    args, images, faces = arguments(__doc__.split("\n")[0], "prelu.json")
     rows = {}
     for name, (before, after, x) in _models(images, faces).items():
         rows[name] = compare(before, after, x, args.rounds)

@@ -107,6 +107,19 @@ def _before_rewrite(name: str, path):
     return free_batch(path.read_bytes() if name == "faceplugin" else tflite_to_onnx(path))
 
 
+def _raw_outputs(emb, models: tuple[bytes, ...], lfw_faces) -> list[np.ndarray]:
+    """Each ONNX model's raw outputs on the LFW faces, prepared as ``emb`` prepares crops."""
+    import onnxruntime as ort
+
+    images, faces, _ = lfw_faces
+    x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
+    outputs = []
+    for model in models:
+        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
+    return outputs
+
+
 @pytest.mark.parametrize("name, gone", [("faceplugin", "PRelu"), ("expo-mobilefacenet", "Abs")])
 def test_prelu_rewrite_gives_the_same_vectors_bit_for_bit(name, gone, lfw_faces):
     """The conversion rewrites the PReLUs (``zoo.prelu``: faceplugin's as ONNX PRelu, expo's as
@@ -114,20 +127,13 @@ def test_prelu_rewrite_gives_the_same_vectors_bit_for_bit(name, gone, lfw_faces)
     real LFW faces the model's raw outputs equal those of the graph before the rewrite exactly, not
     approximately."""
     import onnx
-    import onnxruntime as ort
 
     emb = _embedder(name)
     before = _before_rewrite(name, zoo.get(name).path(emb.source))
     after = emb.model_path.read_bytes()
     ops = lambda model: {n.op_type for n in onnx.load_from_string(model).graph.node}  # noqa: E731
     assert gone in ops(before) and gone not in ops(after)
-    images, faces, _ = lfw_faces
-    x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
-    outputs = []
-    for model in (before, after):
-        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
-    np.testing.assert_array_equal(outputs[1], outputs[0])
+    np.testing.assert_array_equal(*_raw_outputs(emb, (before, after), lfw_faces))
 
 
 def _dead(model: bytes) -> int:
@@ -149,8 +155,6 @@ def test_dead_weights_are_zeroed_and_change_no_output(name, lfw_faces):
     the outputs equal, to the last bit, those of the same conversion without the zeroing."""
     import json
 
-    import onnxruntime as ort
-
     from faceprint.zoo.batch import free_batch
     from faceprint.zoo.prelu import prelu_as_convs
     from faceprint.zoo.tfgraph import convert_tfjs
@@ -164,10 +168,4 @@ def test_dead_weights_are_zeroed_and_change_no_output(name, lfw_faces):
                               output_names=["embedding"])
     after = emb.model_path.read_bytes()
     assert _dead(before) > 1000 and _dead(after) == 0
-    images, faces, _ = lfw_faces
-    x = emb._prepare(np.stack([align(img, f, emb.template, emb.size).pixels for img, f in zip(images, faces)]))
-    outputs = []
-    for model in (before, after):
-        session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
-        outputs.append(session.run(None, {session.get_inputs()[0].name: x})[0])
-    np.testing.assert_array_equal(outputs[1], outputs[0])
+    np.testing.assert_array_equal(*_raw_outputs(emb, (before, after), lfw_faces))
