@@ -129,7 +129,8 @@ class OnnxEmbedder(Embedder):
     #: bump when ``convert`` (or, for an int8 model, the quantisation) makes a different file, so
     #: conversions cached by the old code are not reused
     converter_revision: ClassVar[int] = 1
-    #: "int8": the float conversion quantised on this machine (``faceprint.zoo.quantize``)
+    #: "int8": the float conversion quantised on this machine (``faceprint.zoo.quantize``); an int8
+    #: model's class subclasses its float model's, whose self-test reference it is held to
     precision: ClassVar[str] = "float32"
     #: the channel order of a model fed ``(crop - mean) * scale``, NCHW; None: it has its own ``_prepare``
     channels: ClassVar[str | None] = None

@@ -16,7 +16,7 @@ import numpy as np
 from skimage import data
 
 from faceprint.detection import get_detector
-from faceprint.embedding import embedder_names
+from faceprint.embedding import embedder_names, get_embedder
 from faceprint.zoo.selftest import write_reference
 
 SIDE = 192
@@ -30,4 +30,5 @@ assert crop.shape == (SIDE, SIDE, 3), "the face is too near the border for this 
 moved = dataclasses.replace(
     face, box=(face.box[0] - x0, face.box[1] - y0, face.box[2] - x0, face.box[3] - y0),
     landmarks={k: (x - x0, y - y0) for k, (x, y) in face.landmarks.items()})
-write_reference(crop, moved, embedder_names())
+# an int8 model is held to its float model's reference (selftest.distance)
+write_reference(crop, moved, [n for n in embedder_names() if get_embedder(n).precision != "int8"])
