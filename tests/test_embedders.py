@@ -141,11 +141,9 @@ def _dead(model: bytes) -> int:
     import onnx
     from onnx import numpy_helper
 
-    from faceprint.zoo.weights import DEAD
+    from faceprint.zoo.weights import dead
 
-    arrays = [numpy_helper.to_array(t) for t in onnx.load_from_string(model).graph.initializer]
-    return sum(int(((np.abs(w) < DEAD * np.abs(w).max()) & (w != 0)).sum())
-               for w in arrays if w.dtype == np.float32 and w.size > 1)
+    return sum(int(dead(numpy_helper.to_array(t)).sum()) for t in onnx.load_from_string(model).graph.initializer)
 
 
 @pytest.mark.parametrize("name", ["faceplugin", "mobilefacenet"])

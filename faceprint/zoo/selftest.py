@@ -53,11 +53,16 @@ def pinned_face() -> tuple[np.ndarray, Face]:
                                   landmarks={k: tuple(v) for k, v in ref["landmarks"].items()})
 
 
+def _int8(embedder) -> bool:
+    """An int8 model (``OnnxEmbedder.precision``); its class subclasses its float model's."""
+    return getattr(embedder, "precision", "float32") == "int8"
+
+
 def tolerance(embedder: str) -> float:
     """The largest cosine distance to its reference that ``embedder``'s self-test passes with."""
     from ..embedding import get_embedder
 
-    return INT8_TOLERANCE if getattr(get_embedder(embedder), "precision", "float32") == "int8" else TOLERANCE
+    return INT8_TOLERANCE if _int8(get_embedder(embedder)) else TOLERANCE
 
 
 def distance(embedder: str) -> float:
@@ -66,7 +71,7 @@ def distance(embedder: str) -> float:
     from ..embedding import get_embedder
 
     model = get_embedder(embedder)
-    name = type(model).__bases__[0].name if getattr(model, "precision", "float32") == "int8" else embedder
+    name = type(model).__bases__[0].name if _int8(model) else embedder
     vectors = _reference()["vectors"]
     if name not in vectors:
         raise ModelError(f"no self-test reference for embedder {name!r}")
