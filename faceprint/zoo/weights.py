@@ -5,8 +5,8 @@ no output: a weight ``DEAD`` (2^-40) times its tensor's largest adds a term far 
 rounding of the sum it joins (2^-24). But the smallest are denormal numbers, and so are products
 made with them, and Intel CPUs compute with denormals in microcode, tens of times slower. ONNX
 Runtime's flush-to-zero option covers the threads of its pool, not the calling thread that runs a
-one-thread session. So faceplugin's network (196,000 such weights of 1.2 million) took 85 ms a face
-on a Xeon, against 8.6 ms with them zeroed and the same outputs to the last bit; AMD's CPUs are not
+one-thread session. So faceplugin's network (196,000 such weights of 1.2 million) took 82 ms a face
+on a Xeon, against 6.5 ms with them zeroed and the same outputs to the last bit; AMD's CPUs are not
 slowed. Measured for each model: ``benchmarks/dead_weights.py``.
 """
 
