@@ -275,6 +275,58 @@ def test_embeddings_are_scheduled_to_drop_a_doubtful_name_and_to_name_a_turning_
         assert not recognizer._due(track(votes=Counter({None: NEED}), **poor), 10 + REFRESH_NOBODY)
 
 
+def test_a_look_past_the_threshold_hides_the_name_until_one_within(tmp_path, lfw_dir):
+    """Issue 11, found on the real clip with everyone enrolled: a named track whose good faces came
+    0.59-0.63 from the name (past the threshold, short of what drops it) kept showing the name
+    while frame-by-frame identification called the face nobody. A good look past the threshold now
+    hides the name on that frame; the track keeps it until the votes say otherwise, and shows it
+    again once a good look is within. Real faces: Tony Blair's photo 6 (0.40 from photo 2, the one
+    enrolled) cross-fades into his photo 8 (0.66) and back."""
+    def canvas(n: int) -> np.ndarray:
+        out = np.full((480, 640, 3), 110, np.uint8)
+        out[115:365, 195:445] = load_image(lfw_image(lfw_dir, "Tony_Blair", n))
+        return out.astype(float)
+
+    near, far = canvas(6), canvas(8)
+    frames = ([near] * 2 + [near + (far - near) * k / 8 for k in range(1, 9)] + [far] * 3
+              + [far + (near - far) * k / 8 for k in range(1, 9)] + [near] * 3)
+    with Gallery(tmp_path / "g.db") as gallery:
+        gallery.enroll("Tony_Blair", lfw_image(lfw_dir, "Tony_Blair", 2))
+        recognizer = Recognizer(gallery)
+        shown, events = [], []
+        for i, image in enumerate(frames):
+            faces, new = recognizer.process(VideoFrame(i, i / 25, image.astype(np.uint8)))
+            assert [f.track for f in faces] == [1]
+            shown.append((faces[0].name, faces[0].distance))
+            events.append([e.kind for e in new])
+        threshold = gallery.threshold
+    first_past = next(i for i, (_, d) in enumerate(shown) if d > threshold)
+    assert shown[first_past - 1][0] == "Tony_Blair" and shown[first_past][0] is None, shown
+    assert "unnamed" not in events[first_past], events  # hidden on the frame, not yet dropped
+    assert shown[-1] == ("Tony_Blair", shown[-1][1]) and shown[-1][1] <= threshold, shown
+
+
+def test_a_newcomer_in_a_large_frame_is_found_within_a_few_frames(lfw_dir):
+    """Above 1280x720 a full detection runs every ``LARGE_EVERY`` frames (it was every 11th at
+    1080p: on the real clip a newcomer waited 9 frames for it) and only adds faces no track covers:
+    a 100 px face that comes into a 1080p frame beside a tracked one gets a track within
+    ``LARGE_EVERY`` - 1 frames, and the tracked face keeps its id."""
+    from faceprint.video.engine import LARGE_EVERY
+
+    before = np.full((1080, 1920, 3), 110, np.uint8)
+    before[300:550, 300:550] = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
+    after = before.copy()
+    after[600:700, 1400:1500] = cv2.resize(load_image(lfw_image(lfw_dir, "Tony_Blair", 6)), (100, 100),
+                                           interpolation=cv2.INTER_AREA)
+    recognizer, seen = Recognizer(None), {}
+    for i in range(2 + LARGE_EVERY):
+        faces, _ = recognizer.process(VideoFrame(i, i / 25, before if i < 2 else after))
+        assert faces[0].track == 1
+        for f in faces[1:]:
+            seen.setdefault(f.track, i)
+    assert list(seen.values()) and seen[min(seen)] - 2 <= LARGE_EVERY - 1, seen
+
+
 def test_capture_refuses_blurred_and_turned_faces(lfw_dir):
     image = load_image(lfw_image(lfw_dir, "Colin_Powell", 1))
     face = get_pipeline().detect(image)[0]
@@ -399,6 +451,21 @@ def test_real_footage_one_walker_one_track(tmp_path):
     assert np.abs(image[y1 - 30:y1 - 5, x1:x2].astype(int) - raw[y1 - 30:y1 - 5, x1:x2]).mean() > 40  # watch's label
     x1, _, x2, y2 = (int(v) for v in d["reference"]["box"])
     assert np.abs(image[y2 + 5:y2 + 30, x1:x2].astype(int) - raw[y2 + 5:y2 + 30, x1:x2]).mean() > 40  # the other's
+
+
+@pytest.mark.skipif(not CROWD.is_file(), reason=f"real footage not found at {CROWD}")
+def test_real_footage_everyone_enrolled_is_named_soon_and_hardly_contradicted(tmp_path):
+    """The real clip with every good face of frame 5 enrolled (five people, the benchmark's second
+    gallery): `watch` names at least 95% of the face-frames frame-by-frame identification names,
+    a person clearly in view waits at most 5 frames at the 95th percentile (a newcomer used to
+    wait 9 for the next full detection), and a name shown where frame-by-frame confidently says
+    otherwise stays rare."""
+    with Gallery(tmp_path / "g.db") as gallery:
+        assert len(enrol_everyone(gallery, CROWD, frame=5)) >= 3
+        ref = video_report(CROWD, gallery)["reference"]
+    assert ref["named_by_reference"] >= 200, ref["named_by_reference"]
+    assert ref["recall"] >= 0.95 and ref["time_to_name"]["p95"] <= 5, ref
+    assert ref["contradiction_rate"] <= 0.01, ref
 
 
 def _frame(video: Path, index: int) -> np.ndarray:

@@ -45,6 +45,7 @@ class Track:
     verified_look: np.ndarray | None = None  # its appearance when last embedded
     changed: bool = False  # the face under the track no longer looks like when it was last embedded
     doubt: np.ndarray | None = None  # a good face's embedding that did not match the track: its name is hidden
+    hidden: bool = False  # the last good face was past the threshold from the track's name: it is not shown
     lost_frame: int | None = None
 
     @property
