@@ -180,8 +180,8 @@ class Recognizer:
         visible = [t for t in self.tracker.active if t.missed == 0]  # after re-attachments
         verdicts = self._judge_liveness(frame, visible, events) if self.liveness is not None else {}
         prompts = {t.id: self.liveness.prompt(t.id) for t in visible} if self.liveness is not None else {}
-        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None or t.hidden else t.name, t.distance, verdicts.get(t.id),
-                                  prompts.get(t.id)) for t in visible]
+        self._last = [TrackedFace(t.id, t.face, None if t.doubt is not None or t.hidden else t.name, t.distance,
+                                  verdicts.get(t.id), prompts.get(t.id)) for t in visible]
         return self._last, events
 
     def close(self, frame: int, time: float) -> list[Event]:
