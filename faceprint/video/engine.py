@@ -249,7 +249,7 @@ class Recognizer:
         if track.embedding is None or track.changed or track.doubt is not None:
             return True
         if track.quality >= GOOD and track.checked_quality < GOOD:
-            return True  # a name carried over poor faces is checked on the first good one
+            return True  # a name last checked on a poor face is checked again on the first good one
         threshold = self.gallery.threshold if self.gallery is not None else 0.0
         good, d = track.quality >= GOOD, track.distance
         if track.name is not None:
