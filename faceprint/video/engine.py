@@ -295,8 +295,6 @@ class Recognizer:
                     track.anchor = None
                     track.votes.clear()  # the evidence was about the face that was there before
             track.doubt = None
-            if track.quality >= GOOD:  # a good face past the threshold from the name: hidden until one within
-                track.hidden = track.name is not None and named > threshold
             events += self._embedded(track, vector, nearest, threshold, frame)
         return events
 
@@ -316,6 +314,8 @@ class Recognizer:
             elif back is not None and not fresh:  # it was announced: it leaves; the old one never left
                 events.append(Event("leave", track.id, track.name, frame.index, frame.time))
             track = back or track
+        if track.quality >= GOOD:  # a good face past the threshold from the name: hidden until one within
+            track.hidden = track.name is not None and _distance_to(nearest, track.name) > threshold
         return events + self._decide(track, nearest[0] if nearest else (None, None), threshold, frame)
 
     def _decide(self, track: Track, best: tuple[str | None, float | None], threshold: float,
